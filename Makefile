@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Each creates its own virtual environment (.venv) and installs what it needs.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench soak clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check ivmctl tests benchmarks
+	$(BIN)/ruff format --check ivmctl tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python scripts/run_pytest.py -m "not soak"
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+soak: $(STAMP)
+	$(BIN)/python scripts/run_pytest.py -m soak
+
+clean:
+	rm -rf $(VENV) .ivmctl .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m ivmctl` runs the command line."""
+
+from ivmctl.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The command line: the only module that imports click and the only one that exits.
+
+Subcommands live in sibling modules and are imported lazily, so `ivmctl --help`
+and quick commands do not pay for the planner, the emulator or rich.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ivmctl import __version__
+from ivmctl.errors import IvmctlError
+
+
+class ExitStatus(IntEnum):
+    """Every exit status ivmctl uses, in one place (docs/cli.md lists them)."""
+
+    OK = 0
+    ERROR = 1  # anything went wrong; the message says what
+    CHANGES = 2  # plan --detailed-exitcode / drift: there is something to do
+    USAGE = 64  # click usage errors keep their own code below
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliContext:
+    """What every subcommand receives: the config directory and global switches."""
+
+    config_dir: Path
+    debug: bool
+    environ: dict[str, str]
+
+
+# name -> ("module:attribute", one-line help). A command's module is imported only when
+# that command runs; `ivmctl --help` reads the help text from this table.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "emulator": ("ivmctl.cli.emulator:emulator", "Drive the bundled Integrity VM emulator."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attr = COMMANDS[cmd_name][0].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "--config-dir",
+    "config_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Directory holding the *.yaml configuration.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="ivmctl")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: Path, debug: bool) -> None:
+    """Declarative infrastructure-as-code for HP Integrity Virtual Machines.
+
+    \b
+    Example:
+      ivmctl -C examples/quickstart plan
+    """
+    ctx.obj = CliContext(config_dir=config_dir, debug=debug, environ=dict(os.environ))
+
+
+def fail(error: IvmctlError, *, debug: bool = False) -> NoReturn:
+    """Print an ivmctl error the way users see every error, then exit 1."""
+    from ivmctl.render.errors import print_error
+
+    print_error(error)
+    if debug:
+        raise error
+    sys.exit(ExitStatus.ERROR)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        return cli.main(args=args, prog_name="ivmctl", standalone_mode=True)
+    except IvmctlError as error:
+        fail(error, debug=debug)
+    except KeyboardInterrupt:
+        print("ivmctl: interrupted.", file=sys.stderr)
+        sys.exit(ExitStatus.INTERRUPTED)

@@ -1,0 +1,247 @@
+"""Normalised value types for hosts, vswitches and guests.
+
+The spec produces them from YAML (DesiredState), providers produce them from the
+runtime (ActualState), and the planner compares the two. Units are normalised here:
+memory in MB (64 MB granules), entitlement in percent, MACs as integers. A field
+left None in a desired object means "whatever the runtime chooses" and never diffs.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivmctl.errors import Location
+from ivmctl.rules import (
+    DEFAULT_ENTITLEMENT_MAX_PCT,
+    DEFAULT_ENTITLEMENT_PCT,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_VCPUS,
+    LOCALNET,
+)
+
+# --------------------------------------------------------------------------------------------
+# Addresses: "host.vmhost01", "vswitch.vmhost01.vswprod", "guest.web01"
+# --------------------------------------------------------------------------------------------
+
+
+def host_address(name: str) -> str:
+    return f"host.{name}"
+
+
+def vswitch_address(host: str, name: str) -> str:
+    return f"vswitch.{host}.{name}"
+
+
+def guest_address(name: str) -> str:
+    return f"guest.{name}"
+
+
+# --------------------------------------------------------------------------------------------
+# Hosts and vswitches
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hardware:
+    """A VM Host's physical resources."""
+
+    cores: int  # physical cores (hyperthreads never count) [R6]
+    memory_mb: int  # physical memory
+    nics: tuple[str, ...] = ()  # physical NICs, e.g. ("lan0", "lan1")
+    mhz: int | None = None  # processor speed; None = not declared
+
+
+@dataclass(frozen=True, kw_only=True)
+class VSwitch:
+    """A virtual switch on one host. `nic` None means host-local (no uplink)."""
+
+    host: str
+    name: str
+    nic: str | None = None
+    state: str = "Up"  # actual only: Up | Down
+    port_vlans: Mapping[int, int] = field(default_factory=dict)  # actual only: port -> VLAN
+
+    @property
+    def address(self) -> str:
+        return vswitch_address(self.host, self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Host:
+    """A VM Host (VSP) with the Integrity VM version it runs and its vswitches.
+
+    `vswitches` never holds `localnet`, which every host has [R23].
+    """
+
+    name: str
+    version: str
+    hardware: Hardware | None = None  # None = not declared (desired) / unknown (actual)
+    vswitches: Mapping[str, VSwitch] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return host_address(self.name)
+
+    def has_vswitch(self, name: str) -> bool:
+        return name == LOCALNET or name in self.vswitches
+
+
+# --------------------------------------------------------------------------------------------
+# Guests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entitlement:
+    """CPU entitlement per vCPU, percent of one core: guaranteed minimum and cap [R1]."""
+
+    min_pct: float = DEFAULT_ENTITLEMENT_PCT
+    max_pct: float = DEFAULT_ENTITLEMENT_MAX_PCT
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_pct <= self.max_pct <= 100:
+            raise ValueError(f"entitlement needs 0 < min <= max <= 100, got {self}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DynamicMemory:
+    """Dynamic memory range and target in MB, HP-UX guests only [R60]."""
+
+    min_mb: int
+    max_mb: int
+    target_mb: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Disk:
+    """A virtual storage device (disk or DVD) and its backing.
+
+    Identity within a guest is (devtype, path): the same path never appears twice.
+    """
+
+    devtype: str = "disk"  # disk | dvd
+    backing: str  # disk | lv | file | null
+    path: str
+    adapter: str = "avio_stor"  # avio_stor | scsi
+    size_mb: int | None = None  # file backing: size to create it with; never read back
+    shared: bool = False  # SHARE=YES in the device database: several guests may use it
+    address: str | None = None  # "bus,slot[,target]" when pinned; None = runtime chooses
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.devtype, self.path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Nic:
+    """A virtual NIC on a vswitch. None fields are chosen by the runtime unless pinned."""
+
+    vswitch: str
+    adapter: str = "avio_lan"  # avio_lan | lan
+    vlan: int | None = None  # untagged VLAN of the vswitch port
+    mac: int | None = None  # None = "auto"
+    port: int | None = None  # vswitch port
+    address: str | None = None  # "bus,slot"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lifecycle:
+    """What ivmctl may do to a guest (desired only)."""
+
+    prevent_destroy: bool = False  # refuse any plan that deletes or replaces it
+    restart: str = "allow"  # allow | deny: may ivmctl stop and start it to apply a change
+    ignore_changes: tuple[str, ...] = ()  # fields whose drift is reported, never corrected
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guest:
+    """A guest as configured: the part of a VM that desired and actual state share."""
+
+    name: str
+    host: str
+    os: str = "unknown"  # hpux | linux | windows | openvms | unknown
+    vcpus: int = DEFAULT_VCPUS
+    entitlement: Entitlement = field(default_factory=Entitlement)
+    memory_mb: int = DEFAULT_MEMORY_MB  # boot memory, a multiple of 64
+    dynamic_memory: DynamicMemory | None = None
+    power: str = "on"  # on | off (desired); actual: derived from the run state
+    start: str = "auto"  # auto | manual: start attribute [R2]
+    label: str = ""
+    disks: tuple[Disk, ...] = ()
+    dvds: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    online_migration: bool = True
+    vm_type: str = "shared"  # shared | vpar (6.x)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+    @property
+    def address(self) -> str:
+        return guest_address(self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestStatus:
+    """Runtime facts about a guest that are never declared."""
+
+    state: str  # "On (OS)" | "On (EFI)" | "Off" | "Off (NR)" | "Invalid"
+    vm_number: int
+    uuid: str = ""
+    runnable: bool = True  # False for the Off (NR) copy left behind by a migration
+
+    @property
+    def running(self) -> bool:
+        return self.state.startswith("On")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActualGuest:
+    """A guest as the runtime has it: its configuration plus runtime status."""
+
+    guest: Guest
+    status: GuestStatus
+
+
+# --------------------------------------------------------------------------------------------
+# Whole states
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderConfig:
+    """The `provider:` block: which provider plugin and its options."""
+
+    name: str = "emulator"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredState:
+    """Everything the configuration declares, normalised.
+
+    `sources` maps an address (and "address:field.path") to where it was written, for
+    error messages; `digest` identifies the configuration for saved plans.
+    """
+
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    guests: Mapping[str, Guest] = field(default_factory=dict)
+    sources: Mapping[str, Location] = field(default_factory=dict)
+    digest: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActualState:
+    """What the runtime has on the refreshed hosts.
+
+    `guests` holds every runnable guest by name; `not_runnable` holds the Off (NR)
+    copies migrations leave on source hosts, keyed by (host, name).
+    `generation` is the runtime's change counter at refresh time (stale-plan checks).
+    """
+
+    hosts: Mapping[str, Host] = field(default_factory=dict)
+    guests: Mapping[str, ActualGuest] = field(default_factory=dict)
+    not_runnable: Mapping[tuple[str, str], ActualGuest] = field(default_factory=dict)
+    generation: str = ""

@@ -1,0 +1,193 @@
+"""The plan as data: changes, their actions, and the operations that carry them out.
+
+A Change says *what* happens to one object (address, action, before/after, the
+fields that differ and why). Its `operations` say *how*, in provider-neutral terms
+(create a guest with these attributes, stop it, migrate it online to host X); a
+provider turns each Operation into native steps (hpvm* command lines) with the same
+code for `plan --commands` and for `apply`. Reasons explain; they never drive apply.
+
+What before/after mean per action (as in OpenTofu's internal/plans):
+
+| action    | before                | after                 |
+|-----------|-----------------------|-----------------------|
+| create    | None                  | desired object        |
+| update    | actual object         | desired object        |
+| restart   | actual object         | desired object        |
+| migrate   | actual (source host)  | desired (target host) |
+| start     | actual object         | desired object        |
+| stop      | actual object         | desired object        |
+| replace   | actual object         | desired object        |
+| delete    | actual object         | None                  |
+| adopt     | actual object         | desired object        |
+| noop      | actual object         | desired object        |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+PLAN_FORMAT_VERSION = 1
+
+
+class Action(StrEnum):
+    """What a change does to its object."""
+
+    CREATE = "create"
+    UPDATE = "update"  # online modification
+    RESTART = "restart"  # stop, modify, start
+    MIGRATE = "migrate"  # move to another host (online or stop/move/start)
+    START = "start"
+    STOP = "stop"
+    REPLACE = "replace"  # delete and create; only where nothing else can work
+    DELETE = "delete"
+    ADOPT = "adopt"  # an existing, undeclared-until-now object becomes managed
+    NOOP = "noop"
+
+
+class OpKind(StrEnum):
+    """Provider-neutral operations. Parameters are listed with each kind."""
+
+    VSWITCH_CREATE = "vswitch.create"  # host, name, nic (None = local)
+    VSWITCH_DELETE = "vswitch.delete"  # host, name
+    PORT_VLAN = "vswitch.port_vlan"  # host, vswitch, port, vlan (None clears)
+    FILE_CREATE = "storage.file_create"  # host, path, size_mb
+    DEVICE_SHARE = "storage.share"  # host, path
+    GUEST_CREATE = "guest.create"  # host, name, os, vcpus, entitlement, memory_mb, start,
+    #                                label, dynamic_memory, online_migration, devices
+    GUEST_MODIFY = "guest.modify"  # host, name, set (field -> value), add, remove, online
+    GUEST_START = "guest.start"  # host, name
+    GUEST_STOP = "guest.stop"  # host, name, graceful
+    GUEST_MIGRATE = "guest.migrate"  # host (source), name, target, online
+    GUEST_DELETE = "guest.delete"  # host, name
+    GUEST_REMOVE_STALE = "guest.remove_stale"  # host, name: drop an Off (NR) copy
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    """One provider-neutral unit of work on one host.
+
+    `params` holds JSON-compatible values only, so a plan survives a round trip
+    through the plan file unchanged.
+    """
+
+    kind: OpKind
+    host: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def guest(self) -> str | None:
+        name = self.params.get("name")
+        return name if isinstance(name, str) and self.kind.value.startswith("guest.") else None
+
+
+class ChangeHow(StrEnum):
+    """How one changed field is applied."""
+
+    ONLINE = "online"
+    NEEDS_OFF = "needs_off"
+    IGNORED = "ignored"  # listed in lifecycle.ignore_changes: reported as drift only
+    MOVE = "move"  # the host field of a migrating guest
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldChange:
+    """One field that differs, as a dotted path (`nics[0].vswitch`)."""
+
+    path: str
+    before: Any
+    after: Any
+    how: ChangeHow
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """A planned change of one object.
+
+    `depends_on` lists addresses of changes that must complete first (the graph
+    apply walks); `host` is the host the change runs on (the target for a migration).
+    """
+
+    address: str
+    action: Action
+    host: str
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    fields: tuple[FieldChange, ...] = ()
+    reasons: tuple[str, ...] = ()
+    operations: tuple[Operation, ...] = ()
+    depends_on: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.action is Action.CREATE and self.before is not None:
+            raise ValueError(f"{self.address}: a create has no before")
+        if self.action is Action.DELETE and self.after is not None:
+            raise ValueError(f"{self.address}: a delete has no after")
+        if self.action is Action.NOOP and self.operations:
+            raise ValueError(f"{self.address}: a no-op has no operations")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanSummary:
+    """The counts of the summary line."""
+
+    add: int = 0
+    change: int = 0
+    restart: int = 0
+    migrate: int = 0
+    destroy: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.add + self.change + self.restart + self.migrate + self.destroy
+
+    def line(self) -> str:
+        if not self.total:
+            return "No changes. The runtime matches the configuration."
+        return (
+            f"Plan: {self.add} to add, {self.change} to change, {self.restart} to restart, "
+            f"{self.migrate} to migrate, {self.destroy} to destroy."
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A complete plan: ordered changes plus what it was computed from.
+
+    `changes` are in a valid execution order; `depends_on` edges allow parallelism.
+    `drift` lists ignored differences; `unmanaged` lists addresses left alone.
+    """
+
+    changes: tuple[Change, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    drift: tuple[FieldChange, ...] = ()
+    warnings: tuple[str, ...] = ()
+    config_digest: str = ""
+    runtime_generation: str = ""
+    state_serial: int = 0
+    state_lineage: str = ""
+    format_version: int = PLAN_FORMAT_VERSION
+
+    @property
+    def actionable(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    def summary(self) -> PlanSummary:
+        counts = {"add": 0, "change": 0, "restart": 0, "migrate": 0, "destroy": 0}
+        for change in self.actionable:
+            if change.action is Action.CREATE:
+                counts["add"] += 1
+            elif change.action is Action.REPLACE:
+                counts["add"] += 1
+                counts["destroy"] += 1
+            elif change.action is Action.DELETE:
+                counts["destroy"] += 1
+            elif change.action is Action.RESTART:
+                counts["restart"] += 1
+            elif change.action is Action.MIGRATE:
+                counts["migrate"] += 1
+            else:  # update, start, stop, adopt
+                counts["change"] += 1
+        return PlanSummary(**counts)

@@ -1,0 +1,1 @@
+"""Human output: the only package that imports rich."""
