@@ -43,6 +43,9 @@ class CliContext:
 # that command runs; `ivmctl --help` reads the help text from this table.
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("ivmctl.cli.emulator:emulator", "Drive the bundled Integrity VM emulator."),
+    "validate": ("ivmctl.cli.spec:validate", "Check the configuration and report every problem."),
+    "fmt": ("ivmctl.cli.spec:fmt", "Rewrite configuration files in canonical style."),
+    "providers": ("ivmctl.cli.providers:providers", "List installed providers and plugins."),
 }
 
 
