@@ -48,21 +48,41 @@ class Action(StrEnum):
 
 
 class OpKind(StrEnum):
-    """Provider-neutral operations. Parameters are listed with each kind."""
+    """Provider-neutral operations; `Operation.host` is the host each one runs on.
 
-    VSWITCH_CREATE = "vswitch.create"  # host, name, nic (None = local)
-    VSWITCH_DELETE = "vswitch.delete"  # host, name
-    PORT_VLAN = "vswitch.port_vlan"  # host, vswitch, port, vlan (None clears)
-    FILE_CREATE = "storage.file_create"  # host, path, size_mb
-    DEVICE_SHARE = "storage.share"  # host, path
-    GUEST_CREATE = "guest.create"  # host, name, os, vcpus, entitlement, memory_mb, start,
-    #                                label, dynamic_memory, online_migration, devices
-    GUEST_MODIFY = "guest.modify"  # host, name, set (field -> value), add, remove, online
-    GUEST_START = "guest.start"  # host, name
-    GUEST_STOP = "guest.stop"  # host, name, graceful
-    GUEST_MIGRATE = "guest.migrate"  # host (source), name, target, online
-    GUEST_DELETE = "guest.delete"  # host, name
-    GUEST_REMOVE_STALE = "guest.remove_stale"  # host, name: drop an Off (NR) copy
+    Parameters (`Operation.params`, JSON values only) per kind:
+
+    * vswitch.create      name, nic ("lan0" or None for a host-local vswitch); created and booted
+    * vswitch.delete      name
+    * vswitch.port_vlan   vswitch, port, vlan (int, or None to clear)
+    * storage.file_create path, size_mb
+    * storage.share       path                 (SHARE=YES in the device database)
+    * guest.create        name, os, vcpus, entitlement {min, max}, memory_mb, start, label,
+                          dynamic_memory ({min_mb, max_mb, target_mb} or None),
+                          online_migration (bool), devices (resource statements, in order)
+    * guest.modify        name, set ({field: value}; fields: os, vcpus, entitlement {min, max},
+                          memory_mb, start, label, dynamic_memory, dynamic_memory.target,
+                          online_migration), add, remove, modify (resource statements for
+                          -a, -d, -m), online (bool: the guest is running while it runs)
+    * guest.start         name
+    * guest.stop          name, graceful (bool)
+    * guest.migrate       name, target, online (bool)
+    * guest.delete        name
+    * guest.remove_stale  name                 (the Off (NR) copy a migration left behind)
+    """
+
+    VSWITCH_CREATE = "vswitch.create"
+    VSWITCH_DELETE = "vswitch.delete"
+    PORT_VLAN = "vswitch.port_vlan"
+    FILE_CREATE = "storage.file_create"
+    DEVICE_SHARE = "storage.share"
+    GUEST_CREATE = "guest.create"
+    GUEST_MODIFY = "guest.modify"
+    GUEST_START = "guest.start"
+    GUEST_STOP = "guest.stop"
+    GUEST_MIGRATE = "guest.migrate"
+    GUEST_DELETE = "guest.delete"
+    GUEST_REMOVE_STALE = "guest.remove_stale"
 
 
 @dataclass(frozen=True, kw_only=True)
