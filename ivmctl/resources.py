@@ -85,8 +85,7 @@ Resource = StorageResource | NetworkResource
 def _bad(text: str, why: str) -> RuleViolation:
     return RuleViolation(
         f"invalid resource statement {text!r}: {why}",
-        detail="Expected e.g. disk:avio_stor::file:/ivm/g1.img or "
-        "network:avio_lan::vswitch:vsw1.",
+        detail="Expected e.g. disk:avio_stor::file:/ivm/g1.img or network:avio_lan::vswitch:vsw1.",
     )
 
 

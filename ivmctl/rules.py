@@ -52,7 +52,8 @@ def parse_memory_mb(value: str | int) -> int:
     match = _MEMORY_RE.match(str(value))
     if not match:
         raise RuleViolation(
-            f"invalid memory amount {value!r}", detail="Use a number with M, G, MiB or GiB, e.g. 4G."
+            f"invalid memory amount {value!r}",
+            detail="Use a number with M, G, MiB or GiB, e.g. 4G.",
         )
     number, unit = match.groups()
     factor = _MEMORY_UNITS_MB.get(unit.lower())
@@ -285,7 +286,8 @@ NEEDS_OFF_FIELDS = frozenset({"vcpus", "memory", "os", "dynamic_memory.min", "dy
 
 def device_change_kind(adapter: str) -> ChangeKind:
     """AVIO devices are added and removed online [R22]; VIO ones need the guest Off [inf]."""
-    return ChangeKind.ONLINE if canonical_adapter(adapter) in AVIO_ADAPTERS else ChangeKind.NEEDS_OFF
+    avio = canonical_adapter(adapter) in AVIO_ADAPTERS
+    return ChangeKind.ONLINE if avio else ChangeKind.NEEDS_OFF
 
 
 def field_change_kind(field_path: str) -> ChangeKind:
@@ -467,7 +469,9 @@ def _entitlement_problem(core_used_pct: Sequence[float], demand: Demand) -> str:
     )
 
 
-def place_vcpus(core_used_pct: Sequence[float], vcpus: int, entitlement_pct: float) -> list[int] | None:
+def place_vcpus(
+    core_used_pct: Sequence[float], vcpus: int, entitlement_pct: float
+) -> list[int] | None:
     """Cores for each vCPU, each on a distinct core with enough free entitlement, or None.
 
     Greedy, most-free core first [R31][R34][inf]; ties go to the lowest core number so

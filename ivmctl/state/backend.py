@@ -1,0 +1,189 @@
+"""The local state backend: an atomically written JSON file and an exclusive lock file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ivmctl.errors import LockError, StateError
+from ivmctl.state.model import State
+
+STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockInfo:
+    """Who holds the lock: shown to anyone who has to wait for it."""
+
+    id: str
+    operation: str
+    pid: int
+    hostname: str
+    created: str  # ISO 8601, UTC
+
+    def describe(self) -> str:
+        return (
+            f"lock {self.id} held by {self.operation!r} (pid {self.pid} on {self.hostname}) "
+            f"since {self.created}"
+        )
+
+
+class LocalBackend:
+    """State in `<dir>/state.json`, lock in `<dir>/state.lock`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.directory = directory
+        self.path = directory / STATE_FILE
+        self.lock_path = directory / LOCK_FILE
+        self._clock = clock
+        self._sleep = sleep
+
+    # -- state --------------------------------------------------------------------------------
+    def read(self) -> State:
+        """The current state; a new, empty one if there is no file yet."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return State.new()
+        except OSError as exc:
+            raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from None
+        return State.from_json(data, source=str(self.path))
+
+    def write(self, state: State) -> State:
+        """Write `state` with the serial bumped; atomic. Returns what was written."""
+        current = self.read() if self.path.exists() else None
+        if current is not None and current.lineage != state.lineage:
+            raise StateError(
+                f"refusing to overwrite state {self.path}: it belongs to lineage "
+                f"{current.lineage}, not {state.lineage}",
+                detail="Another configuration's state is in this directory.",
+            )
+        if current is not None and current.serial != state.serial:
+            raise StateError(
+                f"state {self.path} changed while this run held serial {state.serial} "
+                f"(it is now at {current.serial})",
+                detail="Another run wrote it; plan again to see the current state.",
+            )
+        written = replace(state, serial=state.serial + 1)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(written.to_json())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(self.directory)
+        return written
+
+    # -- lock ---------------------------------------------------------------------------------
+    def holder(self) -> LockInfo | None:
+        """Who holds the lock now, or None."""
+        try:
+            body = json.loads(self.lock_path.read_text(encoding="utf-8"))
+            return LockInfo(**body)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError):
+            return LockInfo(id="unknown", operation="unknown", pid=0, hostname="?",
+                            created="?")  # fmt: skip
+
+    @contextlib.contextmanager
+    def lock(self, *, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """Hold the lock for the block; wait up to `timeout` seconds for it.
+
+        A lock whose holder is a dead process on this machine is taken over.
+        """
+        info = LockInfo(
+            id=str(uuid.uuid4()),
+            operation=operation,
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            created=datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds"),
+        )
+        deadline = self._clock() + timeout
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while not self._try_acquire(info):
+            holder = self.holder()
+            if holder is not None and _is_dead_local(holder):
+                with contextlib.suppress(FileNotFoundError):
+                    self.lock_path.unlink()
+                continue
+            if self._clock() >= deadline:
+                who = holder.describe() if holder else "another run"
+                raise LockError(
+                    f"the state is locked: {who}",
+                    detail="Wait for it to finish, retry with --lock-timeout, or if you are "
+                    f"sure it is gone: ivmctl force-unlock {holder.id if holder else 'ID'}",
+                )
+            self._sleep(0.1)
+        try:
+            yield info
+        finally:
+            current = self.holder()
+            if current is not None and current.id == info.id:
+                with contextlib.suppress(FileNotFoundError):
+                    self.lock_path.unlink()
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove the lock if its id is `lock_id`; refuse otherwise."""
+        holder = self.holder()
+        if holder is None:
+            raise LockError("the state is not locked", detail="There is nothing to unlock.")
+        if holder.id != lock_id:
+            raise LockError(
+                f"lock id {lock_id} does not match the current lock",
+                detail=f"The state is held by {holder.describe()}.",
+            )
+        self.lock_path.unlink()
+        return holder
+
+    def _try_acquire(self, info: LockInfo) -> bool:
+        try:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(info), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+
+
+def _is_dead_local(holder: LockInfo) -> bool:
+    if holder.hostname != socket.gethostname() or holder.pid <= 0:
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
