@@ -1,0 +1,140 @@
+"""How a plan reads for a person: grouped by host, one symbol per action, reasons below.
+
+Restarts and migrations are spelled out in capitals so nobody misses them; unchanged
+fields are collapsed into a count; the summary line ends the output. The same text
+is produced with or without colour (tests read the plain form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, Plan
+
+SYMBOLS: dict[Action, tuple[str, str]] = {
+    Action.CREATE: ("+", "green"),
+    Action.DELETE: ("-", "red"),
+    Action.UPDATE: ("~", "yellow"),
+    Action.RESTART: ("↻", "magenta"),
+    Action.MIGRATE: ("→", "cyan"),
+    Action.START: ("▶", "green"),
+    Action.STOP: ("■", "red"),
+    Action.REPLACE: ("-/+", "red"),
+    Action.ADOPT: ("⇐", "blue"),
+    Action.NOOP: ("=", "dim"),
+}
+
+HOW_NOTES: dict[ChangeHow, str] = {
+    ChangeHow.ONLINE: "online",
+    ChangeHow.NEEDS_OFF: "needs the guest Off",
+    ChangeHow.IGNORED: "ignored (lifecycle.ignore_changes)",
+    ChangeHow.MOVE: "moves the guest",
+}
+
+
+def _headline(change: Change) -> str:
+    if change.action is Action.CREATE:
+        return "will be created"
+    if change.action is Action.DELETE:
+        return "will be DESTROYED"
+    if change.action is Action.UPDATE:
+        return "will be updated online"
+    if change.action is Action.RESTART:
+        return "will RESTART (stop, modify, start)"
+    if change.action is Action.MIGRATE:
+        source = (change.before or {}).get("host", "?")
+        online = any(op.params.get("online") for op in change.operations)
+        how = "online" if online else "offline: stop, move, start"
+        return f"will MIGRATE from {source} to {change.host} ({how})"
+    if change.action is Action.START:
+        return "will be started"
+    if change.action is Action.STOP:
+        return "will be stopped"
+    if change.action is Action.REPLACE:
+        return "will be REPLACED (destroyed and created)"
+    if change.action is Action.ADOPT:
+        return "will be adopted (ivmctl will manage it from now on)"
+    return "unchanged"
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def _field_line(field: FieldChange) -> str:
+    arrow = f"{_value(field.before)} -> {_value(field.after)}"
+    return f"{field.path}: {arrow}  ({HOW_NOTES[field.how]})"
+
+
+def _created_fields(after: dict[str, Any]) -> Iterable[str]:
+    for key in sorted(after):
+        if key in {"name", "host"}:
+            continue
+        value = after[key]
+        if value in (None, [], {}, ""):
+            continue
+        yield f"{key}: {_value(value)}"
+
+
+def change_lines(change: Change) -> list[tuple[str, str]]:
+    """The lines of one change as (text, style) pairs, without indentation of the group."""
+    symbol, style = SYMBOLS[change.action]
+    lines = [(f"{symbol} {change.address} {_headline(change)}", style)]
+    if change.action is Action.CREATE and change.after:
+        lines += [(f"    {text}", "") for text in _created_fields(dict(change.after))]
+    for field in change.fields:
+        lines.append((f"    {_field_line(field)}", ""))
+    if change.before and change.after and change.fields:
+        total = len(set(change.before) | set(change.after))
+        unchanged = max(0, total - len({f.path.split(".")[0].split("[")[0] for f in change.fields}))
+        if unchanged:
+            lines.append((f"    # ({unchanged} unchanged fields hidden)", "dim"))
+    lines += [(f"    # {reason}", "dim") for reason in change.reasons]
+    return lines
+
+
+def format_plan(plan: Plan, *, show_noop: bool = False) -> list[tuple[str, str]]:
+    """The whole plan as (text, style) lines: grouped by host, then the summary."""
+    lines: list[tuple[str, str]] = []
+    changes = plan.changes if show_noop else plan.actionable
+    hosts = sorted({c.host for c in changes})
+    if changes:
+        lines.append(("ivmctl will perform the following actions, in this order per host:", ""))
+    for host in hosts:
+        lines.append(("", ""))
+        lines.append((f"host {host}", "bold"))
+        for change in changes:
+            if change.host == host:
+                lines += [(f"  {text}", style) for text, style in change_lines(change)]
+    if plan.drift:
+        lines.append(("", ""))
+        lines.append(("Drift left alone (lifecycle.ignore_changes):", "bold"))
+        lines += [(f"  {_field_line(field)}", "dim") for field in plan.drift]
+    if plan.unmanaged:
+        lines.append(("", ""))
+        lines.append((f"Unmanaged, left alone: {', '.join(plan.unmanaged)}", "dim"))
+    for warning in plan.warnings:
+        lines.append((f"warning: {warning}", "yellow"))
+    lines.append(("", ""))
+    lines.append((plan.summary().line(), "bold"))
+    return lines
+
+
+def plan_text(plan: Plan, *, show_noop: bool = False) -> str:
+    """The plan as plain text (what a pipeline log shows)."""
+    return "\n".join(text for text, _ in format_plan(plan, show_noop=show_noop)) + "\n"
+
+
+def print_plan(plan: Plan, *, console: Console | None = None, show_noop: bool = False) -> None:
+    """Print the plan, in colour on a terminal."""
+    console = console or Console(highlight=False)
+    for text, style in format_plan(plan, show_noop=show_noop):
+        console.print(Text(text, style=style or ""))
