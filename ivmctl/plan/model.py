@@ -114,20 +114,30 @@ class ChangeHow(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class FieldChange:
-    """One field that differs, as a dotted path (`nics[0].vswitch`)."""
+    """One field that differs, as a dotted path (`nics[0].vswitch`).
+
+    `address` names the object; it is always set in `Plan.drift` (where fields of many
+    objects are listed together) and may be empty inside a Change.
+    """
 
     path: str
     before: Any
     after: Any
     how: ChangeHow
+    address: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Change:
     """A planned change of one object.
 
-    `depends_on` lists addresses of changes that must complete first (the graph
-    apply walks); `host` is the host the change runs on (the target for a migration).
+    `depends_on` lists the keys of changes that must complete first (the graph apply
+    walks); `host` is the host the change runs on (the target for a migration).
+
+    An address normally has one change, whose key is the address itself. The one
+    exception is a guest stopped early to make room on a full host (a swap between two
+    hosts): its preparatory stop is a second change with `phase="make-room"` and the
+    key `guest.NAME#make-room`; its main change depends on it.
     """
 
     address: str
@@ -139,6 +149,12 @@ class Change:
     reasons: tuple[str, ...] = ()
     operations: tuple[Operation, ...] = ()
     depends_on: tuple[str, ...] = ()
+    phase: str = ""
+
+    @property
+    def key(self) -> str:
+        """The change's node id in the plan graph: the address, plus `#phase` if any."""
+        return f"{self.address}#{self.phase}" if self.phase else self.address
 
     def __post_init__(self) -> None:
         if self.action is Action.CREATE and self.before is not None:
@@ -147,6 +163,19 @@ class Change:
             raise ValueError(f"{self.address}: a delete has no after")
         if self.action is Action.NOOP and self.operations:
             raise ValueError(f"{self.address}: a no-op has no operations")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inventory:
+    """What the state backend says ivmctl owns, as input to the planner.
+
+    `owned` holds the addresses ivmctl created or adopted (only those may be deleted);
+    `prevent_destroy` the addresses whose last applied configuration forbade deletion, so
+    that removing a guest from the configuration cannot bypass its protection.
+    """
+
+    owned: frozenset[str] = frozenset()
+    prevent_destroy: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

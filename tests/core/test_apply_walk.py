@@ -66,8 +66,13 @@ class FakeExecutor:
         return self.mismatches.get(change.address, [])
 
 
-def guest(name: str, host: str = "h1", *, after: Sequence[str] = (),
-          kinds: Sequence[OpKind] = (OpKind.GUEST_CREATE, OpKind.GUEST_START)) -> Change:  # fmt: skip
+CREATE_AND_START = (OpKind.GUEST_CREATE, OpKind.GUEST_START)
+
+
+def guest(
+    name: str, host: str = "h1", *, after: Sequence[str] = (),
+    kinds: Sequence[OpKind] = CREATE_AND_START,
+) -> Change:  # fmt: skip
     return Change(
         address=f"guest.{name}",
         action=Action.CREATE,
