@@ -77,7 +77,7 @@ class ApplyEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class ApplyResult:
-    """What apply did. `failed` maps an address to its root cause, reported once."""
+    """What apply did, by change key. `failed` maps a key to its root cause, reported once."""
 
     done: tuple[str, ...] = ()
     failed: dict[str, str] = field(default_factory=dict)
@@ -121,7 +121,7 @@ def _hosts_held(operation: Operation) -> list[str]:
 
 
 def _step_event(kind: EventKind, change: Change, step: StepLike, elapsed: float) -> ApplyEvent:
-    return ApplyEvent(kind=kind, address=change.address, message=step.description, elapsed=elapsed)
+    return ApplyEvent(kind=kind, address=change.key, message=step.description, elapsed=elapsed)
 
 
 def apply_plan(
@@ -138,7 +138,8 @@ def apply_plan(
     """Execute `plan`; returns what was done, failed and skipped."""
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    changes = {c.address: c for c in plan.actionable}
+    # Graph nodes are change keys: an address, or address#phase for a preparatory change.
+    changes = {c.key: c for c in plan.actionable}
     graph = TopologicalSorter({a: [d for d in c.depends_on if d in changes]
                                for a, c in changes.items()})  # fmt: skip
     graph.prepare()
@@ -152,7 +153,7 @@ def apply_plan(
 
     def run(change: Change) -> tuple[str, ...]:
         started = clock()
-        emit(ApplyEvent(kind=EventKind.CHANGE_STARTED, address=change.address))
+        emit(ApplyEvent(kind=EventKind.CHANGE_STARTED, address=change.key))
         for operation in change.operations:
             for step in executor.steps(operation):
                 held = locks.for_hosts(_hosts_held(operation))
@@ -203,21 +204,21 @@ def apply_plan(
                 try:
                     mismatches = future.result()
                 except Exception as exc:
-                    failed[change.address] = (
+                    failed[change.key] = (
                         str(exc) if isinstance(exc, IvmctlError) else f"internal error: {exc!r}"
                     )
-                    blocked.add(change.address)
-                    emit(ApplyEvent(kind=EventKind.CHANGE_FAILED, address=change.address,
-                                    message=failed[change.address]))  # fmt: skip
+                    blocked.add(change.key)
+                    emit(ApplyEvent(kind=EventKind.CHANGE_FAILED, address=change.key,
+                                    message=failed[change.key]))  # fmt: skip
                 else:
-                    done.append(change.address)
+                    done.append(change.key)
                     on_change_done(change)
                     if mismatches:
-                        inconsistent[change.address] = mismatches
-                        emit(ApplyEvent(kind=EventKind.INCONSISTENT, address=change.address,
+                        inconsistent[change.key] = mismatches
+                        emit(ApplyEvent(kind=EventKind.INCONSISTENT, address=change.key,
                                         message="; ".join(mismatches)))  # fmt: skip
-                    emit(ApplyEvent(kind=EventKind.CHANGE_DONE, address=change.address))
-                graph.done(change.address)
+                    emit(ApplyEvent(kind=EventKind.CHANGE_DONE, address=change.key))
+                graph.done(change.key)
     return ApplyResult(
         done=tuple(done),
         failed=failed,
