@@ -22,7 +22,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "providers": {"spec", "cli", "render", "core"},
     "state": {"spec", "plan", "providers", "runtime", "cli", "render", "core"},
     "core": {"cli", "render"},
-    "render": {"providers", "runtime", "core", "spec"},
+    "render": {"providers", "runtime", "spec"},
     "cli": set(),
 }
 # Third-party library -> the only layer (or module) allowed to import it.

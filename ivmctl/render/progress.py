@@ -1,0 +1,158 @@
+"""Apply progress: a live view on a terminal, one line per event elsewhere (CI logs).
+
+On a terminal: an overall bar and one line per running change (address, current
+step, elapsed); finished changes scroll above it. Elsewhere: a plain, greppable line
+per event. Both end with the same summary table.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ivmctl.core.apply import ApplyEvent, ApplyResult, EventKind
+
+_FINAL = {EventKind.CHANGE_DONE, EventKind.CHANGE_FAILED, EventKind.CHANGE_SKIPPED}
+
+
+class PlainProgress:
+    """Line-per-event progress for logs: `[   1.2s] guest.web01: started hpvmstart -P web01`."""
+
+    def __init__(self, stream: TextIO, *, total: int) -> None:
+        self._stream = stream
+        self._total = total
+        self._finished = 0
+        self._start = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, event: ApplyEvent) -> None:
+        with self._lock:
+            if event.kind in _FINAL:
+                self._finished += 1
+            stamp = f"[{time.monotonic() - self._start:7.1f}s]"
+            text = {
+                EventKind.CHANGE_STARTED: "started",
+                EventKind.STEP_STARTED: f"running: {event.message}",
+                EventKind.STEP_FINISHED: f"finished: {event.message}",
+                EventKind.CHANGE_DONE: f"done ({self._finished}/{self._total})",
+                EventKind.CHANGE_FAILED: f"FAILED: {event.message}",
+                EventKind.CHANGE_SKIPPED: event.message,
+                EventKind.INCONSISTENT: f"PROVIDER INCONSISTENCY: {event.message}",
+            }[event.kind]
+            print(f"{stamp} {event.address}: {text}", file=self._stream, flush=True)
+
+
+class JsonProgress(PlainProgress):
+    """One JSON object per event, for machines."""
+
+    def __call__(self, event: ApplyEvent) -> None:
+        with self._lock:
+            body = {"type": "apply_event", **asdict(event), "kind": event.kind.value}
+            print(json.dumps(body, sort_keys=True), file=self._stream, flush=True)
+
+
+class LiveProgress:
+    """The terminal view: a bar for the whole apply and a line per running change."""
+
+    def __init__(self, console: Console, *, total: int) -> None:
+        self._console = console
+        self._bar = Progress(
+            TextColumn("Applying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._task = self._bar.add_task("apply", total=total)
+        self._running: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
+
+    def _render(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        now = time.monotonic()
+        for address, (step, since) in sorted(self._running.items()):
+            table.add_row(Text(address, style="bold"), Text(step), Text(f"{now - since:5.1f}s"))
+        return Group(self._bar, table)
+
+    def __enter__(self) -> LiveProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._live.__exit__(exc_type, exc, tb)
+
+    def __call__(self, event: ApplyEvent) -> None:
+        with self._lock:
+            if event.kind is EventKind.CHANGE_STARTED:
+                self._running[event.address] = ("starting", time.monotonic())
+            elif event.kind is EventKind.STEP_STARTED:
+                since = self._running.get(event.address, ("", time.monotonic()))[1]
+                self._running[event.address] = (event.message, since)
+            elif event.kind in _FINAL:
+                self._running.pop(event.address, None)
+                self._bar.advance(self._task)
+                style, word = {
+                    EventKind.CHANGE_DONE: ("green", "done"),
+                    EventKind.CHANGE_FAILED: ("red", "FAILED"),
+                    EventKind.CHANGE_SKIPPED: ("yellow", "skipped"),
+                }[event.kind]
+                line = Text(f"{event.address}: {word}", style=style)
+                if event.message:
+                    line.append(f" — {event.message}")
+                self._console.print(line)
+            elif event.kind is EventKind.INCONSISTENT:
+                self._console.print(
+                    Text(f"{event.address}: provider inconsistency: {event.message}", style="red")
+                )
+            self._live.update(self._render())
+
+
+def summary_table(result: ApplyResult) -> Table:
+    """The closing table: what was done, what failed (root cause once), what was skipped."""
+    table = Table(title="Apply summary", show_lines=False)
+    table.add_column("change")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for key in result.done:
+        detail = "; ".join(result.inconsistent.get(key, ()))
+        table.add_row(key, "inconsistent" if detail else "done", detail)
+    for key, cause in result.failed.items():
+        table.add_row(key, "[red]failed[/red]", cause)
+    for key in result.skipped:
+        table.add_row(key, "[yellow]skipped[/yellow]", "a change it depends on did not complete")
+    return table
+
+
+def summary_line(result: ApplyResult) -> str:
+    """One sentence for the end of any apply."""
+    text = (
+        f"Apply {'complete' if result.ok else 'incomplete'}: {len(result.done)} done, "
+        f"{len(result.failed)} failed, {len(result.skipped)} skipped."
+    )
+    if result.interrupted:
+        text += " Interrupted: running changes finished, nothing new was started."
+    if not result.ok:
+        text += " Run `ivmctl plan` to see what remains; applying again converges."
+    return text

@@ -1,0 +1,92 @@
+"""What people read: the plan text, apply progress lines and the apply summary."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from ivmctl.core.apply import ApplyEvent, ApplyResult, EventKind
+from ivmctl.plan.model import (
+    Action,
+    Change,
+    ChangeHow,
+    FieldChange,
+    Operation,
+    OpKind,
+    Plan,
+)
+from ivmctl.render.plan import plan_text
+from ivmctl.render.progress import JsonProgress, PlainProgress, summary_line
+
+
+def _plan() -> Plan:
+    return Plan(
+        changes=(
+            Change(address="guest.web01", action=Action.CREATE, host="vmhost01",
+                   after={"name": "web01", "host": "vmhost01", "vcpus": 2, "label": ""}),
+            Change(address="guest.db01", action=Action.RESTART, host="vmhost01",
+                   before={"vcpus": 2, "memory_mb": 4096}, after={"vcpus": 4, "memory_mb": 4096},
+                   fields=(FieldChange(path="vcpus", before=2, after=4, how=ChangeHow.NEEDS_OFF),),
+                   reasons=("vCPUs cannot change while the guest runs",)),
+            Change(address="guest.app01", action=Action.MIGRATE, host="vmhost02",
+                   before={"host": "vmhost01"}, after={"host": "vmhost02"},
+                   operations=(Operation(kind=OpKind.GUEST_MIGRATE, host="vmhost01",
+                                         params={"name": "app01", "target": "vmhost02",
+                                                 "online": True}),)),
+            Change(address="guest.idle", action=Action.NOOP, host="vmhost01",
+                   reasons=("matches the configuration",)),
+        )
+    )  # fmt: skip
+
+
+def test_the_plan_is_grouped_by_host_and_ends_with_the_summary() -> None:
+    text = plan_text(_plan())
+    assert text.index("host vmhost01") < text.index("guest.web01") < text.index("host vmhost02")
+    assert "+ guest.web01 will be created" in text
+    assert "    vcpus: 2" in text
+    assert "guest.db01 will RESTART (stop, modify, start)" in text
+    assert "vcpus: 2 -> 4  (needs the guest Off)" in text
+    assert "# vCPUs cannot change while the guest runs" in text
+    assert "guest.app01 will MIGRATE from vmhost01 to vmhost02 (online)" in text
+    assert "guest.idle" not in text
+    assert text.rstrip().endswith(
+        "Plan: 1 to add, 0 to change, 1 to restart, 1 to migrate, 0 to destroy."
+    )
+
+
+def test_an_empty_plan_says_so_plainly() -> None:
+    assert plan_text(Plan()).strip() == "No changes. The runtime matches the configuration."
+
+
+def test_no_op_changes_explain_themselves_when_shown() -> None:
+    assert "# matches the configuration" in plan_text(_plan(), show_noop=True)
+
+
+def test_plain_progress_prints_one_line_per_event() -> None:
+    out = io.StringIO()
+    progress = PlainProgress(out, total=1)
+    progress(ApplyEvent(kind=EventKind.STEP_STARTED, address="guest.a", message="hpvmstart -P a"))
+    progress(ApplyEvent(kind=EventKind.CHANGE_DONE, address="guest.a"))
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("guest.a: running: hpvmstart -P a")
+    assert lines[1].endswith("guest.a: done (1/1)")
+
+
+def test_json_progress_prints_one_object_per_event() -> None:
+    out = io.StringIO()
+    JsonProgress(out, total=1)(ApplyEvent(kind=EventKind.CHANGE_FAILED, address="guest.a",
+                                          message="boom"))  # fmt: skip
+    event = json.loads(out.getvalue())
+    assert event == {"type": "apply_event", "kind": "change_failed", "address": "guest.a",
+                     "message": "boom", "elapsed": 0.0}  # fmt: skip
+
+
+def test_the_summary_line_tells_how_to_converge_after_a_failure() -> None:
+    result = ApplyResult(done=("guest.a",), failed={"guest.b": "x"}, skipped=("guest.c",))
+    assert summary_line(result) == (
+        "Apply incomplete: 1 done, 1 failed, 1 skipped. "
+        "Run `ivmctl plan` to see what remains; applying again converges."
+    )
+    assert summary_line(ApplyResult(done=("guest.a",))) == (
+        "Apply complete: 1 done, 0 failed, 0 skipped."
+    )
