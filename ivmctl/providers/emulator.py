@@ -1,0 +1,188 @@
+"""The built-in emulator provider, registered like any third-party plugin.
+
+It drives an `ivmctl.runtime` world only through the hpvm* command front end (through
+an in-process EmulatorTransport), exactly as a provider for real hosts would over SSH.
+What only an emulator can do, provisioning a VM Host with declared hardware, goes to
+the world directly.
+
+Options (the `provider:` block of the configuration, then the environment):
+
+* `path`: the world's SQLite file, relative to the configuration directory;
+  default `.ivmctl/emulator.db`. `IVMCTL_EMULATOR` overrides it (relative to the
+  current directory, as the `ivmctl emulator` commands read it).
+* `latency`: seconds added to every command, to make demos feel real; default 0.
+  `IVMCTL_EMULATOR_LATENCY` overrides it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivmctl import model
+from ivmctl.errors import IvmctlError, ProviderError
+from ivmctl.providers.base import Capabilities, ProviderInfo
+from ivmctl.providers.hookspecs import hookimpl
+from ivmctl.providers.hpvm import HpvmProvider, check_hardware
+from ivmctl.providers.transport import EmulatorTransport
+from ivmctl.rules import ONLINE_FIELDS
+
+NAME = "emulator"
+DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
+ENV_PATH = "IVMCTL_EMULATOR"
+ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
+OPTIONS = ("path", "latency")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorOptions:
+    """Where the world lives and how slow its commands are."""
+
+    path: Path
+    latency: float = 0.0
+
+
+def _latency(value: Any, origin: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0:
+        raise ProviderError(
+            f"emulator latency {value!r} from {origin} is not a number of seconds",
+            detail="Use a number such as 0 or 0.5.",
+        )
+    return seconds
+
+
+def emulator_options(
+    options: Mapping[str, Any], *, config_dir: Path, environ: Mapping[str, str]
+) -> EmulatorOptions:
+    """The emulator's options from the `provider:` block, overridden by the environment."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ProviderError(
+            f"unknown emulator provider option {', '.join(map(repr, unknown))}",
+            detail=f"The emulator provider takes: {', '.join(OPTIONS)}.",
+        )
+    if environ.get(ENV_PATH):
+        path = Path(environ[ENV_PATH])
+    else:
+        raw = options.get("path", DEFAULT_PATH)
+        if not isinstance(raw, str | Path) or not str(raw):
+            raise ProviderError(
+                f"emulator path {raw!r} is not a file name",
+                detail="Set provider.path to a file such as .ivmctl/emulator.db.",
+            )
+        path = Path(raw) if Path(raw).is_absolute() else config_dir / raw
+    if environ.get(ENV_LATENCY):
+        latency = _latency(environ[ENV_LATENCY], ENV_LATENCY)
+    else:
+        latency = _latency(options.get("latency", 0.0), "provider.latency")
+    return EmulatorOptions(path=path, latency=latency)
+
+
+def _open_world(path: Path) -> Any:
+    runtime = importlib.import_module("ivmctl.runtime")
+    world_type = getattr(runtime, "World", None)
+    if world_type is None:
+        raise ProviderError(
+            "this ivmctl has no emulator runtime",
+            detail="Reinstall ivmctl; ivmctl.runtime.World is missing.",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProviderError(
+            f"cannot create the directory of the emulator world {path}: {exc.strerror}",
+            detail="Set provider.path or IVMCTL_EMULATOR to a writable place.",
+        ) from None
+    return world_type.open(path, create=True)
+
+
+class EmulatorProvider(HpvmProvider):
+    """Integrity VM Hosts emulated by `ivmctl.runtime`, provisioned on demand."""
+
+    def __init__(self, options: EmulatorOptions, *, transport: EmulatorTransport | None = None):
+        self.options = options
+        self.emulator = transport or EmulatorTransport(
+            lambda: _open_world(options.path), latency=options.latency
+        )
+        super().__init__(self.emulator)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(can_provision_hosts=True, online_fields=ONLINE_FIELDS)
+
+    def host_facts(self, host: str) -> model.Host | None:
+        with self.emulator.locked():
+            hosts = list(self.emulator.world.hosts())
+        for found in hosts:
+            if found.name == host:
+                return model.Host(
+                    name=found.name,
+                    version=str(found.version),
+                    hardware=model.Hardware(
+                        cores=int(found.cores),
+                        memory_mb=int(found.memory_mb),
+                        nics=tuple(found.nics),
+                        mhz=int(found.mhz) if getattr(found, "mhz", None) else None,
+                    ),
+                )
+        return None
+
+    def ensure_host(self, host: model.Host) -> None:
+        """Provision `host` with its declared hardware, or check an existing one."""
+        facts = self.host_facts(host.name)
+        if facts is not None:
+            check_hardware(host, facts)
+            return
+        hardware = host.hardware
+        if hardware is None:
+            raise ProviderError(
+                f"host {host.name} does not exist in the emulator and declares no hardware",
+                detail="Declare its hardware (cores, memory, nics) so the emulator can "
+                "provision it.",
+            )
+        extra: dict[str, Any] = {} if hardware.mhz is None else {"mhz": hardware.mhz}
+        try:
+            with self.emulator.locked():
+                self.emulator.world.add_host(
+                    name=host.name,
+                    cores=hardware.cores,
+                    memory_mb=hardware.memory_mb,
+                    nics=tuple(hardware.nics),
+                    version=host.version,
+                    **extra,
+                )
+        except IvmctlError as exc:
+            raise ProviderError(
+                f"the emulator cannot provision host {host.name}: {exc.summary}",
+                detail=exc.detail,
+            ) from exc
+
+    def generation(self) -> str:
+        with self.emulator.locked():
+            return str(self.emulator.world.generation)
+
+
+def create_provider(
+    options: Mapping[str, Any], *, config_dir: Path, environ: Mapping[str, str]
+) -> EmulatorProvider:
+    """Build the emulator provider from the `provider:` options (ProviderFactory)."""
+    return EmulatorProvider(emulator_options(options, config_dir=config_dir, environ=environ))
+
+
+@hookimpl
+def register_providers() -> list[ProviderInfo]:
+    return [
+        ProviderInfo(
+            name=NAME,
+            factory=create_provider,
+            description="Integrity VM Hosts emulated by ivmctl.runtime (SQLite world)",
+        )
+    ]

@@ -1,0 +1,193 @@
+"""The part of a provider that any Integrity VM Host shares: hpvm* commands over a transport.
+
+HpvmProvider refreshes by running the listing commands and parsing their output, turns
+operations into hpvm* steps (commands.py) and runs steps through its transport. What a
+host is (version, hardware) and whether hosts can be provisioned depend on where the
+hosts live, so subclasses answer `host_facts`, `ensure_host` and `generation`: the
+emulator provider from its world, an SSH provider from the real host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ivmctl import model
+from ivmctl.errors import ProviderError
+from ivmctl.plan.model import Operation
+from ivmctl.providers import commands, parsers
+from ivmctl.providers.base import Capabilities, Step, StepResult
+from ivmctl.providers.transport import CommandOutput, Transport
+from ivmctl.rules import LOCALNET, ONLINE_FIELDS
+
+
+class HpvmProvider:
+    """Refresh, steps and execution for VM Hosts reached through a Transport."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    # -- contract ---------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(can_provision_hosts=False, online_fields=ONLINE_FIELDS)
+
+    def steps(self, operation: Operation) -> tuple[Step, ...]:
+        return commands.steps_for(operation)
+
+    def execute(self, step: Step) -> StepResult:
+        output = self.transport.run(step.host, step.argv)
+        return StepResult(
+            step=step,
+            exit_code=output.exit_code,
+            stdout=output.stdout,
+            stderr=output.stderr,
+            duration=output.duration,
+        )
+
+    def refresh(self, hosts: Sequence[str]) -> model.ActualState:
+        generation = self.generation()
+        found_hosts: dict[str, model.Host] = {}
+        guests: dict[str, model.ActualGuest] = {}
+        where: dict[str, str] = {}
+        not_runnable: dict[tuple[str, str], model.ActualGuest] = {}
+        for name in sorted(set(hosts)):
+            facts = self.host_facts(name)
+            if facts is None:
+                continue
+            host, host_guests = self._read_host(facts)
+            found_hosts[name] = host
+            for actual in host_guests:
+                guest = actual.guest
+                if not actual.status.runnable:
+                    not_runnable[(name, guest.name)] = actual
+                elif guest.name in guests:
+                    raise ProviderError(
+                        f"guest {guest.name} is runnable on two hosts, {where[guest.name]} "
+                        f"and {name}",
+                        detail="Remove one copy (hpvmremove) or disable it "
+                        "(hpvmmodify -x runnable_status=disabled) before planning.",
+                    )
+                else:
+                    guests[guest.name] = actual
+                    where[guest.name] = name
+        return model.ActualState(
+            hosts=found_hosts,
+            guests=dict(sorted(guests.items())),
+            not_runnable=dict(sorted(not_runnable.items())),
+            generation=generation,
+        )
+
+    def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
+        statuses = parsers.parse_machine_status(self._run(host, "hpvmstatus", "-M"))
+        status = next((s for s in statuses if s.name == name), None)
+        if status is None:
+            return None
+        devices = parsers.parse_device_listing(self._run(host, "hpvmstatus", "-d", "-P", name))
+        vlans = {
+            vswitch: self._vswitch_detail(host, vswitch).port_vlans
+            for vswitch in sorted({nic.vswitch for nic in devices.network})
+        }
+        shared = parsers.shared_paths(
+            parsers.parse_device_entries(self._run(host, "hpvmdevmgmt", "-l", "all"))
+        )
+        return parsers.actual_guest(status, devices, host=host, shared=shared, port_vlans=vlans)
+
+    # -- what subclasses answer ---------------------------------------------------------------
+    def host_facts(self, host: str) -> model.Host | None:
+        """Name, version and hardware of a host, or None when there is no such host."""
+        raise ProviderError(
+            f"{type(self).__name__} cannot describe host {host}",
+            detail="This provider does not say how to read a host's version and hardware.",
+        )
+
+    def ensure_host(self, host: model.Host) -> None:
+        facts = self.host_facts(host.name)
+        if facts is None:
+            raise ProviderError(
+                f"host {host.name} does not exist or cannot be reached",
+                detail="This provider cannot provision hosts; install it, or fix its name.",
+            )
+        check_hardware(host, facts)
+
+    def generation(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- reading -------------------------------------------------------------------------------
+    def _run(self, host: str, *argv: str) -> str:
+        output: CommandOutput = self.transport.run(host, argv)
+        if output.exit_code != 0:
+            said = (output.stderr or output.stdout).strip() or "no output"
+            raise ProviderError(
+                f"cannot read host {host}: {' '.join(argv)} exited with {output.exit_code}",
+                detail=f"It said: {said}",
+            )
+        return output.stdout
+
+    def _vswitch_detail(self, host: str, vswitch: str) -> parsers.VSwitchDetail:
+        return parsers.parse_vswitch_detail(self._run(host, "hpvmnet", "-S", vswitch))
+
+    def _read_host(self, facts: model.Host) -> tuple[model.Host, list[model.ActualGuest]]:
+        name = facts.name
+        rows = parsers.parse_vswitch_list(self._run(name, "hpvmnet"))
+        details = {row.name: self._vswitch_detail(name, row.name) for row in rows}
+        vswitches = {
+            row.name: model.VSwitch(
+                host=name,
+                name=row.name,
+                nic=row.nic,
+                state=row.state,
+                port_vlans=details[row.name].port_vlans,
+            )
+            for row in rows
+            if row.name != LOCALNET
+        }
+        vlans: Mapping[str, Mapping[int, int]] = {n: d.port_vlans for n, d in details.items()}
+        shared = parsers.shared_paths(
+            parsers.parse_device_entries(self._run(name, "hpvmdevmgmt", "-l", "all"))
+        )
+        guests = []
+        for status in parsers.parse_machine_status(self._run(name, "hpvmstatus", "-M")):
+            devices = parsers.parse_device_listing(
+                self._run(name, "hpvmstatus", "-d", "-P", status.name)
+            )
+            guests.append(
+                parsers.actual_guest(status, devices, host=name, shared=shared, port_vlans=vlans)
+            )
+        host = model.Host(
+            name=name,
+            version=facts.version,
+            hardware=facts.hardware,
+            vswitches=dict(sorted(vswitches.items())),
+        )
+        return host, guests
+
+
+def check_hardware(declared: model.Host, actual: model.Host) -> None:
+    """Raise ProviderError when a host's version or hardware differ from the declared ones.
+
+    Only declared values are compared (an undeclared clock speed matches any).
+    """
+    differences: list[str] = []
+    if declared.version and actual.version and declared.version != actual.version:
+        differences.append(f"Integrity VM {actual.version}, declared {declared.version}")
+    want, have = declared.hardware, actual.hardware
+    if want is not None and have is not None:
+        if want.cores != have.cores:
+            differences.append(f"{have.cores} cores, declared {want.cores}")
+        if want.memory_mb != have.memory_mb:
+            differences.append(f"{have.memory_mb} MB of memory, declared {want.memory_mb}")
+        if sorted(want.nics) != sorted(have.nics):
+            differences.append(
+                f"NICs {', '.join(have.nics) or 'none'}, declared {', '.join(want.nics) or 'none'}"
+            )
+        if want.mhz is not None and have.mhz is not None and want.mhz != have.mhz:
+            differences.append(f"{have.mhz} MHz, declared {want.mhz}")
+    if differences:
+        raise ProviderError(
+            f"host {declared.name} has {'; '.join(differences)}",
+            detail="Hardware and the installed version cannot be changed by software: "
+            "correct the host's declaration to match the machine.",
+        )

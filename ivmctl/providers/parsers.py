@@ -1,0 +1,440 @@
+"""Parsers for the machine-readable output of the hpvm* commands, and the state built from it.
+
+The formats are those of docs/emulator-fidelity.md section 2 (the emulator prints them,
+a real VM Host prints the same): `hpvmstatus -M`, `hpvmstatus -d -P NAME`, `hpvmnet`,
+`hpvmnet -S NAME` and `hpvmdevmgmt -l all`. Parsers take text and return small frozen
+values; `actual_guest` combines them into the model's ActualGuest. Anything that does not
+fit the format is a ProviderError quoting the offending line, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ivmctl import model
+from ivmctl.errors import IvmctlError, ProviderError
+from ivmctl.resources import NetworkResource, StorageResource, parse_resource
+from ivmctl.rules import parse_memory_mb
+
+MACHINE_FIELDS = 21
+
+
+def _bad(command: str, line: str, why: str) -> ProviderError:
+    return ProviderError(
+        f"cannot parse the output of {command}: {why}",
+        detail=f"Offending line: {line!r}. The host may run an unsupported Integrity VM "
+        "version; run the command by hand to compare with docs/emulator-fidelity.md.",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# hpvmstatus -M
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineStatus:
+    """One line of `hpvmstatus -M`: a guest's configuration and run state."""
+
+    name: str
+    vm_number: int
+    vm_type: str  # shared | vpar
+    uuid: str
+    os: str  # lower case: hpux | linux | windows | openvms | unknown
+    label: str
+    runnable: bool
+    run_state: str  # On | Off | Invalid
+    start: str  # auto | manual
+    state_detail: str  # OS | EFI | NR | ""
+    online_migration: bool
+    host: str  # the VM Host name the guest reports
+    storage_count: int
+    network_count: int
+    vcpus: int
+    entitlement: model.Entitlement
+    memory_mb: int
+    dynamic_memory: model.DynamicMemory | None
+
+    @property
+    def state(self) -> str:
+        """The State column as hpvmstatus shows it: `On (OS)`, `Off`, `Off (NR)`."""
+        return f"{self.run_state} ({self.state_detail})" if self.state_detail else self.run_state
+
+
+def _enabled(command: str, line: str, value: str, what: str) -> bool:
+    if value not in ("enabled", "disabled"):
+        raise _bad(command, line, f"{what} is {value!r}, expected enabled or disabled")
+    return value == "enabled"
+
+
+def _int(command: str, line: str, value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _bad(command, line, f"{what} {value!r} is not a number") from None
+
+
+def _float(command: str, line: str, value: str, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise _bad(command, line, f"{what} {value!r} is not a number") from None
+
+
+def parse_machine_line(line: str) -> MachineStatus:
+    """Parse one `hpvmstatus -M` line (21 `:`-separated fields)."""
+    command = "hpvmstatus -M"
+    fields = line.split(":")
+    if len(fields) != MACHINE_FIELDS:
+        raise _bad(command, line, f"{len(fields)} fields, expected {MACHINE_FIELDS}")
+    if not fields[0]:
+        raise _bad(command, line, "the guest name is empty")
+    if fields[3] not in ("Integrity VM", "Integrity vPar"):
+        raise _bad(command, line, f"field 3 is {fields[3]!r}, expected Integrity VM or vPar")
+    if fields[6] not in ("SH", "VP"):
+        raise _bad(command, line, f"vm type {fields[6]!r}, expected SH or VP")
+    if fields[10] not in ("On", "Off", "Invalid"):
+        raise _bad(command, line, f"run state {fields[10]!r}, expected On, Off or Invalid")
+    if fields[11] not in ("Auto", "Manual"):
+        raise _bad(command, line, f"start attribute {fields[11]!r}, expected Auto or Manual")
+    cpu = fields[19].split(";")
+    if len(cpu) != 3:
+        raise _bad(command, line, f"vCPU field {fields[19]!r}, expected vcpus;min;max")
+    mem = fields[20].split(";")
+    if len(mem) != 5:
+        raise _bad(command, line, f"memory field {fields[20]!r}, expected 5 ';' parts")
+    try:
+        memory_mb = parse_memory_mb(mem[0])
+        entitlement = model.Entitlement(
+            min_pct=_float(command, line, cpu[1], "entitlement"),
+            max_pct=_float(command, line, cpu[2], "entitlement maximum"),
+        )
+    except (IvmctlError, ValueError) as exc:
+        if isinstance(exc, ProviderError):
+            raise
+        raise _bad(command, line, str(exc)) from None
+    dynamic = None
+    if mem[1] not in ("none", ""):
+        dynamic = model.DynamicMemory(
+            min_mb=_int(command, line, mem[2], "dynamic memory minimum"),
+            max_mb=_int(command, line, mem[3], "dynamic memory maximum"),
+            target_mb=_int(command, line, mem[4], "dynamic memory target"),
+        )
+    return MachineStatus(
+        name=fields[0],
+        vm_number=_int(command, line, fields[1], "VM number"),
+        vm_type="vpar" if fields[6] == "VP" else "shared",
+        uuid=fields[4],
+        os=fields[5].lower(),
+        label=fields[7],
+        runnable=_enabled(command, line, fields[8], "runnable_status"),
+        run_state=fields[10],
+        start=fields[11].lower(),
+        state_detail=fields[12],
+        online_migration=_enabled(command, line, fields[13], "online_migration"),
+        host=fields[18],
+        storage_count=_int(command, line, fields[16], "storage count"),
+        network_count=_int(command, line, fields[17], "network count"),
+        vcpus=_int(command, line, cpu[0], "vCPU count"),
+        entitlement=entitlement,
+        memory_mb=memory_mb,
+        dynamic_memory=dynamic,
+    )
+
+
+def parse_machine_status(text: str) -> tuple[MachineStatus, ...]:
+    """Parse `hpvmstatus -M`: one MachineStatus per non-blank line, in output order."""
+    return tuple(parse_machine_line(line) for line in text.splitlines() if line.strip())
+
+
+# --------------------------------------------------------------------------------------------
+# hpvmstatus -d -P NAME
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceListing:
+    """The devices of one guest, from `hpvmstatus -d -P NAME`, in output order."""
+
+    storage: tuple[StorageResource, ...] = ()
+    network: tuple[NetworkResource, ...] = ()
+
+
+_STORAGE_SECTION = "[Storage Interface Details]"
+_NETWORK_SECTION = "[Network Interface Details]"
+
+
+def parse_device_listing(text: str) -> DeviceListing:
+    """Parse `hpvmstatus -d`; the misc section (serial consoles) is skipped."""
+    command = "hpvmstatus -d"
+    storage: list[StorageResource] = []
+    network: list[NetworkResource] = []
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line
+            continue
+        if section not in (_STORAGE_SECTION, _NETWORK_SECTION):
+            continue
+        try:
+            resource = parse_resource(line)
+        except IvmctlError as exc:
+            raise _bad(command, line, exc.summary) from None
+        if section == _STORAGE_SECTION and isinstance(resource, StorageResource):
+            storage.append(resource)
+        elif section == _NETWORK_SECTION and isinstance(resource, NetworkResource):
+            network.append(resource)
+        else:
+            raise _bad(command, line, f"statement does not belong in {section}")
+    return DeviceListing(storage=tuple(storage), network=tuple(network))
+
+
+# --------------------------------------------------------------------------------------------
+# Column tables (hpvmnet)
+# --------------------------------------------------------------------------------------------
+
+
+def _column_starts(underline: str) -> list[int]:
+    starts = []
+    for index, char in enumerate(underline):
+        if char == "=" and (index == 0 or underline[index - 1] != "="):
+            starts.append(index)
+    return starts
+
+
+def _table_rows(lines: Sequence[str], command: str) -> list[list[str]]:
+    """Rows of a header + `====` underline table, cut at the underline's column starts."""
+    if len(lines) < 2 or not set(lines[1].strip()) <= {"=", " "} or not lines[1].strip():
+        raise _bad(command, lines[0] if lines else "", "expected a header and a ==== row")
+    starts = _column_starts(lines[1])
+    rows: list[list[str]] = []
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        bounds = [*starts[1:], max(len(line), starts[-1]) + 1]
+        cells = [line[start:end].strip() for start, end in zip(starts, bounds, strict=True)]
+        rows.append(cells)
+    return rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class VSwitchRow:
+    """One row of the `hpvmnet` listing."""
+
+    name: str
+    number: int
+    state: str  # Up | Down
+    nic: str | None  # NamePPA, e.g. "lan0"; None for localnet and host-local switches
+    mac: str  # the uplink's MAC or N/A
+
+
+_VSWITCH_COLUMNS = 7
+
+
+def parse_vswitch_list(text: str) -> tuple[VSwitchRow, ...]:
+    """Parse the `hpvmnet` listing (and the vswitch row that heads `hpvmnet -S`)."""
+    command = "hpvmnet"
+    lines = [line for line in text.splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines or not lines[0].lstrip().startswith("Name"):
+        raise _bad(command, lines[0] if lines else "", "expected the Name Number State header")
+    result = []
+    for cells in _table_rows(lines, command):
+        if len(cells) != _VSWITCH_COLUMNS:
+            raise _bad(command, " ".join(cells), f"expected {_VSWITCH_COLUMNS} columns")
+        result.append(
+            VSwitchRow(
+                name=cells[0],
+                number=_int(command, " ".join(cells), cells[1], "vswitch number"),
+                state=cells[2],
+                nic=cells[4] or None,
+                mac=cells[5],
+            )
+        )
+    return tuple(result)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortRow:
+    """One row of the `[Port Configuration Details]` of `hpvmnet -S NAME`."""
+
+    port: int
+    state: str  # Active | Reserved | Available
+    adapter: str  # lan | avio_lan | "" for a port with only a VLAN
+    vlan: int | None  # untagged VLAN id; None when `none`
+    reserved: tuple[str, ...] = ()
+    active: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VSwitchDetail:
+    """`hpvmnet -S NAME`: the vswitch row and its port table."""
+
+    vswitch: VSwitchRow
+    ports: tuple[PortRow, ...] = field(default=())
+
+    @property
+    def port_vlans(self) -> dict[int, int]:
+        return {p.port: p.vlan for p in self.ports if p.vlan is not None}
+
+
+_PORT_SECTION = "[Port Configuration Details]"
+_PORT_COLUMNS = 6
+
+
+def parse_vswitch_detail(text: str) -> VSwitchDetail:
+    """Parse `hpvmnet -S NAME`: the listing row, then the port table."""
+    command = "hpvmnet -S"
+    head, sep, tail = text.partition(_PORT_SECTION)
+    rows = parse_vswitch_list(head)
+    if len(rows) != 1:
+        raise _bad(command, head.strip(), f"expected one vswitch row, found {len(rows)}")
+    ports: list[PortRow] = []
+    if sep:
+        lines = [line for line in tail.splitlines() if line.strip()]
+        for cells in _table_rows(lines, command) if lines else []:
+            line = " ".join(cells)
+            if len(cells) != _PORT_COLUMNS:
+                raise _bad(command, line, f"expected {_PORT_COLUMNS} port columns")
+            vlan = None if cells[3] in ("none", "") else _int(command, line, cells[3], "VLAN id")
+            ports.append(
+                PortRow(
+                    port=_int(command, line, cells[0], "port number"),
+                    state=cells[1],
+                    adapter=cells[2],
+                    vlan=vlan,
+                    reserved=tuple(n for n in cells[4].split(",") if n),
+                    active=cells[5],
+                )
+            )
+    return VSwitchDetail(vswitch=rows[0], ports=tuple(ports))
+
+
+# --------------------------------------------------------------------------------------------
+# hpvmdevmgmt -l all
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceEntry:
+    """One entry of the device database: names, attributes, dependent guests, id."""
+
+    names: tuple[str, ...]
+    attrs: Mapping[str, str]
+    dependents: tuple[str, ...]
+    id: str
+
+    @property
+    def shared(self) -> bool:
+        return self.attrs.get("SHARE", "NO").upper() == "YES"
+
+
+def parse_device_entries(text: str) -> tuple[DeviceEntry, ...]:
+    """Parse `hpvmdevmgmt -l`: one `names:attrs:dependents:id` line per entry."""
+    command = "hpvmdevmgmt -l"
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.rsplit(":", 3)
+        if len(parts) != 4 or not parts[0]:
+            raise _bad(command, line, "expected names:attrs:dependents:id")
+        names, attrs_text, dependents, ident = parts
+        attrs: dict[str, str] = {}
+        for item in attrs_text.split(","):
+            if not item:
+                continue
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise _bad(command, line, f"attribute {item!r} is not KEY=VALUE")
+            attrs[key] = value
+        entries.append(
+            DeviceEntry(
+                names=tuple(n for n in names.split(",") if n),
+                attrs=attrs,
+                dependents=tuple(d for d in dependents.split(",") if d),
+                id=ident,
+            )
+        )
+    return tuple(entries)
+
+
+def shared_paths(entries: Sequence[DeviceEntry]) -> frozenset[str]:
+    """Every name (entry or alias) of an entry marked SHARE=YES."""
+    return frozenset(name for entry in entries if entry.shared for name in entry.names)
+
+
+# --------------------------------------------------------------------------------------------
+# Building the model
+# --------------------------------------------------------------------------------------------
+
+
+def actual_guest(
+    status: MachineStatus,
+    devices: DeviceListing,
+    *,
+    host: str,
+    shared: frozenset[str] = frozenset(),
+    port_vlans: Mapping[str, Mapping[int, int]] | None = None,
+) -> model.ActualGuest:
+    """The ActualGuest of one guest on `host` from its parsed status and devices.
+
+    `shared` holds the SHARE=YES paths of the host's device database; `port_vlans` maps a
+    vswitch name to its port -> untagged VLAN table. Devices other than disks, DVDs and
+    NICs (tapes, changers, HBAs) have no place in the model and are left out.
+    """
+    vlans = port_vlans or {}
+    disks: list[model.Disk] = []
+    dvds: list[model.Disk] = []
+    for res in devices.storage:
+        if res.devtype not in ("disk", "dvd"):
+            continue
+        disk = model.Disk(
+            devtype=res.devtype,
+            backing=res.backing,
+            path=res.path,
+            adapter=res.adapter,
+            shared=res.path in shared,
+            address=res.address or None,
+        )
+        (disks if res.devtype == "disk" else dvds).append(disk)
+    nics = tuple(
+        model.Nic(
+            vswitch=res.vswitch,
+            adapter=res.adapter,
+            vlan=vlans.get(res.vswitch, {}).get(res.port) if res.port is not None else None,
+            mac=res.mac,
+            port=res.port,
+            address=f"{res.bus},{res.slot}" if res.bus is not None else None,
+        )
+        for res in devices.network
+    )
+    guest = model.Guest(
+        name=status.name,
+        host=host,
+        os=status.os,
+        vcpus=status.vcpus,
+        entitlement=status.entitlement,
+        memory_mb=status.memory_mb,
+        dynamic_memory=status.dynamic_memory,
+        power="on" if status.run_state == "On" else "off",
+        start=status.start,
+        label=status.label,
+        disks=tuple(disks),
+        dvds=tuple(dvds),
+        nics=nics,
+        online_migration=status.online_migration,
+        vm_type=status.vm_type,
+    )
+    runnable = status.runnable and status.state_detail != "NR"
+    return model.ActualGuest(
+        guest=guest,
+        status=model.GuestStatus(
+            state=status.state, vm_number=status.vm_number, uuid=status.uuid, runnable=runnable
+        ),
+    )

@@ -1,0 +1,102 @@
+"""How a provider reaches a VM Host: run one hpvm* argument list there, get its output.
+
+`Transport` is the whole interface: the emulator's in-process transport implements it
+here, and an SSH transport to real hosts implements the same `run` (argument lists are
+quoted by the transport that needs a shell, never earlier). Latency is simulated here,
+so a demo against the emulator feels like a network round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ivmctl.errors import IvmctlError, ProviderError
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandOutput:
+    """What a command printed and how it ended."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0  # seconds, as measured by the transport
+
+
+class Transport(Protocol):
+    """Runs commands on VM Hosts.
+
+    `run` returns the command's own exit status and output, also when it fails; it
+    raises ProviderError only when the host cannot be reached at all.
+    """
+
+    def run(self, host: str, argv: Sequence[str]) -> CommandOutput: ...
+
+    def close(self) -> None: ...
+
+
+class EmulatorTransport:
+    """Runs hpvm* commands in an `ivmctl.runtime` world, in process.
+
+    The world is opened by `opener` on first use, so building a provider touches no
+    file. `latency` seconds are added to every command, outside the lock that serialises
+    commands, so that parallel work overlaps as it would over the network.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], Any],
+        *,
+        latency: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._opener = opener
+        self._world: Any = None
+        self.latency = latency
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    @property
+    def world(self) -> Any:
+        """The emulator world, opened on first use."""
+        with self._lock:
+            if self._world is None:
+                self._world = self._opener()
+            return self._world
+
+    def locked(self) -> threading.RLock:
+        """The lock every command holds; hold it to read the world between commands."""
+        return self._lock
+
+    def run(self, host: str, argv: Sequence[str]) -> CommandOutput:
+        started = self._clock()
+        if self.latency:
+            self._sleep(self.latency)
+        try:
+            with self._lock:
+                result = self.world.execute(host, list(argv))
+        except IvmctlError as exc:
+            raise ProviderError(
+                f"the emulator could not run {argv[0] if argv else 'a command'} on {host}: "
+                f"{exc.summary}",
+                detail=exc.detail,
+            ) from exc
+        return CommandOutput(
+            exit_code=int(result.exit_code),
+            stdout=str(result.stdout),
+            stderr=str(result.stderr),
+            duration=self._clock() - started,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            close = getattr(self._world, "close", None)
+            if callable(close):
+                close()
+            self._world = None
