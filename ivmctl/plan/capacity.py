@@ -1,0 +1,418 @@
+"""Capacity-aware ordering: replay the plan against a model of each affected host.
+
+Every host whose guests start, stop, move or change entitlement gets a
+`rules.HostCapacity` built from the guests running there now (admitted in a
+deterministic order). Changes are then taken in priority order (vswitches first,
+then stops and departures, migrations, updates, arrivals and starts, vswitch
+deletes last); a change is scheduled only when its structural dependencies are done
+and every one of its operations is admitted by the model, so running the changes in
+the resulting order never meets a refusal the plan could have known.
+
+When no change can go next, the planner tries what an operator would: move a guest
+offline instead of online (it then needs its boot memory, not its dynamic-memory
+maximum), or stop a guest that is leaving a full host first so that another can
+arrive (a swap between two full hosts) — both only for guests allowed to restart.
+Otherwise the plan is refused with a per-host capacity report.
+
+Capacity edges are added to `depends_on`: a change that takes capacity on a host
+depends on the earlier changes that free capacity there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
+from ivmctl.plan.model import Action, Change, Operation, OpKind
+from ivmctl.rules import Demand, HostCapacity
+
+MAKE_ROOM = "make-room"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityModel:
+    """The inputs of the replay.
+
+    `hosts`: capacity now (running guests admitted), only for hosts whose hardware is
+    known; `demands`: what each guest holds once started with its planned
+    configuration; `migration_demands`: what an online migration needs on the target
+    (the dynamic-memory maximum); `final_running`: per host, the guests expected to run
+    when the plan is done (for the report and the fit check).
+    """
+
+    hosts: Mapping[str, HostCapacity]
+    demands: Mapping[str, Demand]
+    migration_demands: Mapping[str, Demand]
+    final_running: Mapping[str, tuple[Demand, ...]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    host: str
+    problem: str
+
+
+# --------------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------------
+
+
+def _effect_hosts(op: Operation) -> tuple[str, ...]:
+    if op.kind is OpKind.GUEST_MIGRATE and op.params.get("online"):
+        return (op.host, str(op.params["target"]))
+    if op.kind in (OpKind.GUEST_START, OpKind.GUEST_STOP, OpKind.GUEST_DELETE):
+        return (op.host,)
+    if (
+        op.kind is OpKind.GUEST_MODIFY
+        and op.params.get("online")
+        and ("entitlement" in op.params.get("set", {}))
+    ):
+        return (op.host,)
+    return ()
+
+
+def touches_capacity(change: Change) -> bool:
+    return any(_effect_hosts(op) for op in change.operations)
+
+
+def replay_op(op: Operation, caps: dict[str, HostCapacity], model: CapacityModel) -> Refusal | None:
+    """Apply one operation to `caps` in place; a Refusal when the host would refuse it."""
+    name = str(op.params.get("name", ""))
+    try:
+        if op.kind in (OpKind.GUEST_STOP, OpKind.GUEST_DELETE):
+            if op.host in caps:
+                caps[op.host] = caps[op.host].release(name)
+        elif op.kind is OpKind.GUEST_START:
+            if op.host in caps:
+                caps[op.host] = caps[op.host].admit(model.demands[name])
+        elif op.kind is OpKind.GUEST_MIGRATE and op.params.get("online"):
+            target = str(op.params["target"])
+            if target in caps:
+                need = model.migration_demands[name]
+                found = caps[target].problems(need)
+                if found:
+                    return Refusal(
+                        host=target,
+                        problem=f"guest {name!r} cannot migrate online to {target}: "
+                        + "; ".join(found),
+                    )
+                caps[target] = caps[target].admit(model.demands[name])
+            if op.host in caps:
+                caps[op.host] = caps[op.host].release(name)
+        elif op.kind is OpKind.GUEST_MODIFY and op.params.get("online"):
+            entitlement = op.params.get("set", {}).get("entitlement")
+            if entitlement is not None and op.host in caps:
+                caps[op.host] = caps[op.host].with_entitlement(name, float(entitlement["min"]))
+    except InsufficientResources as exc:
+        return Refusal(host=op.host, problem=exc.summary)
+    except RuleViolation as exc:
+        return Refusal(host=op.host, problem=exc.summary)
+    return None
+
+
+def replay(
+    change: Change, caps: Mapping[str, HostCapacity], model: CapacityModel
+) -> tuple[dict[str, HostCapacity], Refusal | None]:
+    """The capacities after `change`, or the first refusal (caps then unchanged)."""
+    trial = dict(caps)
+    for op in change.operations:
+        refusal = replay_op(op, trial, model)
+        if refusal is not None:
+            return dict(caps), refusal
+    return trial, None
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _entitlement_of(demands: Sequence[Demand]) -> float:
+    return round(sum(d.vcpus * d.entitlement_pct for d in demands), 1)
+
+
+def capacity_report(hosts: Sequence[str], model: CapacityModel) -> str:
+    """One line per host: cores, entitlement and memory before and after the plan."""
+    lines = ["Capacity per host (before -> after the plan):"]
+    for name in hosts:
+        cap = model.hosts.get(name)
+        if cap is None:
+            continue
+        final = model.final_running.get(name, ())
+        after_mem = sum(d.footprint_mb for d in final)
+        widest = max((d.vcpus for d in final), default=0)
+        lines.append(
+            f"  {name}: cores {cap.cores} (widest guest {widest} vCPUs); "
+            f"entitlement {cap.entitlement_used_pct:g}% -> {_entitlement_of(final):g}% "
+            f"of {cap.cores * 100}%; "
+            f"memory {cap.memory_used_mb} MB -> {after_mem} MB of {cap.pool_mb} MB"
+        )
+    return "\n".join(lines)
+
+
+def check_final_fit(hosts: Sequence[str], model: CapacityModel) -> None:
+    """Refuse a desired state whose running guests cannot all fit on their host."""
+    problems: list[str] = []
+    for name in hosts:
+        cap = model.hosts.get(name)
+        if cap is None:
+            continue
+        empty = HostCapacity(name=name, cores=cap.cores, pool_mb=cap.pool_mb)
+        order = sorted(
+            model.final_running.get(name, ()),
+            key=lambda d: (-d.vcpus, -d.entitlement_pct, -d.memory_mb, d.name),
+        )
+        for demand in order:
+            found = empty.problems(demand)
+            if found:
+                problems.append(f"host {name}: guest {demand.name!r} " + "; ".join(found))
+                break
+            empty = empty.admit(demand)
+    if problems:
+        raise PlanError(
+            "the desired state does not fit on "
+            + ", ".join(sorted({p.split(":")[0].removeprefix("host ") for p in problems})),
+            detail="\n".join(
+                [
+                    *problems,
+                    capacity_report(hosts, model),
+                    "Lower vCPUs, entitlement or memory, set power: off, "
+                    "or move guests to another host.",
+                ]
+            ),
+            location=Location(address="host." + problems[0].split(":")[0].removeprefix("host ")),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Ordering
+# --------------------------------------------------------------------------------------------
+
+
+def _rank(change: Change) -> int:
+    if change.address.startswith("vswitch."):
+        return 5 if change.action is Action.DELETE else 0
+    if change.phase == MAKE_ROOM or change.action in (Action.DELETE, Action.STOP):
+        return 1
+    if change.action is Action.MIGRATE or any(
+        op.kind is OpKind.GUEST_MIGRATE for op in change.operations
+    ):
+        return 2
+    if change.action in (Action.CREATE, Action.START):
+        return 4
+    return 3
+
+
+def _hosts_with(change: Change, kinds: frozenset[OpKind]) -> set[str]:
+    found: set[str] = set()
+    for op in change.operations:
+        if op.kind in kinds:
+            found.add(op.host)
+        if op.kind is OpKind.GUEST_MIGRATE and op.params.get("online"):
+            found.add(op.host if OpKind.GUEST_STOP in kinds else str(op.params["target"]))
+        if (
+            op.kind is OpKind.GUEST_MODIFY
+            and op.params.get("online")
+            and ("entitlement" in op.params.get("set", {}))
+        ):
+            found.add(op.host)
+    return found
+
+
+_FREES = frozenset({OpKind.GUEST_STOP, OpKind.GUEST_DELETE})
+_TAKES = frozenset({OpKind.GUEST_START})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ordering:
+    """The changes in execution order, with capacity edges added to `depends_on`."""
+
+    changes: tuple[Change, ...]
+
+
+def order_changes(
+    changes: Sequence[Change],
+    model: CapacityModel,
+    *,
+    alternatives: Mapping[str, tuple[Operation, ...]],
+    restart_hints: Mapping[str, str],
+) -> Ordering:
+    """Order `changes` so each is admitted when run in sequence; raises PlanError if none is."""
+    work: dict[str, Change] = {c.key: c for c in changes}
+    pending = sorted(work, key=lambda k: (_rank(work[k]), k))
+    done: set[str] = set()
+    ordered: list[str] = []
+    caps = dict(model.hosts)
+    split: set[str] = set()
+    while pending:
+        progressed = False
+        rest: list[str] = []
+        stuck: list[tuple[str, Refusal]] = []
+        for key in pending:
+            change = work[key]
+            if any(dep in work and dep not in done for dep in change.depends_on):
+                rest.append(key)
+                continue
+            if touches_capacity(change):
+                trial, refusal = replay(change, caps, model)
+                if refusal is not None:
+                    rest.append(key)
+                    stuck.append((key, refusal))
+                    continue
+                caps = trial
+            done.add(key)
+            ordered.append(key)
+            progressed = True
+        pending = rest
+        if progressed or not pending:
+            continue
+        if not stuck:
+            raise PlanError(
+                "the planned changes depend on each other in a cycle: "
+                + ", ".join(sorted(pending)),
+                detail="This is a bug in ivmctl's planner; please report it with the plan input.",
+            )
+        if _try_offline(stuck, work, caps, model, alternatives):
+            continue
+        made = _try_make_room(stuck, work, caps, alternatives, split)
+        if made is not None:
+            pending = sorted([*pending, made], key=lambda k: (_rank(work[k]), k))
+            continue
+        raise _infeasible(stuck, work, model, restart_hints)
+    return Ordering(changes=_with_capacity_edges([work[k] for k in ordered]))
+
+
+def _try_offline(
+    stuck: Sequence[tuple[str, Refusal]],
+    work: dict[str, Change],
+    caps: Mapping[str, HostCapacity],
+    model: CapacityModel,
+    alternatives: Mapping[str, tuple[Operation, ...]],
+) -> bool:
+    """Move a stuck online migration offline (stop, move, start) when that fits now."""
+    for key, refusal in stuck:
+        change = work[key]
+        alternative = alternatives.get(key)
+        if alternative is None or change.phase:
+            continue
+        if not any(
+            op.kind is OpKind.GUEST_MIGRATE and op.params.get("online") for op in change.operations
+        ):
+            continue
+        candidate = replace(change, operations=alternative)
+        _, again = replay(candidate, caps, model)
+        if again is None:
+            work[key] = replace(
+                candidate,
+                reasons=(
+                    *change.reasons,
+                    f"an online move does not fit ({refusal.problem}): it is stopped, moved "
+                    "offline and started on the target instead, needing only its boot memory "
+                    "(restart allowed)",
+                ),
+            )
+            return True
+    return False
+
+
+def _try_make_room(
+    stuck: Sequence[tuple[str, Refusal]],
+    work: dict[str, Change],
+    caps: Mapping[str, HostCapacity],
+    alternatives: Mapping[str, tuple[Operation, ...]],
+    split: set[str],
+) -> str | None:
+    """Stop a guest leaving the full host early (it then moves offline); its new key."""
+    for key, refusal in stuck:
+        host = refusal.host
+        running = set(caps[host].running) if host in caps else set()
+        for other_key in sorted(work):
+            other = work[other_key]
+            alternative = alternatives.get(other_key)
+            if other_key == key or other_key in split or alternative is None or other.phase:
+                continue
+            leaves = any(
+                op.kind is OpKind.GUEST_MIGRATE and op.params.get("online") and op.host == host
+                for op in other.operations
+            )
+            name = other.address.removeprefix("guest.")
+            if not leaves or name not in running or alternative[0].kind is not OpKind.GUEST_STOP:
+                continue
+            split.add(other_key)
+            stop = Change(
+                address=other.address,
+                action=Action.STOP,
+                host=host,
+                before=other.before,
+                after=other.before,
+                reasons=(
+                    f"stopped early to make room on {host} for {work[key].address} "
+                    "(the hosts are too full to swap their guests online); restart allowed",
+                ),
+                operations=(alternative[0],),
+                phase=MAKE_ROOM,
+            )
+            work[stop.key] = stop
+            work[other_key] = replace(
+                other,
+                operations=alternative[1:],
+                depends_on=tuple(sorted({*other.depends_on, stop.key})),
+                reasons=(
+                    *other.reasons,
+                    f"it is stopped first to make room on {host}, so it moves offline and "
+                    "is started on the target once there is room (restart allowed)",
+                ),
+            )
+            return stop.key
+    return None
+
+
+def _infeasible(
+    stuck: Sequence[tuple[str, Refusal]],
+    work: Mapping[str, Change],
+    model: CapacityModel,
+    restart_hints: Mapping[str, str],
+) -> PlanError:
+    hosts = sorted({r.host for _, r in stuck} | _moving_hosts(work, [k for k, _ in stuck]))
+    lines = [f"{work[k].address}: {r.problem}" for k, r in stuck]
+    hints = sorted({h for h in restart_hints.values() if h})
+    if hints:
+        lines.append(
+            "A stop/start would make it feasible: "
+            + "; ".join(hints)
+            + " (set lifecycle.restart: allow on the guest or pass --allow-restart ADDRESS)."
+        )
+    lines.append(capacity_report(hosts, model))
+    return PlanError(
+        "no order of the planned changes fits the capacity of " + ", ".join(hosts),
+        detail="\n".join(lines),
+        location=Location(address=work[stuck[0][0]].address),
+    )
+
+
+def _moving_hosts(work: Mapping[str, Change], keys: Sequence[str]) -> set[str]:
+    hosts: set[str] = set()
+    for key in keys:
+        for op in work[key].operations:
+            if op.kind is OpKind.GUEST_MIGRATE:
+                hosts.update({op.host, str(op.params["target"])})
+    return hosts
+
+
+def _with_capacity_edges(changes: Sequence[Change]) -> tuple[Change, ...]:
+    """Each change taking capacity on a host depends on earlier ones freeing it there."""
+    freed: dict[str, list[str]] = {}
+    out: list[Change] = []
+    for change in changes:
+        takes = _hosts_with(change, _TAKES) if touches_capacity(change) else set()
+        deps = set(change.depends_on)
+        for host in takes:
+            deps.update(k for k in freed.get(host, ()) if k != change.key)
+        if deps != set(change.depends_on):
+            change = replace(change, depends_on=tuple(sorted(deps)))
+        out.append(change)
+        if touches_capacity(change):
+            for host in _hosts_with(change, _FREES):
+                freed.setdefault(host, []).append(change.key)
+    return tuple(out)

@@ -1,0 +1,152 @@
+"""Per-object comparison of a desired guest with the actual one, as dotted field paths.
+
+Each guest is turned into a *comparable* dict: only what the configuration decides,
+with values the runtime chooses left out wherever the desired side leaves them None
+(MAC, port, PCI address, file size). Disks and DVDs are matched by (devtype, path),
+NICs by position. A plain equality check runs first; deepdiff (this is its only home)
+runs only for the guests that differ, so a no-op plan of 10,000 guests stays fast.
+
+Paths read like the configuration: `vcpus`, `entitlement.min_pct`, `dynamic_memory`,
+`disks[/ivm/web01/root.img].adapter`, `dvds[/iso]`, `nics[0].vswitch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from ivmctl.model import Disk, Guest, Nic
+
+DEVICE_MAPS = ("disks", "dvds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldDiff:
+    """One differing field: its dotted path, the key path it came from, and both values.
+
+    `keys` is the path as a list (`["nics", 0, "vswitch"]`); a value missing on one side
+    is None there (a device added or removed).
+    """
+
+    path: str
+    keys: tuple[str | int, ...]
+    before: Any
+    after: Any
+
+
+def _device_map(disks: Sequence[Disk], dvds: Sequence[Disk]) -> dict[str, dict[str, Disk]]:
+    maps: dict[str, dict[str, Disk]] = {"disks": {}, "dvds": {}}
+    for disk in (*disks, *dvds):
+        maps["dvds" if disk.devtype == "dvd" else "disks"][disk.path] = disk
+    return maps
+
+
+def _disk_fields(disk: Disk, pinned: Disk | None) -> dict[str, Any]:
+    """What is compared of a disk; `pinned` is the desired disk deciding what counts."""
+    fields: dict[str, Any] = {"backing": disk.backing, "adapter": disk.adapter}
+    reference = pinned or disk
+    if reference.shared:
+        fields["shared"] = disk.shared
+    if reference.address is not None:
+        fields["address"] = disk.address
+    return fields
+
+
+def _nic_fields(nic: Nic, pinned: Nic | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"vswitch": nic.vswitch, "adapter": nic.adapter, "vlan": nic.vlan}
+    reference = pinned or nic
+    for name in ("mac", "port", "address"):
+        if getattr(reference, name) is not None:
+            fields[name] = getattr(nic, name)
+    return fields
+
+
+def _scalars(guest: Guest, power: str) -> dict[str, Any]:
+    dyn = guest.dynamic_memory
+    return {
+        "os": guest.os,
+        "vcpus": guest.vcpus,
+        "memory_mb": guest.memory_mb,
+        "entitlement": {
+            "min_pct": round(float(guest.entitlement.min_pct), 1),
+            "max_pct": round(float(guest.entitlement.max_pct), 1),
+        },
+        "dynamic_memory": None
+        if dyn is None
+        else {"min_mb": dyn.min_mb, "max_mb": dyn.max_mb, "target_mb": dyn.target_mb},
+        "power": power,
+        "start": guest.start,
+        "label": guest.label,
+        "online_migration": guest.online_migration,
+        "vm_type": guest.vm_type,
+    }
+
+
+def comparable(
+    desired: Guest, actual: Guest, actual_power: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two dicts to compare; the host is compared by the planner (it means a move)."""
+    left = _scalars(actual, actual_power)
+    right = _scalars(desired, desired.power)
+    want = _device_map(desired.disks, desired.dvds)
+    have = _device_map(actual.disks, actual.dvds)
+    for kind in DEVICE_MAPS:
+        right[kind] = {path: _disk_fields(d, d) for path, d in want[kind].items()}
+        left[kind] = {path: _disk_fields(d, want[kind].get(path)) for path, d in have[kind].items()}
+    right["nics"] = {i: _nic_fields(n, n) for i, n in enumerate(desired.nics)}
+    left["nics"] = {
+        i: _nic_fields(n, desired.nics[i] if i < len(desired.nics) else None)
+        for i, n in enumerate(actual.nics)
+    }
+    return left, right
+
+
+def dotted(keys: Sequence[str | int]) -> str:
+    """`["nics", 0, "vswitch"]` -> `nics[0].vswitch`; device paths go in brackets."""
+    out = ""
+    previous: str | int | None = None
+    for key in keys:
+        if isinstance(key, int) or previous in (*DEVICE_MAPS, "nics"):
+            out += f"[{key}]"
+        else:
+            out += f".{key}" if out else str(key)
+        previous = key
+    return out
+
+
+def _present(value: Any) -> Any:
+    return None if type(value).__name__ == "NotPresent" else value
+
+
+def diff_dicts(before: dict[str, Any], after: dict[str, Any]) -> list[FieldDiff]:
+    """Field differences of two comparable dicts, sorted by path; [] when equal."""
+    if before == after:
+        return []
+    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
+    found: list[FieldDiff] = []
+    for items in tree.values():
+        for item in items:
+            keys = tuple(item.path(output_format="list"))
+            found.append(
+                FieldDiff(
+                    path=dotted(keys),
+                    keys=keys,
+                    before=_present(item.t1),
+                    after=_present(item.t2),
+                )
+            )
+    found.sort(key=lambda f: _sort_key(f.keys))
+    return found
+
+
+def _sort_key(keys: Sequence[str | int]) -> tuple[tuple[int, str], ...]:
+    return tuple((k, "") if isinstance(k, int) else (-1, k) for k in keys)
+
+
+def diff_guest(desired: Guest, actual: Guest, actual_power: str) -> list[FieldDiff]:
+    """What differs between a desired guest and the actual one (host excluded)."""
+    before, after = comparable(desired, actual, actual_power)
+    return diff_dicts(before, after)

@@ -1,0 +1,751 @@
+"""make_plan: desired state + actual state + inventory -> Plan. Pure and deterministic.
+
+1. Ownership: every address of desired, actual and the inventory is sorted into
+   create, change (diff), adopt (declared, exists, not owned), delete (owned, no longer
+   declared) or unmanaged (exists, neither declared nor owned: never touched).
+2. Per object: vswitches here, guests in `classify` (diff, online vs needs-off,
+   restart policy, migration), each with its reasons.
+3. Structure: guests depend on the vswitches they need; vswitch deletes depend on the
+   guests that stop using them.
+4. Capacity: `capacity.order_changes` replays everything against each affected host
+   and puts the changes in an order no host refuses.
+5. Targets (`--target`) keep the targeted changes and what they depend on;
+   refresh-only keeps no change and reports every difference as drift.
+
+No I/O, no clock, no randomness: the same input gives the same Plan, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ivmctl.errors import InsufficientResources, IvmctlError, Location, PlanError, RuleViolation
+from ivmctl.model import (
+    ActualGuest,
+    ActualState,
+    DesiredState,
+    Guest,
+    Host,
+    VSwitch,
+    guest_address,
+    host_address,
+    vswitch_address,
+)
+from ivmctl.plan.capacity import CapacityModel, check_final_fit, order_changes
+from ivmctl.plan.classify import (
+    GuestContext,
+    GuestOutcome,
+    PortAllocator,
+    demand_of,
+    is_ignored,
+    plan_change,
+    plan_create,
+    plan_delete,
+    rule_name,
+)
+from ivmctl.plan.diff import diff_guest
+from ivmctl.plan.model import (
+    Action,
+    Change,
+    ChangeHow,
+    FieldChange,
+    Inventory,
+    Operation,
+    OpKind,
+    Plan,
+)
+from ivmctl.plan.views import actual_guest_view, actual_power, guest_view, vswitch_view
+from ivmctl.rules import LOCALNET, ChangeKind, Demand, HostCapacity, field_change_kind
+
+__all__ = ["Inventory", "make_plan"]
+
+
+@dataclass(kw_only=True)
+class _Builder:
+    """Collects the plan's parts while the objects are classified."""
+
+    changes: list[Change] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    drift: list[FieldChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[IvmctlError] = field(default_factory=list)
+    alternatives: dict[str, tuple[Operation, ...]] = field(default_factory=dict)
+    restart_hints: dict[str, str] = field(default_factory=dict)
+
+
+def make_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    inventory: Inventory,
+    *,
+    allow_restart: frozenset[str] = frozenset(),
+    targets: frozenset[str] = frozenset(),
+    refresh_only: bool = False,
+    state_serial: int = 0,
+    state_lineage: str = "",
+) -> Plan:
+    """Plan the changes that take `actual` to `desired`; raises PlanError when none is safe."""
+    out = _Builder()
+    versions = _check_hosts(desired, actual, out)
+    if refresh_only:
+        return _refresh_only(desired, actual, inventory, out, state_serial, state_lineage)
+    ports = _seed_ports(desired, actual)
+    stale = _stale_copies(desired, actual, inventory, out)
+    files = _files_in_use(actual)
+    _plan_vswitches(desired, actual, inventory, out)
+    for name in sorted({*desired.guests, *actual.guests, *_owned_guests(inventory)}):
+        try:
+            _plan_guest(
+                name, desired, actual, inventory, out, ports, versions, stale, files, allow_restart
+            )
+        except IvmctlError as exc:
+            out.errors.append(exc)
+    changes = _structural_edges(out.changes, desired, actual, out)
+    _raise_errors(out.errors)
+    model = _capacity_model(desired, actual, changes, out, inventory)
+    affected = sorted(h for h in model.hosts if h in _affected_hosts(changes))
+    check_final_fit(affected, model)
+    ordered = order_changes(
+        changes, model, alternatives=out.alternatives, restart_hints=out.restart_hints
+    ).changes
+    if targets:
+        ordered = _targeted(ordered, targets, out)
+    return Plan(
+        changes=ordered,
+        unmanaged=tuple(sorted(set(out.unmanaged))),
+        drift=tuple(out.drift),
+        warnings=tuple(out.warnings),
+        config_digest=desired.digest,
+        runtime_generation=actual.generation,
+        state_serial=state_serial,
+        state_lineage=state_lineage,
+    )
+
+
+def _raise_errors(errors: list[IvmctlError]) -> None:
+    if not errors:
+        return
+    if len(errors) == 1:
+        error = errors[0]
+        if isinstance(error, PlanError):
+            raise error
+        raise PlanError(error.summary, detail=error.detail, location=error.location)
+    raise PlanError(
+        f"{len(errors)} problems prevent a plan",
+        detail="\n".join(str(e) for e in errors),
+        location=errors[0].location,
+    )
+
+
+def _location(desired: DesiredState, address: str, path: str | None = None) -> Location:
+    known = desired.sources.get(address)
+    if known is None:
+        return Location(address=address, path=path)
+    return replace(known, address=address, path=path)
+
+
+# --------------------------------------------------------------------------------------------
+# Hosts
+# --------------------------------------------------------------------------------------------
+
+
+def _check_hosts(desired: DesiredState, actual: ActualState, out: _Builder) -> dict[str, str]:
+    """Versions per host (the runtime's when known); a declared host must exist."""
+    versions: dict[str, str] = {}
+    for name in sorted(desired.hosts):
+        want = desired.hosts[name]
+        have = actual.hosts.get(name)
+        if have is None:
+            out.errors.append(
+                PlanError(
+                    f"host {name} is declared but the runtime does not have it",
+                    detail="Check the host name and that the provider can reach it.",
+                    location=_location(desired, host_address(name)),
+                )
+            )
+            versions[name] = want.version
+            continue
+        versions[name] = have.version
+        if have.version != want.version:
+            out.warnings.append(
+                f"host.{name}: declared Integrity VM {want.version}, runtime has {have.version}; "
+                "ivmctl plans with the runtime's version"
+            )
+        if want.hardware and have.hardware and want.hardware != have.hardware:
+            out.warnings.append(
+                f"host.{name}: declared hardware differs from the runtime's; ivmctl does not "
+                "change hardware and plans with what the runtime has"
+            )
+    for name in sorted(actual.hosts):
+        if name not in desired.hosts:
+            versions[name] = actual.hosts[name].version
+            out.unmanaged.append(host_address(name))
+    return versions
+
+
+# --------------------------------------------------------------------------------------------
+# Seeds: ports, files, Off (NR) copies
+# --------------------------------------------------------------------------------------------
+
+
+def _all_actual(actual: ActualState) -> Iterable[ActualGuest]:
+    yield from (actual.guests[n] for n in sorted(actual.guests))
+    yield from (actual.not_runnable[k] for k in sorted(actual.not_runnable))
+
+
+def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
+    ports = PortAllocator()
+    for host_name in sorted(actual.hosts):
+        for vsw in actual.hosts[host_name].vswitches.values():
+            for port in vsw.port_vlans:
+                ports.reserve(host_name, vsw.name, port)
+    for item in _all_actual(actual):
+        for nic in item.guest.nics:
+            ports.reserve(item.guest.host, nic.vswitch, nic.port)
+    for guest in desired.guests.values():
+        for nic in guest.nics:
+            ports.reserve(guest.host, nic.vswitch, nic.port)
+    return ports
+
+
+def _files_in_use(actual: ActualState) -> dict[str, frozenset[str]]:
+    paths: dict[str, set[str]] = {}
+    for item in _all_actual(actual):
+        for disk in (*item.guest.disks, *item.guest.dvds):
+            paths.setdefault(item.guest.host, set()).add(disk.path)
+    return {h: frozenset(p) for h, p in paths.items()}
+
+
+def _stale_copies(
+    desired: DesiredState, actual: ActualState, inventory: Inventory, out: _Builder
+) -> dict[str, tuple[str, ...]]:
+    """Per guest name, the hosts with an Off (NR) copy ivmctl may remove."""
+    found: dict[str, list[str]] = {}
+    for host, name in sorted(actual.not_runnable):
+        address = guest_address(name)
+        live = actual.guests.get(name)
+        if live is not None and live.guest.host == host:
+            continue  # the runtime lists it twice; the runnable entry wins
+        if address in inventory.owned or name in desired.guests:
+            found.setdefault(name, []).append(host)
+        else:
+            out.warnings.append(
+                f"{address}: an Off (NR) copy lingers on {host}; ivmctl does not own it "
+                "and leaves it alone"
+            )
+    return {n: tuple(h) for n, h in found.items()}
+
+
+def _owned_guests(inventory: Inventory) -> list[str]:
+    return [a.removeprefix("guest.") for a in sorted(inventory.owned) if a.startswith("guest.")]
+
+
+# --------------------------------------------------------------------------------------------
+# Vswitches
+# --------------------------------------------------------------------------------------------
+
+
+def _plan_vswitches(
+    desired: DesiredState, actual: ActualState, inventory: Inventory, out: _Builder
+) -> None:
+    for host in sorted({*desired.hosts, *actual.hosts}):
+        want: Mapping[str, VSwitch] = desired.hosts[host].vswitches if host in desired.hosts else {}
+        have_host: Host | None = actual.hosts.get(host)
+        have: Mapping[str, VSwitch] = have_host.vswitches if have_host else {}
+        for name in sorted({*want, *have}):
+            address = vswitch_address(host, name)
+            if name == LOCALNET:
+                continue
+            w, h = want.get(name), have.get(name)
+            owned = address in inventory.owned
+            if w is not None and h is None:
+                if have_host is None:
+                    continue
+                out.changes.append(
+                    Change(
+                        address=address,
+                        action=Action.CREATE,
+                        host=host,
+                        after=vswitch_view(w),
+                        reasons=(
+                            "declared but not on the host: it will be created and booted "
+                            + (f"on {w.nic}" if w.nic else "as a host-local vswitch"),
+                        ),
+                        operations=(
+                            Operation(
+                                kind=OpKind.VSWITCH_CREATE,
+                                host=host,
+                                params={"name": name, "nic": w.nic},
+                            ),
+                        ),
+                    )
+                )
+            elif w is None and h is not None:
+                if not owned:
+                    out.unmanaged.append(address)
+                    continue
+                if address in inventory.prevent_destroy:
+                    out.errors.append(_prevent_destroy_error(desired, address))
+                    continue
+                out.changes.append(
+                    Change(
+                        address=address,
+                        action=Action.DELETE,
+                        host=host,
+                        before=vswitch_view(h, actual=True),
+                        reasons=("in the state but no longer declared: it will be deleted",),
+                        operations=(
+                            Operation(kind=OpKind.VSWITCH_DELETE, host=host, params={"name": name}),
+                        ),
+                    )
+                )
+            elif w is not None and h is not None:
+                out.changes.append(_vswitch_change(w, h, owned=owned))
+
+
+def _vswitch_change(w: VSwitch, h: VSwitch, *, owned: bool) -> Change:
+    address, host = w.address, w.host
+    reasons: list[str] = []
+    if not owned:
+        reasons.append("exists on the host but is not in the state: it will be adopted")
+    fields: tuple[FieldChange, ...] = ()
+    ops: tuple[Operation, ...] = ()
+    action = Action.NOOP if owned else Action.ADOPT
+    if w.nic != h.nic:
+        fields = (FieldChange(path="nic", before=h.nic, after=w.nic, how=ChangeHow.NEEDS_OFF),)
+        ops = (
+            Operation(kind=OpKind.VSWITCH_DELETE, host=host, params={"name": w.name}),
+            Operation(kind=OpKind.VSWITCH_CREATE, host=host, params={"name": w.name, "nic": w.nic}),
+        )
+        reasons.append(
+            f"its uplink changes from {h.nic or 'none'} to {w.nic or 'none'}, which no "
+            "modification can do: it is deleted and created again"
+        )
+        action = Action.REPLACE if owned else Action.ADOPT
+    elif owned:
+        reasons.append("matches the configuration: nothing to do")
+    return Change(
+        address=address,
+        action=action,
+        host=host,
+        before=vswitch_view(h, actual=True),
+        after=vswitch_view(w),
+        fields=fields,
+        reasons=tuple(reasons),
+        operations=ops,
+    )
+
+
+def _prevent_destroy_error(desired: DesiredState, address: str) -> PlanError:
+    return PlanError(
+        f"{address} is no longer declared, but prevent_destroy protects it from deletion",
+        detail="Declare it again, or first apply it with lifecycle.prevent_destroy: false "
+        "and then remove it from the configuration.",
+        location=_location(desired, address),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Guests
+# --------------------------------------------------------------------------------------------
+
+
+def _plan_guest(
+    name: str,
+    desired: DesiredState,
+    actual: ActualState,
+    inventory: Inventory,
+    out: _Builder,
+    ports: PortAllocator,
+    versions: Mapping[str, str],
+    stale: Mapping[str, tuple[str, ...]],
+    files: Mapping[str, frozenset[str]],
+    allow_restart: frozenset[str],
+) -> None:
+    address = guest_address(name)
+    want = desired.guests.get(name)
+    have = actual.guests.get(name)
+    owned = address in inventory.owned
+    stale_hosts = stale.get(name, ())
+    if want is None:
+        if have is None and not stale_hosts:
+            return  # owned, but gone from runtime and configuration: only the state forgets it
+        if not owned:
+            if have is not None:
+                out.unmanaged.append(address)
+            return
+        if address in inventory.prevent_destroy:
+            raise _prevent_destroy_error(desired, address)
+        if have is None:
+            first = actual.not_runnable[(stale_hosts[0], name)]
+            outcome = GuestOutcome(
+                action=Action.DELETE,
+                host=stale_hosts[0],
+                reasons=(
+                    "in the state but no longer declared; only Off (NR) copies a migration "
+                    "left behind remain, and they are removed",
+                ),
+                operations=tuple(
+                    Operation(kind=OpKind.GUEST_REMOVE_STALE, host=h, params={"name": name})
+                    for h in stale_hosts
+                ),
+            )
+            out.changes.append(_guest_change(address, outcome, actual_guest_view(first), None))
+            return
+        outcome = plan_delete(have, stale_hosts)
+        out.changes.append(_guest_change(address, outcome, actual_guest_view(have), None))
+        return
+
+    location = _location(desired, address)
+    _check_guest_refs(want, desired, location)
+    ctx = GuestContext(
+        host_versions=versions,
+        restart_allowed=want.lifecycle.restart == "allow" or address in allow_restart,
+        stale_hosts=stale_hosts,
+        files_in_use=files,
+        location=location,
+    )
+    if have is None:
+        outcome = plan_create(want, ctx, ports)
+        if owned:
+            outcome = replace(
+                outcome,
+                reasons=(
+                    "in the state but missing from the runtime: it will be created again",
+                    *outcome.reasons[1:],
+                ),
+            )
+        out.changes.append(_guest_change(address, outcome, None, guest_view(want)))
+        return
+    outcome = plan_change(want, have, ctx, ports, adopt=not owned)
+    change = _guest_change(address, outcome, actual_guest_view(have), guest_view(want))
+    out.changes.append(change)
+    out.drift.extend(replace(f, address=address) for f in outcome.drift)
+    if outcome.offline_alternative is not None:
+        out.alternatives[change.key] = outcome.offline_alternative
+    if outcome.restart_hint:
+        out.restart_hints[change.key] = outcome.restart_hint
+
+
+def _check_guest_refs(guest: Guest, desired: DesiredState, location: Location) -> None:
+    host = desired.hosts.get(guest.host)
+    if host is None:
+        raise PlanError(
+            f"guest.{guest.name} is placed on host {guest.host}, which is not declared",
+            detail="Declare the host under hosts:, or place the guest on a declared host.",
+            location=replace(location, path="host"),
+        )
+    for i, nic in enumerate(guest.nics):
+        if not host.has_vswitch(nic.vswitch):
+            raise PlanError(
+                f"guest.{guest.name} uses vswitch {nic.vswitch}, which host {guest.host} "
+                "does not declare",
+                detail=f"Declare it under hosts.{guest.host}.vswitches.",
+                location=replace(location, path=f"nics[{i}].vswitch"),
+            )
+
+
+def _guest_change(
+    address: str,
+    outcome: GuestOutcome,
+    before: Mapping[str, object] | None,
+    after: Mapping[str, object] | None,
+) -> Change:
+    return Change(
+        address=address,
+        action=outcome.action,
+        host=outcome.host,
+        before=before,
+        after=after,
+        fields=outcome.fields,
+        reasons=outcome.reasons,
+        operations=outcome.operations,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Structure: vswitches before the guests that use them, deleted after them
+# --------------------------------------------------------------------------------------------
+
+
+def _uses(change: Change, host: str, vswitch: str, *, after: bool) -> bool:
+    view = change.after if after else change.before
+    if not view or view.get("host") != host:
+        return False
+    nics = view.get("nics") or []
+    return any(isinstance(n, Mapping) and n.get("vswitch") == vswitch for n in nics)
+
+
+def _structural_edges(
+    changes: list[Change], desired: DesiredState, actual: ActualState, out: _Builder
+) -> list[Change]:
+    vswitch_changes = {
+        c.address: c for c in changes if c.address.startswith("vswitch.") and c.operations
+    }
+    guests = {c.address: c for c in changes if c.address.startswith("guest.")}
+    deps: dict[str, set[str]] = {c.key: set(c.depends_on) for c in changes}
+    # Guests that need a vswitch created (or re-created) on their host.
+    for change in guests.values():
+        view = change.after
+        if not view or not change.operations:
+            continue
+        host = str(view.get("host"))
+        for nic in view.get("nics") or []:
+            address = vswitch_address(host, str(nic["vswitch"]))
+            target = vswitch_changes.get(address)
+            if target is not None and target.action is not Action.DELETE:
+                deps[change.key].add(target.key)
+    # Vswitches deleted (or re-created) after every guest that stops using them.
+    users: dict[tuple[str, str], list[str]] = {}
+    for item in _all_actual(actual):
+        for nic in item.guest.nics:
+            users.setdefault((item.guest.host, nic.vswitch), []).append(item.guest.name)
+    for vsw in vswitch_changes.values():
+        if vsw.action not in (Action.DELETE, Action.REPLACE, Action.ADOPT):
+            continue
+        if not any(op.kind is OpKind.VSWITCH_DELETE for op in vsw.operations):
+            continue
+        host, name = vsw.host, str((vsw.before or vsw.after or {}).get("name"))
+        for guest_name in sorted(set(users.get((host, name), []))):
+            address = guest_address(guest_name)
+            user = guests.get(address)
+            live = actual.guests.get(guest_name)
+            if vsw.action is not Action.DELETE:
+                if live is not None and live.guest.host == host and live.status.running:
+                    out.errors.append(
+                        PlanError(
+                            f"{vsw.address} must be re-created, but the running {address} uses it",
+                            detail=f"Stop {address} first (power: off), apply, then change "
+                            "the vswitch.",
+                            location=_location(desired, vsw.address),
+                        )
+                    )
+                continue
+            still = user is None or not user.operations or _uses(user, host, name, after=True)
+            if user is not None and user.action is Action.DELETE:
+                still = False
+            if still:
+                out.errors.append(
+                    PlanError(
+                        f"{vsw.address} cannot be deleted: {address} still uses it",
+                        detail=f"Move {address}'s NICs to another vswitch, or delete the guest, "
+                        "or keep the vswitch declared.",
+                        location=_location(desired, vsw.address),
+                    )
+                )
+            elif user is not None:
+                deps[vsw.key].add(user.key)
+    return [
+        replace(c, depends_on=tuple(sorted(deps[c.key]))) if deps[c.key] != set(c.depends_on) else c
+        for c in changes
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Capacity model
+# --------------------------------------------------------------------------------------------
+
+
+def _affected_hosts(changes: Iterable[Change]) -> set[str]:
+    hosts: set[str] = set()
+    for change in changes:
+        for op in change.operations:
+            if op.kind in (OpKind.GUEST_START, OpKind.GUEST_STOP, OpKind.GUEST_MODIFY):
+                hosts.add(op.host)
+            elif op.kind is OpKind.GUEST_MIGRATE:
+                hosts.update({op.host, str(op.params["target"])})
+    return hosts
+
+
+def _effective(want: Guest, have: ActualGuest | None) -> Guest:
+    """The guest as it will be configured: ignored fields keep the runtime's values."""
+    if have is None or not want.lifecycle.ignore_changes:
+        return want
+    ignore = want.lifecycle.ignore_changes
+    kept = have.guest
+    return replace(
+        want,
+        vcpus=kept.vcpus if is_ignored("vcpus", ignore) else want.vcpus,
+        memory_mb=kept.memory_mb if is_ignored("memory_mb", ignore) else want.memory_mb,
+        entitlement=kept.entitlement
+        if is_ignored("entitlement.min_pct", ignore)
+        else want.entitlement,
+        dynamic_memory=kept.dynamic_memory
+        if is_ignored("dynamic_memory.max_mb", ignore)
+        else want.dynamic_memory,
+    )
+
+
+def _capacity_model(
+    desired: DesiredState,
+    actual: ActualState,
+    changes: list[Change],
+    out: _Builder,
+    inventory: Inventory,
+) -> CapacityModel:
+    affected = _affected_hosts(changes)
+    hosts: dict[str, HostCapacity] = {}
+    for name in sorted(affected):
+        have = actual.hosts.get(name)
+        hardware = (have.hardware if have else None) or (
+            desired.hosts[name].hardware if name in desired.hosts else None
+        )
+        if hardware is None:
+            out.warnings.append(
+                f"host.{name}: hardware unknown; the plan cannot check its capacity"
+            )
+            continue
+        hosts[name] = HostCapacity.empty(
+            name=name, cores=hardware.cores, physical_memory_mb=hardware.memory_mb
+        )
+    running = sorted(
+        (g for g in actual.guests.values() if g.status.running and g.guest.host in hosts),
+        key=lambda g: (g.guest.host, g.status.vm_number, g.guest.name),
+    )
+    for item in running:
+        demand = demand_of(item.guest)
+        try:
+            hosts[item.guest.host] = hosts[item.guest.host].admit(demand)
+        except (InsufficientResources, RuleViolation) as exc:
+            out.warnings.append(
+                f"host.{item.guest.host}: the running guests already exceed the model "
+                f"({exc.summary}); the plan assumes guest.{item.guest.name} holds nothing"
+            )
+    demands: dict[str, Demand] = {}
+    migration: dict[str, Demand] = {}
+    final: dict[str, list[Demand]] = {h: [] for h in hosts}
+    for name in sorted(desired.guests):
+        guest = _effective(desired.guests[name], actual.guests.get(name))
+        demands[name] = demand_of(guest)
+        migration[name] = demand_of(guest, migration=True)
+        if guest.power == "on" and guest.host in final:
+            final[guest.host].append(demands[name])
+    for name in sorted(actual.guests):
+        item = actual.guests[name]
+        demands.setdefault(name, demand_of(item.guest))
+        migration.setdefault(name, demand_of(item.guest, migration=True))
+        unmanaged = name not in desired.guests and guest_address(name) not in inventory.owned
+        if unmanaged and item.status.running and item.guest.host in final:
+            final[item.guest.host].append(demands[name])
+    return CapacityModel(
+        hosts=hosts,
+        demands=demands,
+        migration_demands=migration,
+        final_running={h: tuple(d) for h, d in final.items()},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and refresh-only
+# --------------------------------------------------------------------------------------------
+
+
+def _targeted(
+    changes: tuple[Change, ...], targets: frozenset[str], out: _Builder
+) -> tuple[Change, ...]:
+    by_key = {c.key: c for c in changes}
+    addresses = {c.address for c in changes}
+    unknown = sorted(t for t in targets if t not in addresses)
+    if unknown:
+        raise PlanError(
+            "no object has the target address " + ", ".join(unknown),
+            detail="Use an address the plan shows, e.g. guest.web01 or vswitch.vmhost01.vswprod.",
+            location=Location(address=unknown[0]),
+        )
+    keep: set[str] = set()
+    todo = [c.key for c in changes if c.address in targets]
+    while todo:
+        key = todo.pop()
+        if key in keep or key not in by_key:
+            continue
+        keep.add(key)
+        todo.extend(by_key[key].depends_on)
+    out.warnings.append(
+        "resource targeting is in effect: the plan covers "
+        + ", ".join(sorted(targets))
+        + " and what they depend on, and may be incomplete"
+    )
+    return tuple(c for c in changes if c.key in keep)
+
+
+def _how(path: str, before: object, after: object) -> ChangeHow:
+    if path in ("power", "host"):
+        return ChangeHow.MOVE if path == "host" else ChangeHow.ONLINE
+    if path.startswith(("disks", "dvds", "nics")):
+        return ChangeHow.NEEDS_OFF
+    try:
+        kind = field_change_kind(rule_name(path))
+    except RuleViolation:
+        return ChangeHow.NEEDS_OFF
+    return ChangeHow.ONLINE if kind is ChangeKind.ONLINE else ChangeHow.NEEDS_OFF
+
+
+def _refresh_only(
+    desired: DesiredState,
+    actual: ActualState,
+    inventory: Inventory,
+    out: _Builder,
+    state_serial: int,
+    state_lineage: str,
+) -> Plan:
+    """No changes: every difference between configuration and runtime is reported as drift."""
+    for name in sorted({*desired.guests, *actual.guests}):
+        address = guest_address(name)
+        want, have = desired.guests.get(name), actual.guests.get(name)
+        if want is None and have is not None:
+            if address in inventory.owned:
+                out.warnings.append(f"{address} is in the runtime but no longer declared")
+            else:
+                out.unmanaged.append(address)
+        elif have is None:
+            out.warnings.append(f"{address} is declared but not in the runtime")
+        elif want is not None:
+            if want.host != have.guest.host:
+                out.drift.append(
+                    FieldChange(
+                        address=address,
+                        path="host",
+                        before=have.guest.host,
+                        after=want.host,
+                        how=ChangeHow.MOVE,
+                    )
+                )
+            for diff in diff_guest(want, have.guest, actual_power(have)):
+                out.drift.append(
+                    FieldChange(
+                        address=address,
+                        path=diff.path,
+                        before=diff.before,
+                        after=diff.after,
+                        how=_how(diff.path, diff.before, diff.after),
+                    )
+                )
+    for host in sorted(actual.hosts):
+        want_host = desired.hosts.get(host)
+        for vname in sorted(actual.hosts[host].vswitches):
+            address = vswitch_address(host, vname)
+            if want_host is None or vname not in want_host.vswitches:
+                if address not in inventory.owned:
+                    out.unmanaged.append(address)
+                continue
+            w, h = want_host.vswitches[vname], actual.hosts[host].vswitches[vname]
+            if w.nic != h.nic:
+                out.drift.append(
+                    FieldChange(
+                        address=address,
+                        path="nic",
+                        before=h.nic,
+                        after=w.nic,
+                        how=ChangeHow.NEEDS_OFF,
+                    )
+                )
+    return Plan(
+        unmanaged=tuple(sorted(set(out.unmanaged))),
+        drift=tuple(out.drift),
+        warnings=tuple(out.warnings),
+        config_digest=desired.digest,
+        runtime_generation=actual.generation,
+        state_serial=state_serial,
+        state_lineage=state_lineage,
+    )
