@@ -1,0 +1,477 @@
+"""Loading a configuration directory into a DesiredState, reporting every problem at once.
+
+Stages: find the files (`*.yaml`, `*.yml`, `*.yaml.j2`, `*.yml.j2`, sorted by name), read
+them as UTF-8, render the ones with template syntax, parse (cached by content hash),
+validate each file against the JSON Schema, merge the top-level maps (a name defined
+twice is an error naming both places), normalise, check. Problems of all stages are
+collected; positions are computed only when there is something to report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ivmctl.errors import ErrorGroup, IvmctlError, SpecError, TemplateError
+from ivmctl.model import DesiredState, Guest, Host
+from ivmctl.spec import checks, normalize
+from ivmctl.spec.normalize import Collector, Item, Merged
+from ivmctl.spec.problems import Problem, SourceMap, SourceTexts, SpecWarning, Spot
+from ivmctl.spec.schema import API_VERSION, validate_document
+from ivmctl.spec.templates import (
+    Renderer,
+    TemplateProblem,
+    environment_variables,
+    is_template,
+    variable_name_problem,
+)
+from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml
+
+SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
+_RENDERED_NOTE = "Line numbers refer to the rendered template."
+
+
+class InvalidConfig(ErrorGroup, SpecError):
+    """The configuration has problems; `errors` lists every one, `warnings` the rest."""
+
+    def __init__(
+        self,
+        summary: str,
+        errors: Sequence[IvmctlError],
+        warnings: Sequence[SpecWarning] = (),
+    ) -> None:
+        super().__init__(summary, errors)
+        self.warnings = tuple(warnings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecOptions:
+    """How to load: template variables, var files, environment, extra filters, cache."""
+
+    variables: Mapping[str, str] = field(default_factory=dict)  # --var name=value
+    var_files: Sequence[Path] = ()  # --var-file FILE, inside the configuration directory
+    environ: Mapping[str, str] | None = None  # IVMCTL_VAR_<name>; None = os.environ
+    filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # Jinja2 filters
+    cache_dir: Path | None = None  # parse cache (e.g. <dir>/.ivmctl/cache); None = no cache
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadResult:
+    """A loaded configuration: the desired state, warnings, and the files read."""
+
+    desired: DesiredState
+    warnings: tuple[SpecWarning, ...] = ()
+    files: tuple[str, ...] = ()
+
+
+def config_files(config_dir: Path) -> list[Path]:
+    """The configuration files of a directory, in the order they are merged."""
+    return sorted(
+        p
+        for p in config_dir.iterdir()
+        if not p.name.startswith(".") and p.name.endswith(SUFFIXES) and p.is_file()
+    )
+
+
+def display_name(config_dir: Path, path: Path) -> str:
+    return str(config_dir / path.name) if str(config_dir) not in ("", ".") else path.name
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text (a BOM is dropped); YamlProblem with the line and column otherwise."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlProblem(
+            summary=f"the file is not UTF-8 (byte 0x{data[exc.start]:02x})",
+            detail="Save it as UTF-8.",
+            line=line,
+            column=column,
+        ) from None
+
+
+@dataclass(kw_only=True)
+class _Run:
+    config_dir: Path
+    options: SpecOptions
+    out: Collector = field(default_factory=Collector)
+    texts: SourceTexts = field(default_factory=SourceTexts)
+    rendered: set[str] = field(default_factory=set)
+
+    def problem(self, problem: Problem) -> None:
+        self.out.errors.append(problem)
+
+    def file_problem(
+        self,
+        file: str,
+        summary: str,
+        *,
+        detail: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        kind: type[SpecError] = SpecError,
+    ) -> None:
+        spot = Spot(file=file, line=line, column=column) if line is not None else None
+        self.problem(
+            Problem(
+                summary=summary,
+                detail=detail,
+                spot=spot,
+                address=None if spot else file,
+                kind=kind,
+            )
+        )
+
+    # -- variables ---------------------------------------------------------------------------
+    def variables(self) -> dict[str, Any]:
+        environ = os.environ if self.options.environ is None else self.options.environ
+        found: dict[str, Any] = dict(environment_variables(environ))
+        root = self.config_dir.resolve()
+        for var_file in self.options.var_files:
+            name = str(var_file)
+            resolved = var_file.resolve()
+            if not resolved.is_relative_to(root):
+                self.file_problem(
+                    name,
+                    f"var file {name} lies outside the configuration directory {self.config_dir}",
+                    detail="Move it into the configuration directory.",
+                )
+                continue
+            try:
+                text = decode(resolved.read_bytes())
+                data = parse_yaml(text)
+            except OSError as exc:
+                self.file_problem(name, f"cannot read var file: {exc.strerror or exc}")
+                continue
+            except YamlProblem as exc:
+                self.file_problem(
+                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
+                )
+                continue
+            if data is None:
+                continue
+            if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+                self.file_problem(name, "a var file must be a mapping of names to values")
+                continue
+            found.update(data)
+        found.update(self.options.variables)
+        for key in sorted(found):
+            problem = variable_name_problem(key)
+            if problem:
+                self.file_problem("variables", problem)
+                del found[key]
+        return found
+
+    # -- reading -----------------------------------------------------------------------------
+    def documents(self) -> list[tuple[str, Any]]:
+        if not self.config_dir.is_dir():
+            what = "does not exist" if not self.config_dir.exists() else "is not a directory"
+            self.file_problem(
+                str(self.config_dir),
+                f"configuration directory {what}",
+                detail="Pass the directory holding the *.yaml files with -C DIR.",
+            )
+            return []
+        try:
+            paths = config_files(self.config_dir)
+        except OSError as exc:
+            self.file_problem(str(self.config_dir), f"cannot list directory: {exc.strerror}")
+            return []
+        if not paths:
+            self.file_problem(
+                str(self.config_dir),
+                "no configuration files (*.yaml, *.yml, *.yaml.j2) in the directory",
+                detail="Create one, or pass another directory with -C DIR.",
+            )
+            return []
+        renderer: Renderer | None = None
+        documents: list[tuple[str, Any]] = []
+        for path in paths:
+            name = display_name(self.config_dir, path)
+            try:
+                text = decode(path.read_bytes())
+            except OSError as exc:
+                self.file_problem(name, f"cannot read file: {exc.strerror or exc}")
+                continue
+            except YamlProblem as exc:
+                self.file_problem(
+                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
+                )
+                continue
+            if is_template(text):
+                if renderer is None:
+                    renderer = Renderer(self.variables(), self.options.filters)
+                try:
+                    text = renderer.render(name, text)
+                except TemplateProblem as exc:
+                    self.file_problem(
+                        name,
+                        exc.summary,
+                        detail=exc.detail,
+                        line=exc.line,
+                        column=1 if exc.line else None,
+                        kind=TemplateError,
+                    )
+                    continue
+                self.rendered.add(name)
+            self.texts.texts[name] = text
+            try:
+                data = cached_parse(text, self.options.cache_dir)
+            except YamlProblem as exc:
+                detail = exc.detail
+                if name in self.rendered:
+                    detail = f"{detail} {_RENDERED_NOTE}" if detail else _RENDERED_NOTE
+                self.file_problem(
+                    name, exc.summary, detail=detail, line=exc.line, column=exc.column
+                )
+                continue
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                self.file_problem(
+                    name,
+                    "the top level of a configuration file must be a mapping",
+                    detail="Start with apiVersion: ivmctl/v1 and hosts:/guests:.",
+                    line=1,
+                    column=1,
+                )
+                continue
+            documents.append((name, data))
+        return documents
+
+    # -- merging -----------------------------------------------------------------------------
+    def merge(self, documents: list[tuple[str, Any]]) -> Merged:
+        merged = Merged()
+        versions = False
+        for name, data in documents:
+            problems = validate_document(data, name)
+            for problem in problems:
+                if name in self.rendered:
+                    problem = _with_note(problem)
+                self.problem(problem)
+                if problem.address:
+                    merged.broken.add(problem.address)
+                    if problem.address.startswith("vswitch."):
+                        merged.broken.add("host." + problem.address.split(".")[1])
+            versions = versions or "apiVersion" in data
+            provider = data.get("provider")
+            if isinstance(provider, dict):
+                item = Item(name="provider", data=provider, file=name, ypath=("provider",))
+                if merged.provider is not None:
+                    self._duplicate("provider", "provider", item, merged.provider)
+                else:
+                    merged.provider = item
+            for section, table, what in (
+                ("hosts", merged.hosts, "host"),
+                ("profiles", merged.profiles, "profile"),
+                ("guests", merged.guests, "guest"),
+            ):
+                entries = data.get(section)
+                if not isinstance(entries, dict):
+                    continue
+                for key, value in entries.items():
+                    item = Item(
+                        name=str(key),
+                        data=value if isinstance(value, dict) else {},
+                        file=name,
+                        ypath=(section, key),
+                    )
+                    if not isinstance(value, dict):
+                        merged.broken.add(f"{what}.{key}")
+                    if key in table:
+                        self._duplicate(what, f"{what}.{key}", item, table[key])
+                    else:
+                        table[str(key)] = item
+            defaults = data.get("defaults")
+            guest_defaults = defaults.get("guests") if isinstance(defaults, dict) else None
+            if isinstance(guest_defaults, dict):
+                for key, value in guest_defaults.items():
+                    item = Item(
+                        name=str(key), data={key: value}, file=name, ypath=("defaults", "guests")
+                    )
+                    if key in merged.guest_defaults:
+                        self._duplicate(
+                            "default", f"defaults.guests.{key}", item, merged.guest_defaults[key]
+                        )
+                    else:
+                        merged.guest_defaults[str(key)] = item
+        if documents and not versions:
+            self.file_problem(
+                documents[0][0],
+                "no file declares apiVersion",
+                detail=f"Add apiVersion: {API_VERSION} at the top of a file.",
+                line=1,
+                column=1,
+            )
+        return merged
+
+    def _duplicate(self, what: str, address: str, item: Item, first: Item) -> None:
+        first_spot = Spot(
+            file=first.file,
+            ypath=(*first.ypath, item.name) if what == "default" else first.ypath,
+            key=True,
+        )
+        spot = Spot(
+            file=item.file,
+            ypath=(*item.ypath, item.name) if what == "default" else item.ypath,
+            key=True,
+        )
+        label = "provider" if what == "provider" else f'{what} "{item.name}"'
+        self.problem(
+            Problem(
+                summary=f"{label} is defined twice: here and at {self.texts.where(first_spot)}",
+                detail="Each name may be defined once across all files; remove or rename one.",
+                spot=spot,
+                address=address,
+            )
+        )
+
+    # -- building ----------------------------------------------------------------------------
+    def build(self, merged: Merged) -> tuple[dict[str, Host], dict[str, Guest]]:
+        out = self.out
+        hosts: dict[str, Host] = {}
+        for name in sorted(merged.hosts):
+            item = merged.hosts[name]
+            if f"host.{name}" in merged.broken:
+                continue
+            host = self._safely(partial(normalize.build_host, item, out), f"host.{name}", item)
+            if isinstance(host, Host):
+                hosts[name] = host
+        defaults_broken = any(a.startswith("defaults") for a in merged.broken)
+        guests: dict[str, Guest] = {}
+        for name in sorted(merged.guests):
+            item = merged.guests[name]
+            profile = item.data.get("profile")
+            if (
+                f"guest.{name}" in merged.broken
+                or f"profile.{profile}" in merged.broken
+                or defaults_broken
+            ):
+                continue
+            build = partial(normalize.build_guest, item, merged, hosts, out)
+            guest = self._safely(build, f"guest.{name}", item)
+            if isinstance(guest, Guest):
+                guests[name] = guest
+        for guest in guests.values():
+            checks.check_guest(guest, merged, hosts, out)
+        checks.check_across(guests, out)
+        return hosts, guests
+
+    def _safely(self, build: Callable[[], object], address: str, item: Item) -> object:
+        """Build one object; a shape the schema let through but the builder cannot read
+        becomes a problem on that object, never a traceback."""
+        try:
+            return build()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.problem(
+                Problem(summary=f"cannot read this object: {exc}", spot=item.spot, address=address)
+            )
+            return None
+
+
+def _with_note(problem: Problem) -> Problem:
+    detail = f"{problem.detail} {_RENDERED_NOTE}" if problem.detail else _RENDERED_NOTE
+    return Problem(
+        summary=problem.summary,
+        detail=detail,
+        spot=problem.spot,
+        address=problem.address,
+        path=problem.path,
+        kind=problem.kind,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def digest_of(desired: DesiredState) -> str:
+    """A stable hash of the normalised desired state (sources excluded)."""
+    payload = {
+        "apiVersion": API_VERSION,
+        "provider": desired.provider,
+        "hosts": desired.hosts,
+        "guests": desired.guests,
+    }
+    text = json.dumps(payload, default=_plain, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sort_key(error: IvmctlError | SpecWarning) -> tuple[str, int, int, str]:
+    loc = error.location
+    if loc is None:
+        return ("", 0, 0, "")
+    return (loc.file or "", loc.line or 0, loc.column or 0, str(error))
+
+
+def load_spec(config_dir: Path, options: SpecOptions | None = None) -> LoadResult:
+    """Load, validate and normalise a configuration directory.
+
+    Raises InvalidConfig listing every problem (each with file:line:column, address and
+    field path); returns the desired state and the warnings otherwise.
+    """
+    run = _Run(config_dir=Path(config_dir), options=options or SpecOptions())
+    documents = run.documents()
+    merged = run.merge(documents)
+    hosts, guests = run.build(merged)
+    texts = run.texts
+    warnings = sorted((texts.warning(p) for p in run.out.warnings), key=_sort_key)
+    if run.out.errors:
+        errors = sorted((texts.error(p) for p in run.out.errors), key=_sort_key)
+        count = len(errors)
+        raise InvalidConfig(
+            f"the configuration has {count} problem{'s' if count != 1 else ''}",
+            errors,
+            warnings,
+        )
+    desired = DesiredState(
+        provider=normalize.build_provider(merged.provider),
+        hosts=hosts,
+        guests=guests,
+        sources=SourceMap(run.out.sources, texts),
+    )
+    desired = DesiredState(
+        provider=desired.provider,
+        hosts=desired.hosts,
+        guests=desired.guests,
+        sources=desired.sources,
+        digest=digest_of(desired),
+    )
+    return LoadResult(desired=desired, warnings=tuple(warnings), files=tuple(texts.texts))
+
+
+def load_desired(
+    config_dir: Path,
+    *,
+    variables: Mapping[str, str] | None = None,
+    var_files: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
+    cache_dir: Path | None = None,
+    options: SpecOptions | None = None,
+) -> DesiredState:
+    """The desired state of a configuration directory (see `load_spec` for warnings).
+
+    Keyword arguments build a SpecOptions; `options` may be given instead.
+    """
+    if options is None:
+        options = SpecOptions(
+            variables=dict(variables or {}),
+            var_files=tuple(var_files),
+            environ=environ,
+            filters=dict(filters or {}),
+            cache_dir=cache_dir,
+        )
+    return load_spec(config_dir, options).desired

@@ -1,0 +1,516 @@
+"""From merged, schema-valid documents to the normalised model (ivmctl.model).
+
+One meaning, one value: memory becomes MB rounded up to 64 MB granules (with a warning
+when rounding happens), entitlement becomes `Entitlement(min_pct, max_pct)` whatever its
+spelling (`20%`, `20`, `{min: 20%}`), adapters lose their aliases, MACs become integers and
+`auto` becomes None, `power` true/false becomes on/off.
+
+Where a guest field comes from, first found wins: the guest itself, then its profile,
+then `defaults.guests`, then the hpvmcreate defaults (rules.DEFAULT_*). Values replace
+whole, except `lifecycle`, whose keys are taken one by one through the same layers.
+
+Every unit and limit rule comes from ivmctl.rules; this module only applies them and says
+where a value was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivmctl import rules
+from ivmctl.errors import RuleViolation, SpecError
+from ivmctl.model import (
+    Disk,
+    DynamicMemory,
+    Entitlement,
+    Guest,
+    Hardware,
+    Host,
+    Lifecycle,
+    Nic,
+    ProviderConfig,
+    VSwitch,
+    guest_address,
+    host_address,
+    vswitch_address,
+)
+from ivmctl.spec.problems import Problem, Spot, did_you_mean
+from ivmctl.spec.yamlio import PathItem
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """One named object as written: its data and where."""
+
+    name: str
+    data: Mapping[str, Any]
+    file: str
+    ypath: tuple[PathItem, ...]
+
+    @property
+    def spot(self) -> Spot:
+        return Spot(file=self.file, ypath=self.ypath, key=True)
+
+
+@dataclass(kw_only=True)
+class Merged:
+    """The configuration's top-level maps, merged over all files (names are unique)."""
+
+    provider: Item | None = None
+    hosts: dict[str, Item] = field(default_factory=dict)
+    profiles: dict[str, Item] = field(default_factory=dict)
+    guests: dict[str, Item] = field(default_factory=dict)
+    guest_defaults: dict[str, Item] = field(default_factory=dict)  # field -> one-field item
+    broken: set[str] = field(default_factory=set)  # addresses with schema problems
+
+
+@dataclass(kw_only=True)
+class Collector:
+    """Problems, warnings and source spots gathered while building."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    sources: dict[str, tuple[Spot, str, str | None]] = field(default_factory=dict)
+
+    def error(
+        self,
+        summary: str,
+        spot: Spot | None,
+        address: str,
+        path: str | None,
+        *,
+        detail: str | None = None,
+        kind: type[SpecError] | type[RuleViolation] = RuleViolation,
+    ) -> None:
+        self.errors.append(
+            Problem(
+                summary=summary, detail=detail, spot=spot, address=address, path=path, kind=kind
+            )
+        )
+
+    def warn(self, summary: str, spot: Spot | None, address: str, path: str | None) -> None:
+        self.warnings.append(Problem(summary=summary, spot=spot, address=address, path=path))
+
+    def source(self, key: str, spot: Spot, address: str, path: str | None = None) -> None:
+        self.sources[key] = (spot, address, path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Value:
+    """A field's value and where it was written (None: a built-in default)."""
+
+    value: Any
+    spot: Spot | None
+
+    def at(self, *sub: PathItem, key: bool = False) -> Spot | None:
+        if self.spot is None:
+            return None
+        return Spot(file=self.spot.file, ypath=(*self.spot.ypath, *sub), key=key)
+
+
+# --------------------------------------------------------------------------------------------
+# Hosts
+# --------------------------------------------------------------------------------------------
+def version_text(value: Any) -> str:
+    """`6.3` written as a number and `"6.3"` mean the same version."""
+    return str(value)
+
+
+def build_provider(item: Item | None) -> ProviderConfig:
+    if item is None:
+        return ProviderConfig()
+    data = item.data
+    return ProviderConfig(
+        name=str(data.get("name", "emulator")), options=dict(data.get("options") or {})
+    )
+
+
+def build_host(item: Item, out: Collector) -> Host:
+    data = item.data
+    address = host_address(item.name)
+    out.source(address, item.spot, address)
+    problem = rules.name_problem(item.name)
+    if problem:
+        out.error(f"invalid host name: {problem}", item.spot, address, None)
+    version = version_text(data.get("version", rules.DEFAULT_VERSION))
+    hardware = None
+    hw = data.get("hardware")
+    if hw is not None:
+        hw_spot = Value(value=hw, spot=Spot(file=item.file, ypath=(*item.ypath, "hardware")))
+        memory_mb = _memory(
+            hw["memory"], hw_spot.at("memory"), address, "hardware.memory", out, granule=False
+        )
+        hardware = Hardware(
+            cores=int(hw["cores"]),
+            memory_mb=memory_mb or 1,
+            nics=tuple(hw.get("nics") or ()),
+            mhz=hw.get("mhz"),
+        )
+    vswitches: dict[str, VSwitch] = {}
+    for name, spec in sorted((data.get("vswitches") or {}).items()):
+        vs_address = vswitch_address(item.name, name)
+        spot = Spot(file=item.file, ypath=(*item.ypath, "vswitches", name), key=True)
+        out.source(vs_address, spot, vs_address)
+        nic = (spec or {}).get("nic")
+        if name == rules.LOCALNET:
+            out.error(
+                f'"{rules.LOCALNET}" exists on every host and cannot be declared',
+                spot,
+                vs_address,
+                None,
+                detail="Remove it from vswitches; guests may use localnet without declaring it.",
+            )
+            continue
+        problem = rules.name_problem(name)
+        if problem:
+            out.error(f"invalid vswitch name: {problem}", spot, vs_address, None)
+        if nic is not None and hardware is not None and nic not in hardware.nics:
+            nic_spot = Spot(file=item.file, ypath=(*item.ypath, "vswitches", name, "nic"))
+            out.error(
+                f'host {item.name} has no NIC "{nic}" in hardware.nics'
+                + did_you_mean(nic, list(hardware.nics)),
+                nic_spot,
+                vs_address,
+                "nic",
+                kind=SpecError,
+            )
+        vswitches[name] = VSwitch(host=item.name, name=name, nic=nic)
+    return Host(name=item.name, version=version, hardware=hardware, vswitches=vswitches)
+
+
+# --------------------------------------------------------------------------------------------
+# Units
+# --------------------------------------------------------------------------------------------
+def _memory(
+    raw: Any,
+    spot: Spot | None,
+    address: str,
+    path: str,
+    out: Collector,
+    *,
+    granule: bool = True,
+) -> int | None:
+    try:
+        mb = rules.parse_memory_mb(raw)
+    except RuleViolation as exc:
+        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        return None
+    if granule:
+        rounded = rules.round_to_granule(mb)
+        if rounded != mb:
+            out.warn(
+                f"{raw} is not a multiple of {rules.MEMORY_GRANULE_MB} MB; "
+                f"rounded up to {rounded} MB",
+                spot,
+                address,
+                path,
+            )
+        return rounded
+    return mb
+
+
+def _percent(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> float | None:
+    try:
+        return rules.parse_percent(raw)
+    except RuleViolation as exc:
+        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        return None
+
+
+def entitlement_of(value: Value, address: str, out: Collector) -> Entitlement:
+    raw = value.value
+    if isinstance(raw, Mapping):
+        low = _percent(raw["min"], value.at("min"), address, "entitlement.min", out)
+        high = rules.DEFAULT_ENTITLEMENT_MAX_PCT
+        if "max" in raw:
+            high = _percent(raw["max"], value.at("max"), address, "entitlement.max", out) or high
+    else:
+        low = _percent(raw, value.at(), address, "entitlement", out)
+        high = rules.DEFAULT_ENTITLEMENT_MAX_PCT
+    if low is None:
+        return Entitlement()
+    if low > high:
+        out.error(
+            f"entitlement minimum {low:g}% is above its maximum {high:g}%",
+            value.at(),
+            address,
+            "entitlement",
+        )
+        return Entitlement()
+    return Entitlement(min_pct=low, max_pct=high)
+
+
+def mac_of(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> int | None:
+    if raw is None or str(raw).lower() == "auto":
+        return None
+    try:
+        mac = rules.parse_mac(str(raw))
+    except RuleViolation as exc:
+        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        return None
+    problem = rules.mac_problem(mac)
+    if problem:
+        out.error(
+            f"MAC {raw}: {problem}",
+            spot,
+            address,
+            path,
+            detail="Use a MAC whose first octet has bit 0x02 set and bit 0x01 clear, "
+            "e.g. 0x0A.., or leave it auto.",
+        )
+    return mac
+
+
+def pci_address_problem(text: str, *, storage: bool) -> str | None:
+    """Why `text` is not a `bus,slot[,target]` (storage) or `bus,slot` (network) address."""
+    parts = text.split(",")
+    allowed = (2, 3) if storage else (2,)
+    shape = "bus,slot[,target]" if storage else "bus,slot"
+    if len(parts) not in allowed or not all(p.strip().isdigit() for p in parts):
+        return f"address {text!r} must be {shape}"
+    numbers = [int(p) for p in parts]
+    ranges = (rules.PCI_BUS_RANGE, rules.PCI_SLOT_RANGE, rules.AVIO_TARGET_RANGE)
+    names = ("bus", "slot", "target")
+    for number, allowed_range, name in zip(numbers, ranges, names, strict=False):
+        if number not in allowed_range:
+            return (
+                f"{name} {number} in address {text!r} is outside "
+                f"{allowed_range.start}..{allowed_range.stop - 1}"
+            )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Guests
+# --------------------------------------------------------------------------------------------
+GUEST_FIELDS = (
+    "os",
+    "vcpus",
+    "entitlement",
+    "memory",
+    "dynamic_memory",
+    "power",
+    "start",
+    "label",
+    "disks",
+    "dvds",
+    "nics",
+    "online_migration",
+    "vm_type",
+    "lifecycle",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layers:
+    """The places a guest's field may come from, most specific first."""
+
+    layers: tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...]
+
+    def get(self, name: str) -> Value | None:
+        for data, file, ypath in self.layers:
+            if name in data:
+                return Value(value=data[name], spot=Spot(file=file, ypath=(*ypath, name)))
+        return None
+
+    def lifecycle(self) -> dict[str, Value]:
+        found: dict[str, Value] = {}
+        for data, file, ypath in self.layers:
+            block = data.get("lifecycle") or {}
+            for key, value in block.items():
+                if key not in found:
+                    spot = Spot(file=file, ypath=(*ypath, "lifecycle", key))
+                    found[key] = Value(value=value, spot=spot)
+        return found
+
+
+def guest_layers(item: Item, merged: Merged) -> Layers:
+    layers: list[tuple[Mapping[str, Any], str, tuple[PathItem, ...]]] = [
+        (item.data, item.file, item.ypath)
+    ]
+    profile = item.data.get("profile")
+    if profile is not None and profile in merged.profiles:
+        p = merged.profiles[profile]
+        layers.append((p.data, p.file, p.ypath))
+    for name, d in merged.guest_defaults.items():
+        layers.append(({name: d.data[name]}, d.file, d.ypath))
+    return Layers(layers=tuple(layers))
+
+
+def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Collector) -> Guest:
+    name = item.name
+    address = guest_address(name)
+    out.source(address, item.spot, address)
+    layers = guest_layers(item, merged)
+    found: dict[str, Value] = {}
+    for field_name in GUEST_FIELDS:
+        value = layers.get(field_name)
+        if value is not None:
+            found[field_name] = value
+            if value.spot is not None:
+                out.source(f"{address}:{field_name}", value.spot, address, field_name)
+    host_name = str(item.data["host"])
+    out.source(
+        f"{address}:host", Spot(file=item.file, ypath=(*item.ypath, "host")), address, "host"
+    )
+
+    def pick(field_name: str, default: Any, convert: Callable[[Any], Any] = lambda v: v) -> Any:
+        value = found.get(field_name)
+        return default if value is None else convert(value.value)
+
+    memory_mb = rules.DEFAULT_MEMORY_MB
+    if "memory" in found:
+        memory_mb = (
+            _memory(found["memory"].value, found["memory"].at(), address, "memory", out)
+            or memory_mb
+        )
+    entitlement = Entitlement()
+    if "entitlement" in found:
+        entitlement = entitlement_of(found["entitlement"], address, out)
+    dynamic = None
+    if "dynamic_memory" in found and found["dynamic_memory"].value is not None:
+        dynamic = _dynamic_memory(found["dynamic_memory"], memory_mb, address, out)
+    power = pick("power", "on", _power)
+    lifecycle_values = layers.lifecycle()
+    lifecycle = Lifecycle(
+        prevent_destroy=bool(_val(lifecycle_values, "prevent_destroy", False)),
+        restart=str(_val(lifecycle_values, "restart", "allow")),
+        ignore_changes=tuple(_val(lifecycle_values, "ignore_changes", ())),
+    )
+    disks = _disks(found.get("disks"), "disk", address, out)
+    dvds = _disks(found.get("dvds"), "dvd", address, out)
+    nics = _nics(found.get("nics"), address, out)
+    return Guest(
+        name=name,
+        host=host_name,
+        os=pick("os", rules.DEFAULT_OS.value, str),
+        vcpus=pick("vcpus", rules.DEFAULT_VCPUS, int),
+        entitlement=entitlement,
+        memory_mb=memory_mb,
+        dynamic_memory=dynamic,
+        power=power,
+        start=pick("start", rules.DEFAULT_START.value, str),
+        label=pick("label", "", str),
+        disks=disks,
+        dvds=dvds,
+        nics=nics,
+        online_migration=pick("online_migration", True, bool),
+        vm_type=pick("vm_type", "shared", str),
+        lifecycle=lifecycle,
+    )
+
+
+def _val(values: Mapping[str, Value], key: str, default: Any) -> Any:
+    value = values.get(key)
+    return default if value is None else value.value
+
+
+def _power(raw: Any) -> str:
+    if raw is True:
+        return rules.Power.ON.value
+    if raw is False:
+        return rules.Power.OFF.value
+    return str(raw)
+
+
+def _dynamic_memory(value: Value, boot_mb: int, address: str, out: Collector) -> DynamicMemory:
+    raw = value.value
+    low = _memory(raw["min"], value.at("min"), address, "dynamic_memory.min", out) or 0
+    high = _memory(raw["max"], value.at("max"), address, "dynamic_memory.max", out) or 0
+    target = boot_mb
+    if "target" in raw:
+        target = (
+            _memory(raw["target"], value.at("target"), address, "dynamic_memory.target", out)
+            or boot_mb
+        )
+    return DynamicMemory(min_mb=low, max_mb=high, target_mb=target)
+
+
+def _disks(value: Value | None, devtype: str, address: str, out: Collector) -> tuple[Disk, ...]:
+    if value is None or not value.value:
+        return ()
+    kind = "disks" if devtype == "disk" else "dvds"
+    result: list[Disk] = []
+    for index, raw in enumerate(value.value):
+        path = f"{kind}[{index}]"
+        out.source(f"{address}:{path}", value.at(index) or Spot(file=""), address, path)
+        size_mb = None
+        if raw.get("size") is not None:
+            size_mb = _memory(
+                raw["size"], value.at(index, "size"), address, f"{path}.size", out, granule=False
+            )
+            if raw["backing"] != "file":  # None (YAML null) is the null backing
+                out.error(
+                    f"size applies to file backing only, not {raw['backing']}",
+                    value.at(index, "size", key=True),
+                    address,
+                    f"{path}.size",
+                    detail="Remove size; ivmctl creates only file backing stores.",
+                )
+        pinned = raw.get("address")
+        if pinned is not None:
+            problem = pci_address_problem(str(pinned), storage=True)
+            if problem:
+                out.error(problem, value.at(index, "address"), address, f"{path}.address")
+        result.append(
+            Disk(
+                devtype=devtype,
+                backing="null" if raw["backing"] is None else str(raw["backing"]),
+                path=str(raw["path"]),
+                adapter=rules.canonical_adapter(str(raw.get("adapter", "avio_stor"))),
+                size_mb=size_mb,
+                shared=bool(raw.get("shared", False)),
+                address=None if pinned is None else str(pinned),
+            )
+        )
+    return tuple(result)
+
+
+def _nics(value: Value | None, address: str, out: Collector) -> tuple[Nic, ...]:
+    if value is None or not value.value:
+        return ()
+    result: list[Nic] = []
+    for index, raw in enumerate(value.value):
+        path = f"nics[{index}]"
+        out.source(f"{address}:{path}", value.at(index) or Spot(file=""), address, path)
+        if value.spot is not None:
+            out.source(
+                f"{address}:{path}.vswitch",
+                value.at(index, "vswitch") or Spot(file=""),
+                address,
+                f"{path}.vswitch",
+            )
+        vlan = raw.get("vlan")
+        if vlan is not None and vlan not in rules.VLAN_RANGE:
+            out.error(
+                f"VLAN {vlan} is outside 0..{rules.VLAN_RANGE.stop - 1}",
+                value.at(index, "vlan"),
+                address,
+                f"{path}.vlan",
+            )
+        port = raw.get("port")
+        if port is not None and port not in rules.PORT_RANGE:
+            out.error(
+                f"port {port} is outside 0..{rules.PORT_RANGE.stop - 1}",
+                value.at(index, "port"),
+                address,
+                f"{path}.port",
+            )
+        pinned = raw.get("address")
+        if pinned is not None:
+            problem = pci_address_problem(str(pinned), storage=False)
+            if problem:
+                out.error(problem, value.at(index, "address"), address, f"{path}.address")
+        result.append(
+            Nic(
+                vswitch=str(raw["vswitch"]),
+                adapter=rules.canonical_adapter(str(raw.get("adapter", "avio_lan"))),
+                vlan=vlan,
+                mac=mac_of(raw.get("mac"), value.at(index, "mac"), address, f"{path}.mac", out),
+                port=port,
+                address=None if pinned is None else str(pinned),
+            )
+        )
+    return tuple(result)

@@ -1,0 +1,131 @@
+"""Problems found while loading, and where they are, resolved to file:line:column lazily.
+
+Every stage records a Problem with a Spot (file + data path inside that file's document)
+instead of a line number: the fast YAML path keeps no positions. Only when problems are
+reported (or a planner asks `DesiredState.sources` for one) is the file composed again to
+turn the data path into a line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+
+from ivmctl.errors import IvmctlError, Location, SpecError
+from ivmctl.spec.yamlio import Node, PathItem, compose, locate
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spot:
+    """Where a value was written: a file and the data path inside its document."""
+
+    file: str  # display name, relative to the configuration directory
+    ypath: tuple[PathItem, ...] = ()
+    key: bool = False  # point at the mapping key rather than the value
+    line: int | None = None  # known already (parse errors); skips locating
+    column: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One error or warning, before its position is known."""
+
+    summary: str
+    detail: str | None = None
+    spot: Spot | None = None
+    address: str | None = None
+    path: str | None = None
+    kind: type[IvmctlError] = SpecError
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecWarning:
+    """Something accepted but worth telling (e.g. memory rounded up to a granule)."""
+
+    summary: str
+    location: Location | None = None
+    detail: str | None = None
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else ""
+        return f"{where}: {self.summary}" if where else self.summary
+
+
+def did_you_mean(word: str, candidates: Sequence[str] | set[str] | frozenset[str]) -> str:
+    """` (did you mean "x"?)` when a candidate is close to `word`, else ``."""
+    match = get_close_matches(str(word), sorted(candidates), n=1, cutoff=0.6)
+    return f' (did you mean "{match[0]}"?)' if match else ""
+
+
+@dataclass(kw_only=True)
+class SourceTexts:
+    """The (rendered) text of every file, composed on demand to locate data paths."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    _trees: dict[str, Node | None] = field(default_factory=dict)
+
+    def position(self, spot: Spot) -> tuple[int | None, int | None]:
+        if spot.line is not None:
+            return spot.line, spot.column
+        if spot.file not in self.texts:
+            return None, None
+        if spot.file not in self._trees:
+            try:
+                self._trees[spot.file] = compose(self.texts[spot.file])
+            except Exception:  # unreadable YAML was reported already; no position then
+                self._trees[spot.file] = None
+        tree = self._trees[spot.file]
+        if tree is None:
+            return None, None
+        return locate(tree, spot.ypath, key=spot.key)
+
+    def location(
+        self, spot: Spot | None, *, address: str | None = None, path: str | None = None
+    ) -> Location:
+        if spot is None:
+            return Location(address=address, path=path)
+        line, column = self.position(spot)
+        return Location(file=spot.file, line=line, column=column, address=address, path=path)
+
+    def error(self, problem: Problem) -> IvmctlError:
+        location = self.location(problem.spot, address=problem.address, path=problem.path)
+        return problem.kind(problem.summary, detail=problem.detail, location=location)
+
+    def warning(self, problem: Problem) -> SpecWarning:
+        location = self.location(problem.spot, address=problem.address, path=problem.path)
+        return SpecWarning(summary=problem.summary, detail=problem.detail, location=location)
+
+    def where(self, spot: Spot) -> str:
+        """`file:line:col` of a spot, for details such as "first defined at ..."."""
+        return str(self.location(spot))
+
+
+class SourceMap(Mapping[str, Location]):
+    """`DesiredState.sources`: address (or "address:field.path") -> Location, lazily.
+
+    Lines are computed on first lookup, so loading a large configuration does not pay
+    for positions nobody asks for.
+    """
+
+    def __init__(
+        self, entries: Mapping[str, tuple[Spot, str, str | None]], texts: SourceTexts
+    ) -> None:
+        self._entries = dict(entries)
+        self._texts = texts
+        self._resolved: dict[str, Location] = {}
+
+    def __getitem__(self, key: str) -> Location:
+        if key not in self._resolved:
+            spot, address, path = self._entries[key]
+            self._resolved[key] = self._texts.location(spot, address=address, path=path)
+        return self._resolved[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"SourceMap({len(self._entries)} entries)"

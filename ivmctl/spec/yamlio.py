@@ -1,0 +1,426 @@
+"""Reading YAML: one meaning (YAML 1.2), fast, and exact when something is wrong.
+
+`parse_yaml(text)` is the one place configuration text becomes data. It uses PyYAML's
+libyaml-backed loader (`CSafeLoader`'s parser) with a resolver and constructor that follow
+the YAML 1.2 rules ruamel.yaml's round-trip loader applies, so `power: on` is the string
+"on" whichever of the two reads it, and `017` is 17, not 15. The corpus in
+tests/spec/cases/yaml12_corpus.yaml pins the two loaders to each other.
+
+Differences from ruamel.yaml's round-trip results, on purpose: timestamps stay strings
+(the format has no date fields, and JSON Schema sees text), and the `=` value key is a
+plain string.
+
+Guards run before and while parsing: a nesting-depth scan (libyaml's composer recurses in
+C and would crash on deep input), an alias-expansion budget (billion laughs), and duplicate
+keys. Errors carry the 1-based line and column; on the happy path no position is kept.
+`locate()` finds the position of a data path afterwards by composing the text again.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import marshal
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+__all__ = ["Node", "PathItem", "YamlProblem", "compose", "locate", "parse_yaml"]
+from yaml.resolver import BaseResolver
+
+try:  # the C parser; the pure-Python one keeps things working where libyaml is missing
+    from yaml import CParser as _Parser  # type: ignore[attr-defined]
+
+    HAVE_LIBYAML = True
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+
+    HAVE_LIBYAML = False
+
+PARSER_VERSION = "1"  # bump when parse results change, so cached results are not reused
+MAX_DEPTH = 100  # nesting levels; real configurations use fewer than 10
+MAX_ALIAS_GROWTH = 10  # expanded nodes may be at most this many times the written ones...
+ALIAS_ALLOWANCE = 100_000  # ...plus this many
+
+
+class YamlProblem(Exception):
+    """Text that cannot be read as configuration YAML, with where (1-based) and why."""
+
+    def __init__(
+        self,
+        *,
+        summary: str,
+        detail: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.detail = detail
+        self.line = line
+        self.column = column
+
+
+# --------------------------------------------------------------------------------------------
+# YAML 1.2 resolution (ruamel.yaml's rules for version 1.2)
+# --------------------------------------------------------------------------------------------
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_INT = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?0o?[0-7_]+
+    |[-+]?[0-9_]+
+    |[-+]?0x[0-9a-fA-F_]+)$""",
+    re.X,
+)
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_MERGE = re.compile(r"^(?:<<)$")
+
+
+class Yaml12Resolver(BaseResolver):
+    """Implicit tags of YAML 1.2 as ruamel.yaml resolves them (no 1.1 `yes`/`on`/octal)."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class-level table
+
+
+for _tag, _regexp, _first in (
+    ("tag:yaml.org,2002:bool", _BOOL, "tTfF"),
+    ("tag:yaml.org,2002:float", _FLOAT, "-+0123456789."),
+    ("tag:yaml.org,2002:int", _INT, "-+0123456789"),
+    ("tag:yaml.org,2002:merge", _MERGE, "<"),
+    ("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""]),
+):
+    Yaml12Resolver.add_implicit_resolver(_tag, _regexp, list(_first))
+
+
+class DuplicateKeyError(ConstructorError):
+    """A mapping has the same key twice."""
+
+
+class Yaml12Constructor(SafeConstructor):
+    """Builds plain dicts, lists and scalars with YAML 1.2 number rules; refuses duplicate keys."""
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        text = str(self.construct_scalar(node)).replace("_", "")
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-")
+        if text.startswith("0b"):
+            return sign * int(text[2:], 2)
+        if text.startswith("0x"):
+            return sign * int(text[2:], 16)
+        if text.startswith("0o"):
+            return sign * int(text[2:], 8)
+        return sign * int(text, 10)  # `017` is 17 in YAML 1.2
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        text = str(self.construct_scalar(node)).replace("_", "").lower()
+        if text.endswith(".inf"):
+            return float("-inf") if text.startswith("-") else float("inf")
+        if text == ".nan":
+            return float("nan")
+        return float(text)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found an unhashable key",
+                    key_node.start_mark,
+                ) from None
+            if first is not None:
+                raise DuplicateKeyError(
+                    f"first defined on line {first.start_mark.line + 1}",
+                    first.start_mark,
+                    f"duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return result
+
+
+_CONSTRUCTORS: dict[str, Any] = {
+    "tag:yaml.org,2002:int": Yaml12Constructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": Yaml12Constructor.construct_yaml_float,
+    "tag:yaml.org,2002:map": Yaml12Constructor.construct_yaml_map,
+}
+for _tag, _construct in _CONSTRUCTORS.items():
+    Yaml12Constructor.add_constructor(_tag, _construct)
+
+
+class Yaml12Loader(_Parser, Yaml12Constructor, Yaml12Resolver):  # type: ignore[misc]
+    """libyaml parser + YAML 1.2 constructor and resolver."""
+
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        Yaml12Constructor.__init__(self)
+        Yaml12Resolver.__init__(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Guards
+# --------------------------------------------------------------------------------------------
+_BLOCK_PREFIX = re.compile(r"^([ \t?:-]*)\S", re.M)
+
+
+def depth_problem(text: str) -> YamlProblem | None:
+    """A cheap bound on nesting depth, checked before libyaml sees the text.
+
+    Flow depth: matched `[]`/`{}` pairs are removed pass by pass (each pass at C speed);
+    needing more than MAX_DEPTH passes means deeper nesting. Block depth: every block level
+    needs at least one more character of indentation or indicator at the start of a line.
+    """
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        brackets = "".join(re.findall(r"[\[\]{}]", text))
+        for _ in range(MAX_DEPTH + 1):
+            reduced = brackets.replace("[]", "").replace("{}", "")
+            if reduced == brackets:
+                break
+            brackets = reduced
+        else:
+            return _too_deep()
+    if len(text) > MAX_DEPTH * 2:
+        widest = max((len(m.group(1)) for m in _BLOCK_PREFIX.finditer(text)), default=0)
+        if widest > MAX_DEPTH * 8:
+            return _too_deep()
+    return None
+
+
+def _too_deep() -> YamlProblem:
+    return YamlProblem(
+        summary=f"the YAML is nested more than {MAX_DEPTH} levels deep",
+        detail="An ivmctl configuration needs fewer than 10 levels; check the file's structure.",
+    )
+
+
+def alias_problem(root: Node) -> YamlProblem | None:
+    """Refuse alias bombs: count the nodes the aliases would expand to, without expanding."""
+    sizes: dict[int, int] = {}
+    written = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            return YamlProblem(
+                summary="an alias refers to the node that contains it",
+                detail="Recursive anchors cannot be configuration.",
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
+        written += 1
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    expanded = sizes[id(root)]
+    if expanded > MAX_ALIAS_GROWTH * written + ALIAS_ALLOWANCE:
+        return YamlProblem(
+            summary=f"aliases expand this document to {expanded:,} nodes "
+            f"from {written:,} written ones",
+            detail="This looks like an alias bomb (billion laughs); use fewer nested aliases.",
+        )
+    return None
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building many small containers triggers needless collections; pause them meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document (YAML 1.2 meaning); raise YamlProblem with line and column."""
+    problem = depth_problem(text)
+    if problem:
+        raise problem
+    loader = Yaml12Loader(text)
+    try:
+        with _gc_paused():
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "&" in text:
+                problem = alias_problem(node)
+                if problem:
+                    raise problem
+            return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise _marked_problem(exc) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(summary=f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    finally:
+        loader.dispose()
+
+
+def _marked_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    if isinstance(exc, DuplicateKeyError):
+        return YamlProblem(
+            summary=str(exc.problem),
+            detail=f"The key is {exc.context}; a key may appear once per mapping.",
+            line=line,
+            column=column,
+        )
+    what = exc.problem or exc.context or "syntax error"
+    if "expected a single document" in str(exc.context or ""):
+        return YamlProblem(
+            summary="a file may hold only one YAML document",
+            detail="Split the documents (---) into separate files.",
+            line=line,
+            column=column,
+        )
+    context = f" ({exc.context})" if exc.context and exc.problem else ""
+    return YamlProblem(summary=f"not valid YAML: {what}{context}", line=line, column=column)
+
+
+def compose(text: str) -> Node | None:
+    """The node tree of already-validated text, with positions (used only to locate)."""
+    loader = Yaml12Loader(text)
+    try:
+        node: Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()
+
+
+PathItem = str | int
+
+
+def locate(root: Node | None, path: Sequence[PathItem], *, key: bool = False) -> tuple[int, int]:
+    """1-based (line, column) of the node at `path`, or of its deepest existing ancestor.
+
+    With `key`, the position of the mapping key holding the last path item is returned
+    (used for unknown and duplicate fields).
+    """
+    if root is None:
+        return (1, 1)
+    node: Node = root
+    holder: Node | None = None  # the key node under which `node` sits
+    for index, item in enumerate(path):
+        if isinstance(node, MappingNode):
+            pair = next((p for p in _pairs(node) if _key_matches(p[0], item)), None)
+            if pair is None:
+                break
+            if key and index == len(path) - 1:
+                node, holder = pair[0], None
+                break
+            holder, node = pair
+        elif isinstance(node, SequenceNode) and isinstance(item, int):
+            if not 0 <= item < len(node.value):
+                break
+            node, holder = node.value[item], None
+        else:
+            break
+    if holder is not None and isinstance(node, MappingNode | SequenceNode):
+        node = holder  # a whole block object is best shown by the line naming it
+    mark = node.start_mark
+    return (mark.line + 1, mark.column + 1)
+
+
+def _pairs(node: MappingNode) -> Iterator[tuple[Node, Node]]:
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in merged:
+                if isinstance(source, MappingNode):
+                    yield from _pairs(source)
+        else:
+            yield key_node, value_node
+
+
+def _key_matches(node: Node, item: PathItem) -> bool:
+    return isinstance(node, ScalarNode) and node.value == str(item)
+
+
+# --------------------------------------------------------------------------------------------
+# Cache of parse results by content hash
+# --------------------------------------------------------------------------------------------
+_CACHE_TAG = f"{PARSER_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def cached_parse(text: str, cache_dir: Path | None) -> Any:
+    """`parse_yaml(text)`, reusing an earlier result for the same text from `cache_dir`.
+
+    Results are stored with `marshal` (plain data only; loading never runs code). Only
+    successful parses are stored; any cache read or write problem just means a parse.
+    """
+    if cache_dir is None:
+        return parse_yaml(text)
+    digest = hashlib.sha256(f"{_CACHE_TAG}\0{text}".encode()).hexdigest()
+    entry = cache_dir / digest[:2] / f"{digest}.marshal"
+    try:
+        with _gc_paused():
+            return marshal.loads(entry.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    data = parse_yaml(text)
+    try:
+        payload = marshal.dumps(data)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        tmp.replace(entry)
+    except (OSError, ValueError):
+        pass
+    return data
