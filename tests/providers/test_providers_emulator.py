@@ -1,0 +1,222 @@
+"""The emulator provider against recorded outputs: options, refresh, provisioning, execution."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivmctl import model
+from ivmctl.errors import ProviderError
+from ivmctl.plan.model import Operation, OpKind
+from ivmctl.providers.base import Provider, Step
+from ivmctl.providers.emulator import (
+    EmulatorOptions,
+    EmulatorProvider,
+    create_provider,
+    emulator_options,
+)
+from ivmctl.providers.transport import EmulatorTransport
+
+
+def provider_for(world: Any, *, latency: float = 0.0, sleeps: list[float] | None = None) -> Any:
+    slept = sleeps if sleeps is not None else []
+    transport = EmulatorTransport(lambda: world, latency=latency, sleep=slept.append)
+    return EmulatorProvider(EmulatorOptions(path=Path("unused.db")), transport=transport)
+
+
+# --- options ---------------------------------------------------------------------------------
+OPTION_CASES = [
+    ({}, {}, EmulatorOptions(path=Path("/cfg/.ivmctl/emulator.db"))),
+    ({"path": "worlds/lab.db", "latency": 0.5}, {},
+     EmulatorOptions(path=Path("/cfg/worlds/lab.db"), latency=0.5)),
+    ({"path": "/abs/w.db"}, {}, EmulatorOptions(path=Path("/abs/w.db"))),
+    ({"path": "w.db", "latency": 1}, {"IVMCTL_EMULATOR": "env.db",
+                                      "IVMCTL_EMULATOR_LATENCY": "0.25"},
+     EmulatorOptions(path=Path("env.db"), latency=0.25)),
+]  # fmt: skip
+
+
+OPTION_IDS = ["defaults", "provider block", "absolute path", "environment"]
+
+
+@pytest.mark.parametrize(("options", "environ", "expected"), OPTION_CASES, ids=OPTION_IDS)
+def test_emulator_options_come_from_the_provider_block_then_the_environment(
+    options: dict[str, Any], environ: dict[str, str], expected: EmulatorOptions
+) -> None:
+    assert emulator_options(options, config_dir=Path("/cfg"), environ=environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "environ", "message"),
+    [
+        ({"pth": "x.db"}, {}, "unknown emulator provider option 'pth'"),
+        ({"latency": -1}, {}, "latency -1 from provider.latency"),
+        ({"latency": "slow"}, {}, "latency 'slow'"),
+        ({"latency": True}, {}, "latency True"),
+        ({}, {"IVMCTL_EMULATOR_LATENCY": "nan"}, "IVMCTL_EMULATOR_LATENCY"),
+        ({"path": 3}, {}, "path 3 is not a file name"),
+    ],
+    ids=["misspelt option", "negative", "not a number", "bool", "nan from env", "bad path"],
+)
+def test_bad_emulator_options_are_provider_errors(
+    options: dict[str, Any], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ProviderError, match=message):
+        emulator_options(options, config_dir=Path("/cfg"), environ=environ)
+
+
+def test_building_the_provider_opens_no_world(tmp_path: Path) -> None:
+    provider = create_provider({}, config_dir=tmp_path, environ={})
+    assert isinstance(provider, Provider)
+    assert provider.capabilities.can_provision_hosts
+    assert "entitlement" in provider.capabilities.online_fields
+    assert not (tmp_path / ".ivmctl").exists()
+
+
+# --- refresh ---------------------------------------------------------------------------------
+def test_refresh_builds_the_actual_state_from_recorded_outputs(world: Any) -> None:
+    state = provider_for(world).refresh(["vmhost01", "ghost"])
+    assert set(state.hosts) == {"vmhost01"}  # an unknown host is simply absent
+    host = state.hosts["vmhost01"]
+    assert host.version == "6.3"
+    assert host.hardware == model.Hardware(cores=8, memory_mb=65536, nics=("lan0", "lan1"),
+                                           mhz=1600)  # fmt: skip
+    assert host.vswitches == {
+        "vswlab": model.VSwitch(host="vmhost01", name="vswlab", nic=None, state="Down"),
+        "vswprod": model.VSwitch(host="vmhost01", name="vswprod", nic="lan0", state="Up",
+                                 port_vlans={4: 20, 7: 30}),
+    }  # fmt: skip
+    assert list(state.guests) == ["db01", "web01"]
+    assert list(state.not_runnable) == [("vmhost01", "app01")]
+    assert state.generation == "7"
+
+
+def test_refresh_reads_vlans_shares_and_power(world: Any) -> None:
+    state = provider_for(world).refresh(["vmhost01"])
+    web = state.guests["web01"].guest
+    assert web.power == "on" and web.nics[0].vlan == 20 and web.nics[0].port == 4
+    assert web.dvds[0].path == "/iso/hpux.iso"
+    db = state.guests["db01"].guest
+    assert db.power == "off" and db.start == "manual"
+    assert db.disks[0].shared is True and db.disks[0].adapter == "scsi"
+    assert db.nics[0].vswitch == "localnet" and db.nics[0].vlan is None
+    assert state.guests["db01"].status.state == "Off"
+
+
+def test_refresh_runs_one_pass_of_listing_commands_per_host(world: Any) -> None:
+    provider_for(world).refresh(["vmhost01"])
+    commands = [" ".join(argv) for _, argv in world.log]
+    assert sorted(commands) == sorted(
+        ["hpvmnet", "hpvmnet -S localnet", "hpvmnet -S vswprod", "hpvmnet -S vswlab",
+         "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -d -P web01",
+         "hpvmstatus -d -P db01", "hpvmstatus -d -P app01"]
+    )  # fmt: skip
+
+
+def test_a_guest_runnable_on_two_hosts_is_a_provider_error(world: Any) -> None:
+    second = replace(world.hosts_[0], name="vmhost02")
+    world.hosts_.append(second)
+    for (_host, argv), result in list(world.outputs.items()):
+        world.outputs[("vmhost02", argv)] = result
+    with pytest.raises(ProviderError, match="runnable on two hosts, vmhost01 and vmhost02"):
+        provider_for(world).refresh(["vmhost01", "vmhost02"])
+
+
+def test_a_failing_listing_command_is_a_provider_error_with_its_words(world: Any) -> None:
+    result_type = type(next(iter(world.outputs.values())))
+    world.outputs[("vmhost01", ("hpvmstatus", "-M"))] = result_type(
+        255, "", "ssh: connect to host vmhost01 port 22: Connection refused"
+    )
+    with pytest.raises(ProviderError, match="hpvmstatus -M exited with 255") as info:
+        provider_for(world).refresh(["vmhost01"])
+    assert "Connection refused" in str(info.value)
+
+
+def test_read_guest_rereads_one_guest(world: Any) -> None:
+    provider = provider_for(world)
+    web = provider.read_guest("vmhost01", "web01")
+    assert web == provider.refresh(["vmhost01"]).guests["web01"]
+    assert provider.read_guest("vmhost01", "nosuch") is None
+
+
+# --- hosts -----------------------------------------------------------------------------------
+def declared(name: str, **hardware: Any) -> model.Host:
+    base: dict[str, Any] = {"cores": 8, "memory_mb": 65536, "nics": ("lan0", "lan1")}
+    return model.Host(name=name, version="6.3", hardware=model.Hardware(**{**base, **hardware}))
+
+
+def test_ensure_host_provisions_a_missing_host_with_its_declared_hardware(world: Any) -> None:
+    provider_for(world).ensure_host(declared("vmhost09", cores=4, mhz=1800))
+    added = world.hosts_[-1]
+    assert (added.name, added.cores, added.memory_mb, added.nics, added.mhz, added.version) == (
+        "vmhost09",
+        4,
+        65536,
+        ("lan0", "lan1"),
+        1800,
+        "6.3",
+    )
+
+
+def test_ensure_host_accepts_an_existing_host_with_the_same_hardware(world: Any) -> None:
+    provider_for(world).ensure_host(declared("vmhost01"))
+    assert len(world.hosts_) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        (declared("vmhost01", cores=16), "8 cores, declared 16"),
+        (declared("vmhost01", memory_mb=1024), "65536 MB of memory, declared 1024"),
+        (declared("vmhost01", nics=("lan0",)), "NICs lan0, lan1, declared lan0"),
+        (declared("vmhost01", mhz=1800), "1600 MHz, declared 1800"),
+        (model.Host(name="vmhost01", version="4.3"), "Integrity VM 6.3, declared 4.3"),
+    ],
+    ids=["cores", "memory", "nics", "clock", "version"],
+)
+def test_a_host_whose_hardware_differs_is_a_provider_error(
+    world: Any, host: model.Host, message: str
+) -> None:
+    with pytest.raises(ProviderError, match=message) as info:
+        provider_for(world).ensure_host(host)
+    assert "cannot be changed by software" in str(info.value)
+
+
+def test_a_missing_host_without_hardware_cannot_be_provisioned(world: Any) -> None:
+    with pytest.raises(ProviderError, match="declares no hardware"):
+        provider_for(world).ensure_host(model.Host(name="vmhost09", version="6.3"))
+
+
+# --- steps and execution ---------------------------------------------------------------------
+def test_execute_runs_the_argument_list_through_the_transport(world: Any) -> None:
+    sleeps: list[float] = []
+    provider = provider_for(world, latency=0.5, sleeps=sleeps)
+    (step,) = provider.steps(Operation(kind=OpKind.GUEST_START, host="vmhost01",
+                                       params={"name": "web01"}))  # fmt: skip
+    result = provider.execute(step)
+    assert world.log[-1] == ("vmhost01", ("hpvmstart", "-P", "web01"))
+    assert result.ok and result.step == step and result.duration >= 0
+    assert sleeps == [0.5]
+
+
+def test_a_failed_command_is_a_result_not_an_exception(world: Any) -> None:
+    result_type = type(next(iter(world.outputs.values())))
+    argv = ("hpvmstart", "-P", "db01")
+    world.outputs[("vmhost01", argv)] = result_type(
+        1, "", "hpvmstart: ERROR (db01): Insufficient memory\n"
+    )
+    result = provider_for(world).execute(Step(host="vmhost01", argv=argv, description="start"))
+    assert not result.ok and result.exit_code == 1
+    assert result.output == "hpvmstart: ERROR (db01): Insufficient memory"
+
+
+def test_generation_and_close(world: Any) -> None:
+    provider = provider_for(world)
+    assert provider.generation() == "7"
+    provider.ensure_host(declared("vmhost09"))
+    assert provider.generation() == "8"
+    provider.close()
+    assert world.closed
