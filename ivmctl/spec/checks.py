@@ -9,6 +9,7 @@ Limits come from ivmctl.rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ivmctl import rules
@@ -16,18 +17,32 @@ from ivmctl.errors import RuleViolation, SpecError
 from ivmctl.model import Guest, Host, guest_address
 from ivmctl.spec.normalize import Collector, Merged
 from ivmctl.spec.problems import Spot, did_you_mean
+from ivmctl.spec.schema import format_field_path
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def field_items(path: str) -> list[str | int]:
+    """ "nics[0].mac" -> ["nics", 0, "mac"]."""
+    items: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        items.append(name)
+        items.extend(int(i) for i in _INDEX.findall("[" + rest if rest else ""))
+    return items
 
 
 def _spot(out: Collector, address: str, path: str | None = None) -> Spot | None:
-    """Where `address:path` was written; the object itself when the field was not."""
+    """Where `address:path` was written: the longest recorded prefix of the path, extended
+    by the rest; the object itself when the field was not written (a default)."""
     if path is not None:
-        entry = out.sources.get(f"{address}:{path}")
-        if entry is not None:
-            return entry[0]
-        head = path.split(".")[0].split("[")[0]
-        entry = out.sources.get(f"{address}:{head}")
-        if entry is not None:
-            return entry[0]
+        items = field_items(path)
+        for cut in range(len(items), 0, -1):
+            entry = out.sources.get(f"{address}:{format_field_path(items[:cut])}")
+            if entry is not None:
+                spot = entry[0]
+                return Spot(file=spot.file, ypath=(*spot.ypath, *items[cut:]))
     entry = out.sources.get(address)
     return entry[0] if entry else None
 

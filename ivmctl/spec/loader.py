@@ -119,16 +119,8 @@ class _Run:
         column: int | None = None,
         kind: type[SpecError] = SpecError,
     ) -> None:
-        spot = Spot(file=file, line=line, column=column) if line is not None else None
-        self.problem(
-            Problem(
-                summary=summary,
-                detail=detail,
-                spot=spot,
-                address=None if spot else file,
-                kind=kind,
-            )
-        )
+        spot = Spot(file=file, line=line, column=column) if file else None
+        self.problem(Problem(summary=summary, detail=detail, spot=spot, kind=kind))
 
     # -- variables ---------------------------------------------------------------------------
     def variables(self) -> dict[str, Any]:
@@ -166,7 +158,7 @@ class _Run:
         for key in sorted(found):
             problem = variable_name_problem(key)
             if problem:
-                self.file_problem("variables", problem)
+                self.file_problem("", f"--var/IVMCTL_VAR_: {problem}")
                 del found[key]
         return found
 
@@ -183,12 +175,12 @@ class _Run:
         try:
             paths = config_files(self.config_dir)
         except OSError as exc:
-            self.file_problem(str(self.config_dir), f"cannot list directory: {exc.strerror}")
+            self.file_problem("", f'cannot list "{self.config_dir}": {exc.strerror}')
             return []
         if not paths:
             self.file_problem(
-                str(self.config_dir),
-                "no configuration files (*.yaml, *.yml, *.yaml.j2) in the directory",
+                "",
+                f'no configuration files (*.yaml, *.yml, *.yaml.j2) in "{self.config_dir}"',
                 detail="Create one, or pass another directory with -C DIR.",
             )
             return []

@@ -246,7 +246,8 @@ def mac_of(raw: Any, spot: Spot | None, address: str, path: str, out: Collector)
     if raw is None or str(raw).lower() == "auto":
         return None
     try:
-        mac = rules.parse_mac(str(raw))
+        # unquoted 0x0A0000000101 is a YAML integer: the same MAC, spelt in hex
+        mac = rules.parse_mac(f"0x{raw:012X}" if isinstance(raw, int) and raw >= 0 else str(raw))
     except RuleViolation as exc:
         out.error(exc.summary, spot, address, path, detail=exc.detail)
         return None

@@ -68,7 +68,7 @@ class SourceTexts:
     def position(self, spot: Spot) -> tuple[int | None, int | None]:
         if spot.line is not None:
             return spot.line, spot.column
-        if spot.file not in self.texts:
+        if not spot.ypath or spot.file not in self.texts:  # a whole-file problem: no position
             return None, None
         if spot.file not in self._trees:
             try:

@@ -286,7 +286,7 @@ def _explain(issue: Issue, file: str) -> list[Problem]:
         ]
     if keyword == "enum":
         options = [
-            str(o) for o in schema_at(issue.schema_path).get("enum", []) if isinstance(o, str)
+            str(o) for o in schema_at(issue.schema_path[:-1]).get("enum", []) if isinstance(o, str)
         ]
         hint = did_you_mean(str(issue.instance), options) if isinstance(issue.instance, str) else ""
         return [
@@ -299,9 +299,12 @@ def _explain(issue: Issue, file: str) -> list[Problem]:
             )
         ]
     if keyword == "type":
-        expected = schema_at(issue.schema_path).get("type", [])
+        subschema = schema_at(issue.schema_path[:-1])
+        expected = subschema.get("type", [])
         types = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        if "title" in subschema and subschema.get("examples"):
+            wanted = f"{_a(subschema['title'])} such as {_example(subschema['examples'][0])}"
         detail = None
         if "boolean" in types and issue.instance in _YAML11_BOOLEANS:
             detail = f"YAML 1.2 reads {issue.instance} as text, not a boolean; write true or false."
@@ -329,8 +332,14 @@ def _explain_alternatives(issue: Issue, file: str) -> list[Problem]:
     examples = subschema.get("examples", [])
     example = f" such as {_example(examples[0])}" if examples else ""
     return [
-        _problem(f"expected {title}{example}, got {_describe(issue.instance)}", file, issue.path)
+        _problem(
+            f"expected {_a(title)}{example}, got {_describe(issue.instance)}", file, issue.path
+        )
     ]
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _example(value: Any) -> str:

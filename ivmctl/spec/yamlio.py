@@ -163,7 +163,8 @@ class Yaml12Constructor(SafeConstructor):
                 raise DuplicateKeyError(
                     f"first defined on line {first.start_mark.line + 1}",
                     first.start_mark,
-                    f"duplicate key {key!r}",
+                    f'key "{key}" appears twice in one mapping: here and on line '
+                    f"{first.start_mark.line + 1}",
                     key_node.start_mark,
                 )
             seen[key] = key_node
@@ -318,7 +319,7 @@ def _marked_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
     if isinstance(exc, DuplicateKeyError):
         return YamlProblem(
             summary=str(exc.problem),
-            detail=f"The key is {exc.context}; a key may appear once per mapping.",
+            detail="A key may appear once per mapping; remove or rename one.",
             line=line,
             column=column,
         )
