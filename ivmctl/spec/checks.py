@@ -19,7 +19,6 @@ from ivmctl.spec.normalize import Collector, Merged
 from ivmctl.spec.problems import Spot, did_you_mean
 from ivmctl.spec.schema import format_field_path
 
-
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
