@@ -1,0 +1,200 @@
+"""`ivmctl emulator ...`: provision emulated VM Hosts, run hpvm* commands on them, inject faults.
+
+Every subcommand takes --path (default: $IVMCTL_EMULATOR, else .ivmctl/emulator.db).
+`exec` prints what the emulated command printed and exits with its status.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ivmctl.errors import EmulatorError, RuleViolation
+from ivmctl.rules import format_memory_display, parse_memory_mb
+from ivmctl.runtime import World
+
+DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
+
+path_option = click.option(
+    "--path",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="IVMCTL_EMULATOR",
+    default=DEFAULT_PATH,
+    show_default=True,
+    help="The emulator's world (SQLite); env IVMCTL_EMULATOR.",
+)
+
+
+def _open(path: Path, *, create: bool = False) -> World:
+    return World.open(path, create=create)
+
+
+@click.group()
+def emulator() -> None:
+    """Drive the bundled Integrity VM emulator."""
+
+
+@emulator.group()
+def host() -> None:
+    """Provision, list and remove emulated VM Hosts."""
+
+
+@host.command("add")
+@click.argument("name")
+@click.option("--cores", type=click.IntRange(min=1), required=True, help="Physical cores.")
+@click.option("--memory", required=True, help="Physical memory, e.g. 64G.")
+@click.option("--nics", default="lan0", show_default=True, help="NICs, comma-separated.")
+@click.option("--version", "version", default="6.3", show_default=True, help="Integrity VM.")
+@click.option("--mhz", type=click.IntRange(min=1), default=1600, show_default=True)
+@path_option
+def host_add(
+    name: str, cores: int, memory: str, nics: str, version: str, mhz: int, path: Path
+) -> None:
+    """Add a VM Host with its hardware (it starts with localnet only)."""
+    try:
+        memory_mb = parse_memory_mb(memory)
+    except RuleViolation as exc:
+        raise EmulatorError(f"--memory: {exc.summary}", detail=exc.detail) from None
+    with _open(path, create=True) as world:
+        info = world.add_host(
+            name=name,
+            cores=cores,
+            memory_mb=memory_mb,
+            nics=tuple(n.strip() for n in nics.split(",") if n.strip()),
+            version=version,
+            mhz=mhz,
+        )
+    click.echo(
+        f"host {info.name}: Integrity VM {info.version}, {info.cores} cores at {info.mhz} MHz, "
+        f"{format_memory_display(info.memory_mb)}, NICs {','.join(info.nics) or '-'}"
+    )
+
+
+@host.command("list")
+@path_option
+def host_list(path: Path) -> None:
+    """List the VM Hosts of the world."""
+    with _open(path) as world:
+        hosts = world.hosts()
+    click.echo(f"{'NAME':<16} {'VERSION':<8} {'CORES':>5} {'MEMORY':>8} {'MHZ':>5}  NICS")
+    for h in hosts:
+        click.echo(
+            f"{h.name:<16} {h.version:<8} {h.cores:>5} {format_memory_display(h.memory_mb):>8} "
+            f"{h.mhz:>5}  {','.join(h.nics)}"
+        )
+
+
+@host.command("remove")
+@click.argument("name")
+@path_option
+def host_remove(name: str, path: Path) -> None:
+    """Remove a VM Host (refused while it has guests)."""
+    with _open(path) as world:
+        world.remove_host(name)
+    click.echo(f"host {name} removed")
+
+
+@emulator.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("host_name", metavar="HOST")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@path_option
+def exec_(host_name: str, command: tuple[str, ...], path: Path) -> None:
+    """Run an hpvm* command line on HOST: ivmctl emulator exec HOST -- hpvmstatus -M"""
+    with _open(path) as world:
+        result = world.execute(host_name, list(command))
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.write(result.stderr)
+    sys.exit(result.exit_code)
+
+
+@emulator.command("log")
+@click.argument("host_name", metavar="HOST")
+@path_option
+def log(host_name: str, path: Path) -> None:
+    """Show HOST's command log: time, exit status, command line."""
+    import shlex
+    import time
+
+    with _open(path) as world:
+        entries = world.log(host_name)
+    for e in entries:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time))
+        click.echo(f"{stamp} {e.exit_code:>3} {shlex.join(e.argv)}")
+
+
+def _seconds(items: tuple[str, ...], option: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        kind, sep, value = item.partition("=")
+        try:
+            out[kind.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not kind.strip():
+            raise EmulatorError(f"{option} expects KIND=SECONDS, e.g. hpvmstart=2, got {item!r}")
+    return out
+
+
+@emulator.command("faults")
+@click.argument("host_name", metavar="HOST", required=False)
+@click.option("--fail-starts", type=click.IntRange(min=0), help="Fail the next N starts.")
+@click.option("--abort-migration", is_flag=True, help="Abort the next migration from HOST.")
+@click.option("--unreachable/--reachable", default=None, help="Make HOST (un)reachable.")
+@click.option("--latency", multiple=True, help="KIND=SECONDS added to every KIND command.")
+@click.option("--hang", multiple=True, help="KIND=SECONDS: the next KIND command hangs.")
+@click.option("--boot-delay", type=float, help="Seconds a start spends in On (EFI).")
+@click.option("--unpresent", multiple=True, help="Make a storage path vanish from HOST.")
+@click.option("--present", multiple=True, help="Undo --unpresent.")
+@click.option("--clear", is_flag=True, help="Remove every fault first.")
+@click.option("--list", "list_", is_flag=True, help="Show the faults of every host.")
+@path_option
+def faults(
+    host_name: str | None,
+    fail_starts: int | None,
+    abort_migration: bool,
+    unreachable: bool | None,
+    latency: tuple[str, ...],
+    hang: tuple[str, ...],
+    boot_delay: float | None,
+    unpresent: tuple[str, ...],
+    present: tuple[str, ...],
+    clear: bool,
+    list_: bool,
+    path: Path,
+) -> None:
+    """Inject faults and latency on HOST, or --list them."""
+    with _open(path) as world:
+        changing = any(
+            [fail_starts is not None, abort_migration, unreachable is not None, latency, hang,
+             boot_delay is not None, unpresent, present, clear]
+        )  # fmt: skip
+        if changing:
+            if host_name is None:
+                raise EmulatorError("faults: name the HOST to change")
+            world.set_faults(
+                host_name,
+                fail_starts=fail_starts,
+                abort_migrations=1 if abort_migration else None,
+                unreachable=unreachable,
+                boot_delay=boot_delay,
+                latency=_seconds(latency, "--latency"),
+                hangs=_seconds(hang, "--hang"),
+                unpresent=unpresent,
+                present=present,
+                clear=clear,
+            )
+        elif not list_ and host_name is None:
+            raise EmulatorError("faults: give a HOST and a fault option, or --list")
+        infos = world.faults(None if list_ else host_name)
+    for f in infos:
+        lat = ",".join(f"{k}={v:g}" for k, v in f.latency.items()) or "-"
+        hangs = ",".join(f"{k}={v:g}" for k, v in f.hangs.items()) or "-"
+        click.echo(
+            f"{f.host}: fail_starts={f.fail_starts} abort_migrations={f.abort_migrations} "
+            f"unreachable={'yes' if f.unreachable else 'no'} boot_delay={f.boot_delay:g} "
+            f"latency={lat} hangs={hangs} unpresented={','.join(f.unpresented) or '-'}"
+        )

@@ -1,0 +1,483 @@
+"""Rows of the emulator's world as typed values, and the few indexed queries that read them.
+
+Every query here touches only the rows of one host, guest or vswitch, so a command costs
+the same in a world of ten guests as in one of ten thousand.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ivmctl.resources import NetworkResource, StorageResource
+
+# Host NIC MACs use HP's universally administered prefix, so they can never collide with
+# a guest MAC, which must be locally administered [R20].
+HOST_NIC_MAC_BASE = 0x001A4B000000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Host:
+    """A VM Host row: hardware, fault settings and the running guests' aggregate."""
+
+    id: int
+    name: str
+    version: str
+    cores: int
+    memory_mb: int
+    mhz: int
+    nics: tuple[str, ...]
+    boot_delay: float  # seconds a start spends in On (EFI)
+    fail_starts: int  # fault: the next N starts fail
+    abort_migrations: int  # fault: the next N migrations abort
+    unreachable: bool  # fault: every command fails like a dead SSH connection
+    core_used: tuple[float, ...]  # entitlement committed per physical core
+    mem_used_mb: int  # memory (with overhead) held by running guests
+    next_vm_number: int
+    next_vswitch_number: int
+
+    def nic_mac(self, nic: str) -> int:
+        return HOST_NIC_MAC_BASE | (self.id << 8) | int(nic.removeprefix("lan"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guest:
+    """A guest's configuration and run state on one host."""
+
+    id: int
+    host_id: int
+    name: str
+    number: int
+    uuid: str
+    label: str
+    os: str  # lower case: hpux, linux, windows, openvms, unknown
+    vcpus: int
+    ent_min: float  # percent of one core per vCPU
+    ent_max: float
+    memory_mb: int
+    start_attr: str  # auto | manual
+    vm_type: str  # shared | vpar
+    dyn_type: str  # none | any | driver
+    dyn_min: int | None
+    dyn_max: int | None
+    dyn_target: int | None
+    runnable: bool
+    modifiable: bool
+    visible: bool
+    registered: bool
+    online_migration: bool
+    state: str  # On | Off | Invalid
+    started_at: float | None
+    cores: tuple[int, ...]  # physical cores its vCPUs hold while running
+    footprint_mb: int | None  # memory held while running
+
+    @property
+    def not_runnable(self) -> bool:
+        return not (self.runnable and self.registered)
+
+    def values(self) -> dict[str, Any]:
+        """Column values for an INSERT/UPDATE (without the id)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "id":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                value = int(value)
+            elif f.name == "cores":
+                value = ",".join(str(c) for c in value) if value else None
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Storage:
+    """A virtual storage device of a guest (always fully addressed)."""
+
+    id: int | None
+    devtype: str
+    adapter: str
+    bus: int
+    slot: int
+    target: int
+    backing: str
+    path: str
+
+    def resource(self) -> StorageResource:
+        return StorageResource(
+            devtype=self.devtype,
+            adapter=self.adapter,
+            backing=self.backing,
+            path=self.path,
+            bus=self.bus,
+            slot=self.slot,
+            target=self.target,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Nic:
+    """A virtual NIC of a guest, on a port of a vswitch of the guest's host."""
+
+    id: int | None
+    adapter: str
+    bus: int
+    slot: int
+    mac: int
+    vswitch: str
+    port: int
+
+    def resource(self) -> NetworkResource:
+        return NetworkResource(
+            adapter=self.adapter,
+            vswitch=self.vswitch,
+            bus=self.bus,
+            slot=self.slot,
+            mac=self.mac,
+            port=self.port,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VSwitch:
+    """A vswitch of a host; `nic` None for localnet and host-local switches."""
+
+    id: int
+    name: str
+    number: int
+    nic: str | None
+    state: str  # Up | Down
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevEntry:
+    """An entry of a host's device database (hpvmdevmgmt)."""
+
+    id: int
+    klass: str  # gdev | rdev | server | env
+    name: str
+    aliases: tuple[str, ...]
+    attrs: dict[str, str]
+    uid: str
+
+
+# --------------------------------------------------------------------------------------------
+# Hosts
+# --------------------------------------------------------------------------------------------
+def host_from_row(row: sqlite3.Row) -> Host:
+    return Host(
+        id=row["id"],
+        name=row["name"],
+        version=row["version"],
+        cores=row["cores"],
+        memory_mb=row["memory_mb"],
+        mhz=row["mhz"],
+        nics=tuple(n for n in row["nics"].split(",") if n),
+        boot_delay=row["boot_delay"],
+        fail_starts=row["fail_starts"],
+        abort_migrations=row["abort_migrations"],
+        unreachable=bool(row["unreachable"]),
+        core_used=tuple(float(x) for x in row["core_used"].split(",") if x),
+        mem_used_mb=row["mem_used_mb"],
+        next_vm_number=row["next_vm_number"],
+        next_vswitch_number=row["next_vswitch_number"],
+    )
+
+
+def host_by_name(conn: sqlite3.Connection, name: str) -> Host | None:
+    row = conn.execute("SELECT * FROM hosts WHERE name=?", (name,)).fetchone()
+    return None if row is None else host_from_row(row)
+
+
+def all_hosts(conn: sqlite3.Connection) -> list[Host]:
+    return [host_from_row(r) for r in conn.execute("SELECT * FROM hosts ORDER BY name")]
+
+
+def update_host(conn: sqlite3.Connection, host_id: int, **values: Any) -> None:
+    if "core_used" in values:
+        values["core_used"] = ",".join(f"{v:g}" for v in values["core_used"])
+    cols = ", ".join(f"{k}=?" for k in values)
+    conn.execute(f"UPDATE hosts SET {cols} WHERE id=?", (*values.values(), host_id))
+
+
+# --------------------------------------------------------------------------------------------
+# Guests
+# --------------------------------------------------------------------------------------------
+def guest_from_row(row: sqlite3.Row) -> Guest:
+    return Guest(
+        id=row["id"],
+        host_id=row["host_id"],
+        name=row["name"],
+        number=row["number"],
+        uuid=row["uuid"],
+        label=row["label"],
+        os=row["os"],
+        vcpus=row["vcpus"],
+        ent_min=row["ent_min"],
+        ent_max=row["ent_max"],
+        memory_mb=row["memory_mb"],
+        start_attr=row["start_attr"],
+        vm_type=row["vm_type"],
+        dyn_type=row["dyn_type"],
+        dyn_min=row["dyn_min"],
+        dyn_max=row["dyn_max"],
+        dyn_target=row["dyn_target"],
+        runnable=bool(row["runnable"]),
+        modifiable=bool(row["modifiable"]),
+        visible=bool(row["visible"]),
+        registered=bool(row["registered"]),
+        online_migration=bool(row["online_migration"]),
+        state=row["state"],
+        started_at=row["started_at"],
+        cores=tuple(int(c) for c in (row["cores"] or "").split(",") if c),
+        footprint_mb=row["footprint_mb"],
+    )
+
+
+def guest_by_name(conn: sqlite3.Connection, host_id: int, name: str) -> Guest | None:
+    row = conn.execute(
+        "SELECT * FROM guests WHERE host_id=? AND name=?", (host_id, name)
+    ).fetchone()
+    return None if row is None else guest_from_row(row)
+
+
+def guest_by_number(conn: sqlite3.Connection, host_id: int, number: int) -> Guest | None:
+    row = conn.execute(
+        "SELECT * FROM guests WHERE host_id=? AND number=?", (host_id, number)
+    ).fetchone()
+    return None if row is None else guest_from_row(row)
+
+
+def guests_of(conn: sqlite3.Connection, host_id: int) -> list[Guest]:
+    rows = conn.execute("SELECT * FROM guests WHERE host_id=? ORDER BY number", (host_id,))
+    return [guest_from_row(r) for r in rows]
+
+
+def insert_guest(conn: sqlite3.Connection, guest: Guest) -> int:
+    values = guest.values()
+    cols = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    cur = conn.execute(f"INSERT INTO guests ({cols}) VALUES ({marks})", tuple(values.values()))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_guest(conn: sqlite3.Connection, guest: Guest) -> None:
+    values = guest.values()
+    cols = ", ".join(f"{k}=?" for k in values)
+    conn.execute(f"UPDATE guests SET {cols} WHERE id=?", (*values.values(), guest.id))
+
+
+def device_counts(conn: sqlite3.Connection, host_id: int) -> dict[int, tuple[int, int]]:
+    """guest id -> (storage devices, network devices), for every guest of a host."""
+    counts: dict[int, list[int]] = {}
+    for row in conn.execute(
+        "SELECT guest_id, COUNT(*) FROM storage WHERE host_id=? GROUP BY guest_id", (host_id,)
+    ):
+        counts.setdefault(row[0], [0, 0])[0] = row[1]
+    for row in conn.execute(
+        "SELECT n.guest_id, COUNT(*) FROM nics n JOIN guests g ON g.id = n.guest_id "
+        "WHERE g.host_id=? GROUP BY n.guest_id",
+        (host_id,),
+    ):
+        counts.setdefault(row[0], [0, 0])[1] = row[1]
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Devices
+# --------------------------------------------------------------------------------------------
+def storage_of(conn: sqlite3.Connection, guest_id: int) -> list[Storage]:
+    rows = conn.execute(
+        "SELECT * FROM storage WHERE guest_id=? ORDER BY bus, slot, target", (guest_id,)
+    )
+    return [
+        Storage(
+            id=r["id"],
+            devtype=r["devtype"],
+            adapter=r["adapter"],
+            bus=r["bus"],
+            slot=r["slot"],
+            target=r["target"],
+            backing=r["backing"],
+            path=r["path"],
+        )
+        for r in rows
+    ]
+
+
+def nics_of(conn: sqlite3.Connection, guest_id: int) -> list[Nic]:
+    rows = conn.execute(
+        "SELECT n.*, v.name AS vswitch FROM nics n JOIN vswitches v ON v.id = n.vswitch_id "
+        "WHERE n.guest_id=? ORDER BY n.bus, n.slot",
+        (guest_id,),
+    )
+    return [
+        Nic(
+            id=r["id"],
+            adapter=r["adapter"],
+            bus=r["bus"],
+            slot=r["slot"],
+            mac=r["mac"],
+            vswitch=r["vswitch"],
+            port=r["port"],
+        )
+        for r in rows
+    ]
+
+
+def users_of_path(conn: sqlite3.Connection, host_id: int, path: str) -> list[Guest]:
+    """Guests of a host whose storage uses `path`, by name."""
+    rows = conn.execute(
+        "SELECT DISTINCT g.* FROM storage s JOIN guests g ON g.id = s.guest_id "
+        "WHERE s.host_id=? AND s.path=? ORDER BY g.name",
+        (host_id, path),
+    )
+    return [guest_from_row(r) for r in rows]
+
+
+def save_devices(
+    conn: sqlite3.Connection,
+    host_id: int,
+    guest_id: int,
+    before_storage: Sequence[Storage],
+    storage: Sequence[Storage],
+    before_nics: Sequence[Nic],
+    nics: Sequence[Nic],
+) -> None:
+    """Write a guest's new device lists, touching only rows that changed."""
+    keep = {d.id for d in storage if d.id is not None}
+    for old in before_storage:
+        if old.id not in keep:
+            conn.execute("DELETE FROM storage WHERE id=?", (old.id,))
+    old_by_id = {d.id: d for d in before_storage}
+    for dev in storage:
+        vals = (dev.devtype, dev.adapter, dev.bus, dev.slot, dev.target, dev.backing, dev.path)
+        if dev.id is None:
+            conn.execute(
+                "INSERT INTO storage (guest_id, host_id, devtype, adapter, bus, slot, target, "
+                "backing, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (guest_id, host_id, *vals),
+            )
+        elif old_by_id.get(dev.id) != dev:
+            conn.execute(
+                "UPDATE storage SET devtype=?, adapter=?, bus=?, slot=?, target=?, backing=?, "
+                "path=? WHERE id=?",
+                (*vals, dev.id),
+            )
+    keep = {n.id for n in nics if n.id is not None}
+    for old_nic in before_nics:
+        if old_nic.id not in keep:
+            conn.execute("DELETE FROM nics WHERE id=?", (old_nic.id,))
+    old_nics = {n.id: n for n in before_nics}
+    for nic in nics:
+        vs_id = vswitch_id(conn, host_id, nic.vswitch)
+        vals2 = (nic.adapter, nic.bus, nic.slot, nic.mac, vs_id, nic.port)
+        if nic.id is None:
+            conn.execute(
+                "INSERT INTO nics (guest_id, adapter, bus, slot, mac, vswitch_id, port) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (guest_id, *vals2),
+            )
+        elif old_nics.get(nic.id) != nic:
+            conn.execute(
+                "UPDATE nics SET adapter=?, bus=?, slot=?, mac=?, vswitch_id=?, port=? WHERE id=?",
+                (*vals2, nic.id),
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# vswitches
+# --------------------------------------------------------------------------------------------
+def _vswitch(row: sqlite3.Row) -> VSwitch:
+    return VSwitch(
+        id=row["id"], name=row["name"], number=row["number"], nic=row["nic"], state=row["state"]
+    )
+
+
+def vswitch_by_name(conn: sqlite3.Connection, host_id: int, name: str) -> VSwitch | None:
+    row = conn.execute(
+        "SELECT * FROM vswitches WHERE host_id=? AND name=?", (host_id, name)
+    ).fetchone()
+    return None if row is None else _vswitch(row)
+
+
+def vswitch_id(conn: sqlite3.Connection, host_id: int, name: str) -> int:
+    found = vswitch_by_name(conn, host_id, name)
+    assert found is not None, f"vswitch {name} vanished"
+    return found.id
+
+
+def vswitches_of(conn: sqlite3.Connection, host_id: int) -> list[VSwitch]:
+    rows = conn.execute("SELECT * FROM vswitches WHERE host_id=? ORDER BY number", (host_id,))
+    return [_vswitch(r) for r in rows]
+
+
+def used_ports(conn: sqlite3.Connection, vswitch: int) -> set[int]:
+    return {r[0] for r in conn.execute("SELECT port FROM nics WHERE vswitch_id=?", (vswitch,))}
+
+
+# --------------------------------------------------------------------------------------------
+# Device database
+# --------------------------------------------------------------------------------------------
+def _attrs(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if "=" in item:
+            key, _, value = item.partition("=")
+            out[key] = value
+    return out
+
+
+def format_attrs(attrs: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in attrs.items())
+
+
+def _entry(row: sqlite3.Row) -> DevEntry:
+    return DevEntry(
+        id=row["id"],
+        klass=row["class"],
+        name=row["name"],
+        aliases=tuple(a for a in row["aliases"].split(",") if a),
+        attrs=_attrs(row["attrs"]),
+        uid=row["uid"],
+    )
+
+
+def dev_entry(conn: sqlite3.Connection, host_id: int, name: str) -> DevEntry | None:
+    row = conn.execute("SELECT * FROM devdb WHERE host_id=? AND name=?", (host_id, name)).fetchone()
+    return None if row is None else _entry(row)
+
+
+def dev_entries(conn: sqlite3.Connection, host_id: int, klass: str | None) -> list[DevEntry]:
+    if klass is None:
+        rows = conn.execute("SELECT * FROM devdb WHERE host_id=? ORDER BY name", (host_id,))
+    else:
+        rows = conn.execute(
+            "SELECT * FROM devdb WHERE host_id=? AND class=? ORDER BY name", (host_id, klass)
+        )
+    return [_entry(r) for r in rows]
+
+
+def dependents(conn: sqlite3.Connection, host_id: int, path: str) -> list[str]:
+    return [g.name for g in users_of_path(conn, host_id, path)]
+
+
+def file_size(conn: sqlite3.Connection, host_id: int, path: str) -> int | None:
+    row = conn.execute(
+        "SELECT size_mb FROM files WHERE host_id=? AND path=?", (host_id, path)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def is_unpresented(conn: sqlite3.Connection, host_id: int, path: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM unpresented WHERE host_id=? AND path=?", (host_id, path)
+    ).fetchone()
+    return row is not None
+
+
+def names_in(items: Iterable[Guest]) -> list[str]:
+    return [g.name for g in items]

@@ -1,0 +1,448 @@
+"""The emulator's public face: a World of VM Hosts that runs hpvm* command lines.
+
+`World.execute(host, argv)` is what a provider calls instead of SSH. Each command runs in
+one SQLite transaction; latency and hangs are slept before it, outside the transaction, so
+a slow command never blocks the others. Starts on one host are serialised by a lock (only
+one guest start at a time [R10]); a host takes part in one migration at a time.
+"""
+
+from __future__ import annotations
+
+import getopt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivmctl.errors import EmulatorError, RuleViolation
+from ivmctl.rules import LOCALNET, MEMORY_GRANULE_MB, limits_for, name_problem
+from ivmctl.runtime import commands
+from ivmctl.runtime.context import EXIT_UNREACHABLE, Ctx, Refused
+from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
+from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandResult:
+    """What an hpvm* command returned: exit status and its output, verbatim."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostInfo:
+    """A VM Host's hardware and Integrity VM version."""
+
+    name: str
+    version: str
+    cores: int
+    memory_mb: int
+    nics: tuple[str, ...]
+    mhz: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogEntry:
+    """One line of a host's command log [R45][R72]."""
+
+    time: float  # seconds since the epoch, from the world's clock
+    argv: tuple[str, ...]
+    exit_code: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInfo:
+    """The faults and latencies configured on one host."""
+
+    host: str
+    fail_starts: int
+    abort_migrations: int
+    unreachable: bool
+    boot_delay: float
+    latency: Mapping[str, float]  # command name (or "*") -> seconds added to every run
+    hangs: Mapping[str, float]  # command name (or "*") -> seconds the next run hangs
+    unpresented: tuple[str, ...]
+
+
+def command_kind(name: str) -> str:
+    """`start`, `hpvmstart` and `/opt/hpvm/bin/hpvmstart` all mean `hpvmstart`."""
+    base = name.rsplit("/", 1)[-1]
+    return base if base == "*" or base.startswith(("hpvm", "vpar")) else f"hpvm{base}"
+
+
+class World:
+    """A persistent world of emulated VM Hosts; safe to share between threads."""
+
+    def __init__(self, store: Store, *, clock: Clock, sleep: Sleep) -> None:
+        self._store = store
+        self._clock = clock
+        self._sleep = sleep
+        self._guard = threading.Lock()
+        self._start_locks: dict[str, threading.Lock] = {}
+        self._migrating: set[str] = set()
+
+    # --- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        create: bool = True,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = time.sleep,
+    ) -> World:
+        """Open the world at `path` (created when missing if `create`).
+
+        Raises EmulatorError when the file is missing (create=False), is not an emulator
+        world or is corrupt (it is never overwritten), or has a newer schema version.
+        """
+        where = Path(path)
+        open_store(where, create=create)
+        return cls(Store(where), clock=clock, sleep=sleep)
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- hosts ---------------------------------------------------------------------------
+    def add_host(
+        self,
+        *,
+        name: str,
+        cores: int,
+        memory_mb: int,
+        nics: Sequence[str] = ("lan0",),
+        version: str = "6.3",
+        mhz: int = 1600,
+    ) -> HostInfo:
+        """Provision a VM Host with its hardware; it starts with `localnet` only [R23]."""
+        problem = name_problem(name)
+        if problem:
+            raise EmulatorError(f"invalid host name {name!r}: {problem}")
+        limits_for(version)  # refuses an unknown version
+        if cores < 1 or mhz < 1:
+            raise EmulatorError("a host needs at least one core and a positive processor speed")
+        if memory_mb < MEMORY_GRANULE_MB:
+            raise EmulatorError(f"a host needs at least {MEMORY_GRANULE_MB} MB of memory")
+        nic_list = list(dict.fromkeys(nics))
+        bad = [n for n in nic_list if not (n.startswith("lan") and n[3:].isdigit())]
+        if bad:
+            raise EmulatorError(
+                f"invalid NIC name(s) {', '.join(bad)}", detail="Name NICs lanN, e.g. lan0,lan1."
+            )
+        with self._store.transaction() as conn:
+            if host_by_name(conn, name) is not None:
+                raise EmulatorError(
+                    f"host {name!r} already exists in {self.path}",
+                    detail="Remove it first or pick another name.",
+                )
+            cur = conn.execute(
+                "INSERT INTO hosts (name, version, cores, memory_mb, mhz, nics, core_used) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    version,
+                    cores,
+                    memory_mb,
+                    mhz,
+                    ",".join(nic_list),
+                    ",".join("0" for _ in range(cores)),
+                ),
+            )
+            conn.execute(
+                "INSERT INTO vswitches (host_id, name, number, nic, state) "
+                "VALUES (?, ?, 1, NULL, 'Up')",
+                (cur.lastrowid, LOCALNET),
+            )
+            bump_meta(conn, "generation")
+        return HostInfo(
+            name=name,
+            version=version,
+            cores=cores,
+            memory_mb=memory_mb,
+            nics=tuple(nic_list),
+            mhz=mhz,
+        )
+
+    def remove_host(self, name: str) -> None:
+        """Remove a VM Host; refused while it has guests (Not Runnable copies included)."""
+        with self._store.transaction() as conn:
+            host = self._host(conn, name)
+            guests = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM guests WHERE host_id=? ORDER BY name", (host.id,)
+                )
+            ]
+            if guests:
+                raise EmulatorError(
+                    f"host {name!r} still has {len(guests)} guest(s): {', '.join(guests[:5])}",
+                    detail="Remove them with hpvmremove first.",
+                )
+            conn.execute("DELETE FROM hosts WHERE id=?", (host.id,))
+            bump_meta(conn, "generation")
+
+    def hosts(self) -> list[HostInfo]:
+        return [
+            HostInfo(
+                name=h.name,
+                version=h.version,
+                cores=h.cores,
+                memory_mb=h.memory_mb,
+                nics=h.nics,
+                mhz=h.mhz,
+            )
+            for h in all_hosts(self._store.conn())
+        ]
+
+    @property
+    def generation(self) -> int:
+        return meta_int(self._store.conn(), "generation")
+
+    def log(self, host: str) -> list[LogEntry]:
+        conn = self._store.conn()
+        found = self._host(conn, host)
+        rows = conn.execute(
+            "SELECT time, argv, exit_code FROM log WHERE host_id=? ORDER BY id", (found.id,)
+        )
+        return [LogEntry(time=r[0], argv=tuple(json.loads(r[1])), exit_code=r[2]) for r in rows]
+
+    @staticmethod
+    def _host(conn: sqlite3.Connection, name: str) -> Host:
+        host = host_by_name(conn, name)
+        if host is None:
+            raise EmulatorError(
+                f"no host {name!r} in the emulator world",
+                detail="List hosts with: ivmctl emulator host list.",
+            )
+        return host
+
+    # --- faults --------------------------------------------------------------------------
+    def set_faults(
+        self,
+        host: str,
+        *,
+        fail_starts: int | None = None,
+        abort_migrations: int | None = None,
+        unreachable: bool | None = None,
+        boot_delay: float | None = None,
+        latency: Mapping[str, float] | None = None,
+        hangs: Mapping[str, float] | None = None,
+        unpresent: Sequence[str] = (),
+        present: Sequence[str] = (),
+        clear: bool = False,
+    ) -> FaultInfo:
+        """Configure fault injection on a host; `clear` first removes every fault."""
+        with self._store.transaction() as conn:
+            found = self._host(conn, host)
+            if clear:
+                update_host(conn, found.id, fail_starts=0, abort_migrations=0, unreachable=0)
+                for table in ("latency", "hangs", "unpresented"):
+                    conn.execute(f"DELETE FROM {table} WHERE host_id=?", (found.id,))
+            values: dict[str, object] = {}
+            if fail_starts is not None:
+                values["fail_starts"] = max(0, fail_starts)
+            if abort_migrations is not None:
+                values["abort_migrations"] = max(0, abort_migrations)
+            if unreachable is not None:
+                values["unreachable"] = int(unreachable)
+            if boot_delay is not None:
+                values["boot_delay"] = max(0.0, boot_delay)
+            if values:
+                update_host(conn, found.id, **values)
+            for table, items in (("latency", latency or {}), ("hangs", hangs or {})):
+                for kind, seconds in items.items():
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE host_id=? AND kind=?",
+                        (found.id, command_kind(kind)),
+                    )
+                    if seconds > 0:
+                        conn.execute(
+                            f"INSERT INTO {table} (host_id, kind, seconds) VALUES (?, ?, ?)",
+                            (found.id, command_kind(kind), seconds),
+                        )
+            for path in unpresent:
+                conn.execute(
+                    "INSERT OR IGNORE INTO unpresented (host_id, path) VALUES (?, ?)",
+                    (found.id, path),
+                )
+            for path in present:
+                conn.execute("DELETE FROM unpresented WHERE host_id=? AND path=?", (found.id, path))
+        return self.faults(host)[0]
+
+    def faults(self, host: str | None = None) -> list[FaultInfo]:
+        conn = self._store.conn()
+        hosts = [self._host(conn, host)] if host else all_hosts(conn)
+        out = []
+        for h in hosts:
+
+            def table(name: str, host_id: int = h.id) -> dict[str, float]:
+                return {
+                    r[0]: r[1]
+                    for r in conn.execute(
+                        f"SELECT kind, seconds FROM {name} WHERE host_id=? ORDER BY kind",
+                        (host_id,),
+                    )
+                }
+
+            unpresented = tuple(
+                r[0]
+                for r in conn.execute(
+                    "SELECT path FROM unpresented WHERE host_id=? ORDER BY path", (h.id,)
+                )
+            )
+            out.append(
+                FaultInfo(
+                    host=h.name,
+                    fail_starts=h.fail_starts,
+                    abort_migrations=h.abort_migrations,
+                    unreachable=h.unreachable,
+                    boot_delay=h.boot_delay,
+                    latency=table("latency"),
+                    hangs=table("hangs"),
+                    unpresented=unpresented,
+                )
+            )
+        return out
+
+    # --- commands ------------------------------------------------------------------------
+    def execute(self, host: str, argv: Sequence[str]) -> CommandResult:
+        """Run one hpvm* command line on `host`, as over SSH; never raises for a refusal.
+
+        Raises EmulatorError only when `host` is not in the world or argv is empty.
+        """
+        if not argv:
+            raise EmulatorError("an empty command line cannot be executed")
+        args = [str(a) for a in argv]
+        kind = command_kind(args[0])
+        conn = self._store.conn()
+        found = self._host(conn, host)
+        if found.unreachable:
+            return CommandResult(
+                exit_code=EXIT_UNREACHABLE,
+                stdout="",
+                stderr=f"ssh: connect to host {host} port 22: Connection refused\n",
+            )
+        delay = self._delay(found, kind)
+        with self._serialised(found.name, kind, args) as refusal:
+            if delay > 0:
+                self._sleep(delay)
+            return self._run(found.name, kind, args, refusal)
+
+    def _delay(self, host: Host, kind: str) -> float:
+        """Latency of this command kind plus a one-shot hang (consumed now)."""
+        conn = self._store.conn()
+        latency = conn.execute(
+            "SELECT seconds FROM latency WHERE host_id=? AND kind IN (?, '*') "
+            "ORDER BY kind = '*' LIMIT 1",
+            (host.id, kind),
+        ).fetchone()
+        delay = float(latency[0]) if latency else 0.0
+        hang = conn.execute(
+            "SELECT kind, seconds FROM hangs WHERE host_id=? AND kind IN (?, '*') "
+            "ORDER BY kind = '*' LIMIT 1",
+            (host.id, kind),
+        ).fetchone()
+        if hang:
+            with self._store.transaction() as txn:
+                txn.execute("DELETE FROM hangs WHERE host_id=? AND kind=?", (host.id, hang[0]))
+            delay += float(hang[1])
+        return delay
+
+    @contextmanager
+    def _serialised(self, host: str, kind: str, args: list[str]) -> Iterator[Refused | None]:
+        """One start at a time per host; a host takes part in one migration at a time."""
+        if kind == "hpvmstart":
+            with self._guard:
+                lock = self._start_locks.setdefault(host, threading.Lock())
+            with lock:
+                yield None
+            return
+        if kind != "hpvmmigrate":
+            yield None
+            return
+        try:
+            opts, _ = getopt.getopt(args[1:], "P:p:h:obDdsq")
+        except getopt.GetoptError:
+            opts = []
+        target = next((v for o, v in opts if o == "-h"), None)
+        involved = {host} | ({target} if target else set())
+        with self._guard:
+            busy = sorted(involved & self._migrating)
+            if not busy:
+                self._migrating |= involved
+        if busy:
+            guest = next((v for o, v in opts if o == "-P"), None) or "?"
+            yield Refused(
+                f"hpvmmigrate: ERROR ({guest}): A migration is already in progress on "
+                f"VM Host '{busy[0]}'; only one migration per host at a time."
+            )
+            return
+        start_lock = None
+        if target and "-o" in {o for o, _ in opts}:
+            # an incoming online migration holds the target's start lock [R10]
+            with self._guard:
+                start_lock = self._start_locks.setdefault(target, threading.Lock())
+        try:
+            if start_lock is not None:
+                with start_lock:
+                    yield None
+            else:
+                yield None
+        finally:
+            with self._guard:
+                self._migrating -= involved
+
+    def _run(self, host: str, kind: str, args: list[str], refusal: Refused | None) -> CommandResult:
+        with self._store.transaction() as conn:
+            found = self._host(conn, host)
+            ctx = Ctx(conn=conn, host=found, command=kind, now=self._clock())
+            before = conn.total_changes
+            conn.execute("SAVEPOINT command")
+            try:
+                if refusal is not None:
+                    raise refusal
+                try:
+                    commands.run(ctx, args)
+                except RuleViolation as exc:  # a rule the handlers did not phrase themselves
+                    raise Refused(f"{kind}: ERROR: {exc.summary}") from None
+                conn.execute("RELEASE command")
+                changed = conn.total_changes != before
+                code = 0
+            except Refused as refused:
+                conn.execute("ROLLBACK TO command")
+                conn.execute("RELEASE command")
+                for keep in ctx.keep_on_failure:
+                    keep(conn)
+                changed = False  # consumed faults are not infrastructure changes
+                ctx.err += refused.lines
+                code = refused.exit_code
+            if changed and kind not in commands.READ_ONLY:
+                bump_meta(conn, "generation")
+            conn.execute(
+                "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)",
+                (found.id, ctx.now, json.dumps(args), code),
+            )
+        return CommandResult(
+            exit_code=code,
+            stdout="".join(f"{line}\n" for line in ctx.out),
+            stderr="".join(f"{line}\n" for line in ctx.err),
+        )
