@@ -28,6 +28,7 @@ from ivmctl.plan.model import Action, Change, Operation, OpKind
 from ivmctl.rules import Demand, HostCapacity
 
 MAKE_ROOM = "make-room"
+ONLINE_MOVE_REASON_END = "it moves online"  # how classify ends the reason of an online move
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,9 +307,10 @@ def _try_offline(
             work[key] = replace(
                 candidate,
                 reasons=(
-                    *change.reasons,
-                    f"an online move does not fit ({refusal.problem}): it is stopped, moved "
-                    "offline and started on the target instead, needing only its boot memory "
+                    *_without_online_reason(change.reasons),
+                    f"host changes from {(change.before or {}).get('host')} to {change.host}, "
+                    f"but an online move does not fit ({refusal.problem}): it is stopped, moved "
+                    "offline and started on the target, where it needs only its boot memory "
                     "(restart allowed)",
                 ),
             )
@@ -359,13 +361,18 @@ def _try_make_room(
                 operations=alternative[1:],
                 depends_on=tuple(sorted({*other.depends_on, stop.key})),
                 reasons=(
-                    *other.reasons,
+                    *_without_online_reason(other.reasons),
                     f"it is stopped first to make room on {host}, so it moves offline and "
                     "is started on the target once there is room (restart allowed)",
                 ),
             )
             return stop.key
     return None
+
+
+def _without_online_reason(reasons: Sequence[str]) -> tuple[str, ...]:
+    """Drop the reason announcing an online move, once the move is made offline instead."""
+    return tuple(r for r in reasons if not r.endswith(ONLINE_MOVE_REASON_END))
 
 
 def _infeasible(

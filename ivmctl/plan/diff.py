@@ -19,6 +19,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from ivmctl.model import Disk, Guest, Nic
+from ivmctl.rules import format_mac
 
 DEVICE_MAPS = ("disks", "dvds")
 
@@ -61,6 +62,8 @@ def _nic_fields(nic: Nic, pinned: Nic | None) -> dict[str, Any]:
     for name in ("mac", "port", "address"):
         if getattr(reference, name) is not None:
             fields[name] = getattr(nic, name)
+    if fields.get("mac") is not None:
+        fields["mac"] = format_mac(fields["mac"])
     return fields
 
 

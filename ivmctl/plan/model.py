@@ -226,6 +226,8 @@ class Plan:
     def summary(self) -> PlanSummary:
         counts = {"add": 0, "change": 0, "restart": 0, "migrate": 0, "destroy": 0}
         for change in self.actionable:
+            if change.phase:  # a preparatory step of another change of the same object
+                continue
             if change.action is Action.CREATE:
                 counts["add"] += 1
             elif change.action is Action.REPLACE:

@@ -156,7 +156,9 @@ class Sim:
         used = set(self.vswitches[host].get(vswitch, VSwitch(host=host, name=vswitch)).port_vlans)
         for item in [*self.guests.values(), *self.stale.values()]:
             if item.guest.host == host:
-                used |= {n.port for n in item.guest.nics if n.vswitch == vswitch and n.port is not None}
+                used |= {
+                    n.port for n in item.guest.nics if n.vswitch == vswitch and n.port is not None
+                }
         return used
 
     def _nic(self, host: str, res: NetworkResource, owner: str) -> Nic:
@@ -200,7 +202,9 @@ class Sim:
             self.vswitches[op.host][p["name"]] = VSwitch(host=op.host, name=p["name"], nic=p["nic"])
         elif kind is OpKind.VSWITCH_DELETE:
             for item in [*self.guests.values(), *self.stale.values()]:
-                if item.guest.host == op.host and any(n.vswitch == p["name"] for n in item.guest.nics):
+                if item.guest.host == op.host and any(
+                    n.vswitch == p["name"] for n in item.guest.nics
+                ):
                     raise SimRefused(f"vswitch {p['name']} is used by {item.guest.name}")
             del self.vswitches[op.host][p["name"]]
         elif kind is OpKind.PORT_VLAN:
@@ -217,10 +221,13 @@ class Sim:
             self.shared.add((op.host, str(p["path"])))
             for name, item in list(self.guests.items()):
                 if item.guest.host == op.host:
-                    self._put(item, disks=tuple(
-                        dataclasses.replace(d, shared=True) if d.path == p["path"] else d
-                        for d in item.guest.disks
-                    ))
+                    self._put(
+                        item,
+                        disks=tuple(
+                            dataclasses.replace(d, shared=True) if d.path == p["path"] else d
+                            for d in item.guest.disks
+                        ),
+                    )
         elif kind is OpKind.FILE_CREATE:
             pass
         elif kind is OpKind.GUEST_CREATE:
@@ -282,7 +289,9 @@ class Sim:
             host=op.host,
             os=p["os"],
             vcpus=p["vcpus"],
-            entitlement=Entitlement(min_pct=p["entitlement"]["min"], max_pct=p["entitlement"]["max"]),
+            entitlement=Entitlement(
+                min_pct=p["entitlement"]["min"], max_pct=p["entitlement"]["max"]
+            ),
             memory_mb=p["memory_mb"],
             dynamic_memory=None if dyn is None else DynamicMemory(**dyn),
             power="off",
@@ -329,7 +338,11 @@ class Sim:
         for statement in p["remove"]:
             res = parse_resource(statement)
             if isinstance(res, NetworkResource):
-                match = [n for n in nics if n.vswitch == res.vswitch and (res.mac is None or n.mac == res.mac)]
+                match = [
+                    n
+                    for n in nics
+                    if n.vswitch == res.vswitch and (res.mac is None or n.mac == res.mac)
+                ]
                 if not match:
                     raise SimRefused(f"no NIC {statement}")
                 nics.remove(match[0])
@@ -348,7 +361,9 @@ class Sim:
                 raise SimRefused(f"no NIC to modify for {statement}")
             old = nics[index]
             self._put(item, nics=tuple(n for i, n in enumerate(nics) if i != index))
-            nics[index] = dataclasses.replace(self._nic(op.host, res, guest.name), address=old.address)
+            nics[index] = dataclasses.replace(
+                self._nic(op.host, res, guest.name), address=old.address
+            )
             item = self.guests[guest.name]
         for statement in p["add"]:
             res = parse_resource(statement)

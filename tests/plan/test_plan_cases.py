@@ -63,9 +63,7 @@ def outcome(case: Path) -> dict[str, Any]:
     try:
         plan = plan_case(case)
     except IvmctlError as exc:
-        return {
-            "error": {"type": type(exc).__name__, "summary": exc.summary, "detail": exc.detail}
-        }
+        return {"error": {"type": type(exc).__name__, "summary": exc.summary, "detail": exc.detail}}
     return {"plan": plan_to_dict(plan)}
 
 
@@ -103,9 +101,9 @@ def test_applying_a_case_plan_succeeds_step_by_step_and_the_next_plan_is_empty(
     after = Sim.of(actual).apply(plan)
     deleted = {c.address for c in plan.changes if c.action is Action.DELETE}
     owned = (set(inventory.owned) | {c.address for c in plan.changes}) - deleted
-    protected = {
-        g.address for g in desired.guests.values() if g.lifecycle.prevent_destroy
-    } | set(inventory.prevent_destroy)
+    protected = {g.address for g in desired.guests.values() if g.lifecycle.prevent_destroy} | set(
+        inventory.prevent_destroy
+    )
     again = make_plan(
         desired,
         after,
