@@ -219,7 +219,7 @@ class Sim:
             self.vswitches[op.host][p["vswitch"]] = dataclasses.replace(vsw, port_vlans=vlans)
         elif kind is OpKind.DEVICE_SHARE:
             self.shared.add((op.host, str(p["path"])))
-            for name, item in list(self.guests.items()):
+            for item in list(self.guests.values()):
                 if item.guest.host == op.host:
                     self._put(
                         item,

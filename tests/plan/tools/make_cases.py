@@ -108,7 +108,7 @@ def two_hosts(v2: str = "6.3", hw: dict[str, Any] | None = None) -> dict[str, An
     return {"h1": host(hw=hw), "h2": host(v2, hw=hw)}
 
 
-def main() -> None:  # noqa: PLR0915 - one statement per case reads best
+def main() -> None:
     web = guest()
     # --- no-ops ---------------------------------------------------------------------------
     write(
