@@ -32,26 +32,42 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["Node", "PathItem", "YamlProblem", "compose", "locate", "parse_yaml"]
+__all__ = [
+    "HAVE_LIBYAML",
+    "Node",
+    "PathItem",
+    "PurePythonYaml12Loader",
+    "Yaml12Loader",
+    "YamlProblem",
+    "cached_parse",
+    "compose",
+    "locate",
+    "parse_yaml",
+]
 from yaml.resolver import BaseResolver
 
-try:  # the C parser; the pure-Python one keeps things working where libyaml is missing
+from yaml.composer import Composer
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.scanner import Scanner
+
+
+class PurePythonParser(Reader, Scanner, Parser, Composer):
+    """PyYAML's pure-Python parser, used where PyYAML was built without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+
+
+try:  # the libyaml (C) parser
     from yaml import CParser as _Parser  # type: ignore[attr-defined]
 
     HAVE_LIBYAML = True
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml.composer import Composer
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class _Parser(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
-        def __init__(self, stream: str) -> None:
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-
+    _Parser = PurePythonParser
     HAVE_LIBYAML = False
 
 PARSER_VERSION = "1"  # bump when parse results change, so cached results are not reused
@@ -190,6 +206,15 @@ class Yaml12Loader(_Parser, Yaml12Constructor, Yaml12Resolver):  # type: ignore[
         Yaml12Resolver.__init__(self)
 
 
+class PurePythonYaml12Loader(PurePythonParser, Yaml12Constructor, Yaml12Resolver):
+    """The same meaning without libyaml (the fallback; tests pin it to the fast one)."""
+
+    def __init__(self, stream: str) -> None:
+        PurePythonParser.__init__(self, stream)
+        Yaml12Constructor.__init__(self)
+        Yaml12Resolver.__init__(self)
+
+
 # --------------------------------------------------------------------------------------------
 # Guards
 # --------------------------------------------------------------------------------------------
@@ -286,12 +311,12 @@ def _gc_paused() -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
-def parse_yaml(text: str) -> Any:
+def parse_yaml(text: str, *, loader_class: type[Any] = Yaml12Loader) -> Any:
     """Parse one YAML document (YAML 1.2 meaning); raise YamlProblem with line and column."""
     problem = depth_problem(text)
     if problem:
         raise problem
-    loader = Yaml12Loader(text)
+    loader = loader_class(text)
     try:
         with _gc_paused():
             node = loader.get_single_node()
