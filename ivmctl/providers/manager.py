@@ -44,6 +44,7 @@ class PluginOrigin:
     origin: str  # "built-in", "<distribution> <version>", or "registered in process"
     module: str
     hooks: tuple[str, ...]
+    path: str = ""  # the file the plugin's module was loaded from, when it has one
 
 
 class PluginManager(pluggy.PluginManager):
@@ -175,12 +176,14 @@ def plugin_origins(pm: pluggy.PluginManager) -> list[PluginOrigin]:
         callers = pm.get_hookcallers(plugin) or []
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
         origin = pm.origin_of(name) if isinstance(pm, PluginManager) else "registered"
+        path = getattr(plugin, "__file__", None) if isinstance(plugin, ModuleType) else None
         result.append(
             PluginOrigin(
                 name=name,
                 origin=origin,
                 module=module,
                 hooks=tuple(sorted(caller.name for caller in callers)),
+                path=str(path or ""),
             )
         )
     return result
