@@ -616,13 +616,20 @@ def _capacity_model(
     migration: dict[str, Demand] = {}
     final: dict[str, list[Demand]] = {h: [] for h in hosts}
     for name in sorted(desired.guests):
-        guest = _effective(desired.guests[name], actual.guests.get(name))
+        have = actual.guests.get(name)
+        if desired.guests[name].host not in hosts and (
+            have is None or have.guest.host not in hosts
+        ):
+            continue  # only guests of the affected hosts are replayed
+        guest = _effective(desired.guests[name], have)
         demands[name] = demand_of(guest)
         migration[name] = demand_of(guest, migration=True)
         if guest.power == "on" and guest.host in final:
             final[guest.host].append(demands[name])
     for name in sorted(actual.guests):
         item = actual.guests[name]
+        if item.guest.host not in hosts:
+            continue
         demands.setdefault(name, demand_of(item.guest))
         migration.setdefault(name, demand_of(item.guest, migration=True))
         unmanaged = name not in desired.guests and guest_address(name) not in inventory.owned
