@@ -402,21 +402,26 @@ def start_problems(ctx: Ctx, host: Host, guest: Guest, *, migrating: bool = Fals
                     )
                 )
     if not migrating:
-        warnings: list[str] = []
+        warnings: list[tuple[str, str]] = []
         for nic in nics_of(ctx.conn, guest.id):
             vswitch = vswitch_by_name(ctx.conn, host.id, nic.vswitch)
             if vswitch is not None and vswitch.state != "Up":
                 warnings.append(
-                    f"vswitch '{nic.vswitch}' is not active; the guest's network "
-                    "device on it will not work until it is booted."
+                    (
+                        nic.vswitch,
+                        f"vswitch '{nic.vswitch}' is not active; the guest's network "
+                        "device on it will not work until it is booted.",
+                    )
                 )
             owner = ctx.conn.execute(
                 "SELECT g.name FROM nics n JOIN guests g ON g.id = n.guest_id "
-                "WHERE n.mac=? AND g.state='On' AND g.uuid != ? LIMIT 1",
-                (nic.mac, guest.uuid),
+                "WHERE n.mac=? AND g.state='On' AND g.id != ? LIMIT 1",
+                (nic.mac, guest.id),
             ).fetchone()
             if owner is not None:
-                warnings.append(f"Guest MAC address for switch {nic.vswitch} is in use.")
+                warnings.append(
+                    (nic.vswitch, f"Guest MAC address for switch {nic.vswitch} is in use.")
+                )
                 problems.append(
                     ctx.error(
                         guest.name,
@@ -425,7 +430,10 @@ def start_problems(ctx: Ctx, host: Host, guest: Guest, *, migrating: bool = Fals
                 )
         if warnings:
             ctx.out.append(f"HPVM guest {guest.name} configuration problems")
-            ctx.out += [f"    Warning {i} on item {w}" for i, w in enumerate(warnings, 1)]
+            ctx.out += [
+                f"    Warning {i} on item {item}: {text}"
+                for i, (item, text) in enumerate(warnings, 1)
+            ]
             ctx.out.append(f"These problems may prevent HPVM guest {guest.name} from starting.")
     capacity = capacity_of_host(host)
     for problem in capacity.problems(demand_of(guest, for_migration=migrating)):
