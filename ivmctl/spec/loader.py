@@ -34,6 +34,7 @@ from ivmctl.spec.templates import (
 from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
+VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
 _RENDERED_NOTE = "Line numbers refer to the rendered template."
 
 
@@ -70,12 +71,21 @@ class LoadResult:
     files: tuple[str, ...] = ()
 
 
-def config_files(config_dir: Path) -> list[Path]:
-    """The configuration files of a directory, in the order they are merged."""
+def config_files(config_dir: Path, *, exclude: Sequence[Path] = ()) -> list[Path]:
+    """The configuration files of a directory, in the order they are merged.
+
+    Hidden files, `*.vars.yaml` / `*.vars.yml` and the files in `exclude` (the var files
+    of this run) are not configuration.
+    """
+    skip = {p.resolve() for p in exclude}
     return sorted(
         p
         for p in config_dir.iterdir()
-        if not p.name.startswith(".") and p.name.endswith(SUFFIXES) and p.is_file()
+        if not p.name.startswith(".")
+        and p.name.endswith(SUFFIXES)
+        and not p.name.endswith(VAR_FILE_SUFFIXES)
+        and p.is_file()
+        and p.resolve() not in skip
     )
 
 
@@ -173,7 +183,7 @@ class _Run:
             )
             return []
         try:
-            paths = config_files(self.config_dir)
+            paths = config_files(self.config_dir, exclude=self.options.var_files)
         except OSError as exc:
             self.file_problem("", f'cannot list "{self.config_dir}": {exc.strerror}')
             return []

@@ -44,11 +44,10 @@ __all__ = [
     "locate",
     "parse_yaml",
 ]
-from yaml.resolver import BaseResolver
-
 from yaml.composer import Composer
 from yaml.parser import Parser
 from yaml.reader import Reader
+from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 

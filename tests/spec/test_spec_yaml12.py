@@ -15,9 +15,7 @@ from ivmctl.spec.yamlio import PurePythonYaml12Loader, YamlProblem, cached_parse
 
 CORPUS = Path(__file__).parent / "cases" / "yaml12_corpus.txt"
 VALUES = [
-    line
-    for line in CORPUS.read_text(encoding="utf-8").splitlines()
-    if not line.startswith("#")
+    line for line in CORPUS.read_text(encoding="utf-8").splitlines() if not line.startswith("#")
 ]
 
 

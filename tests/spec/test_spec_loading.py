@@ -1,0 +1,124 @@
+"""Loading a directory: merge across files, sources for the planner, a stable digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivmctl.errors import ErrorGroup, SpecError
+from ivmctl.spec import InvalidConfig, SpecOptions, load_desired, load_spec
+
+HOSTS = """apiVersion: ivmctl/v1
+hosts:
+  vmhost01:
+    hardware: {cores: 8, memory: 64G, nics: [lan0]}
+    vswitches:
+      vswprod: {nic: lan0}
+"""
+GUESTS = """guests:
+  web01:
+    host: vmhost01
+    memory: 4G
+    nics:
+      - {vswitch: vswprod}
+"""
+
+
+def test_files_are_merged_by_their_top_level_maps(write_config) -> None:
+    config = write_config({"10-hosts.yaml": HOSTS, "20-guests.yml": GUESTS})
+    result = load_spec(config, SpecOptions(environ={}))
+    assert result.files == ("10-hosts.yaml", "20-guests.yml")
+    assert result.desired.guests["web01"].host == "vmhost01"
+
+
+def test_hidden_and_other_files_are_ignored(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS, ".hidden.yaml": "x: 1\n", "notes.txt": "x"})
+    assert load_spec(config, SpecOptions(environ={})).files == ("a.yaml",)
+
+
+def test_load_desired_returns_the_desired_state(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    desired = load_desired(config, environ={})
+    assert desired.guests["web01"].memory_mb == 4096
+    assert desired.provider.name == "emulator"
+
+
+def test_sources_point_the_planner_at_file_and_line(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS, "b.yaml": GUESTS})
+    sources = load_desired(config, environ={}).sources
+    assert str(sources["guest.web01"]) == "b.yaml:2:3: guest.web01"
+    assert str(sources["guest.web01:memory"]) == "b.yaml:4:13: guest.web01: memory"
+    assert (
+        str(sources["guest.web01:nics[0].vswitch"]) == "b.yaml:6:19: guest.web01: nics[0].vswitch"
+    )
+    assert str(sources["host.vmhost01"]) == "a.yaml:3:3: host.vmhost01"
+    assert str(sources["vswitch.vmhost01.vswprod"]) == "a.yaml:6:7: vswitch.vmhost01.vswprod"
+
+
+def test_sources_of_inherited_fields_point_at_the_profile(write_config) -> None:
+    profile = "profiles:\n  small: {vcpus: 2}\n"
+    config = write_config(
+        {"a.yaml": HOSTS + profile + GUESTS.replace("memory: 4G", "profile: small")}
+    )
+    sources = load_desired(config, environ={}).sources
+    assert str(sources["guest.web01:vcpus"]) == "a.yaml:8:18: guest.web01: vcpus"
+
+
+def test_digest_ignores_spelling_layout_comments_and_file_split(write_config, tmp_path) -> None:
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    one = load_desired(config, environ={}).digest
+    (tmp_path / "a.yaml").write_text(HOSTS, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        "# guests\n"
+        + GUESTS.replace("4G", "4096M").replace(
+            "{vswitch: vswprod}", "{vswitch: vswprod, mac: auto}"
+        ),
+        encoding="utf-8",
+    )
+    two = load_desired(config, environ={}).digest
+    assert one == two
+    assert one.startswith("sha256:") and len(one) == len("sha256:") + 64
+
+
+def test_digest_changes_with_meaning(write_config, tmp_path) -> None:
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    before = load_desired(config, environ={}).digest
+    (tmp_path / "a.yaml").write_text(HOSTS + GUESTS.replace("4G", "8G"), encoding="utf-8")
+    assert load_desired(config, environ={}).digest != before
+
+
+def test_invalid_configuration_is_an_error_group_and_a_spec_error(write_config) -> None:
+    config = write_config({"a.yaml": GUESTS})
+    with pytest.raises(InvalidConfig) as caught:
+        load_desired(config, environ={})
+    assert isinstance(caught.value, ErrorGroup) and isinstance(caught.value, SpecError)
+    summaries = sorted(e.summary for e in caught.value.errors)
+    assert summaries == ["no file declares apiVersion", 'no host "vmhost01"']
+
+
+def test_a_broken_object_does_not_hide_problems_elsewhere(write_config) -> None:
+    bad = GUESTS + "  web02:\n    host: vmhost01\n    vcpus: many\n  web03:\n    host: nohost\n"
+    config = write_config({"a.yaml": HOSTS + bad})
+    with pytest.raises(InvalidConfig) as caught:
+        load_desired(config, environ={})
+    assert [str(e.location) for e in caught.value.errors] == [
+        "a.yaml:15:12: guest.web02: vcpus",
+        "a.yaml:17:11: guest.web03: host",
+    ]
+
+
+def test_a_guest_on_a_host_with_schema_problems_is_not_reported_twice(write_config) -> None:
+    hosts = HOSTS.replace("cores: 8", "cores: eight")
+    config = write_config({"a.yaml": hosts + GUESTS})
+    with pytest.raises(InvalidConfig) as caught:
+        load_desired(config, environ={})
+    assert [e.summary for e in caught.value.errors] == ['expected an integer, got "eight"']
+
+
+def test_cache_dir_receives_parsed_files(write_config, tmp_path: Path) -> None:
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    cache = tmp_path / ".ivmctl" / "cache"
+    first = load_desired(config, environ={}, cache_dir=cache)
+    assert list(cache.rglob("*.marshal"))
+    assert load_desired(config, environ={}, cache_dir=cache).digest == first.digest
