@@ -172,9 +172,12 @@ def guest_stop(op: Operation) -> tuple[Step, ...]:
 
 
 def guest_migrate(op: Operation) -> tuple[Step, ...]:
-    """`hpvmmigrate -P NAME -h TARGET -o` (online) or `-D` (offline, source config removed).
+    """`hpvmmigrate -P NAME -h TARGET -o` (online) or `hpvmmigrate -P NAME -h TARGET` (offline).
 
-    Runs on the source host (`Operation.host`).
+    Runs on the source host (`Operation.host`). The source keeps an Off (NR) copy in both
+    cases [R12]; the planner follows every migration with a guest.remove_stale operation
+    that removes it, so the copy is dropped by an explicit, separately verified step
+    (`-D` would make that step fail, and a rerun after an interrupted apply converges).
     """
     name = _param(op, "name", str)
     target = _param(op, "target", str)
@@ -185,7 +188,7 @@ def guest_migrate(op: Operation) -> tuple[Step, ...]:
         )  # fmt: skip
     return (
         _step(op, f"migrate guest {name} offline to {target}",
-              "hpvmmigrate", "-P", name, "-h", target, "-D"),
+              "hpvmmigrate", "-P", name, "-h", target),
     )  # fmt: skip
 
 

@@ -119,9 +119,7 @@ class EmulatorProvider(HpvmProvider):
         return Capabilities(can_provision_hosts=True, online_fields=ONLINE_FIELDS)
 
     def host_facts(self, host: str) -> model.Host | None:
-        with self.emulator.locked():
-            hosts = list(self.emulator.world.hosts())
-        for found in hosts:
+        for found in self.emulator.world.hosts():
             if found.name == host:
                 return model.Host(
                     name=found.name,
@@ -150,15 +148,14 @@ class EmulatorProvider(HpvmProvider):
             )
         extra: dict[str, Any] = {} if hardware.mhz is None else {"mhz": hardware.mhz}
         try:
-            with self.emulator.locked():
-                self.emulator.world.add_host(
-                    name=host.name,
-                    cores=hardware.cores,
-                    memory_mb=hardware.memory_mb,
-                    nics=tuple(hardware.nics),
-                    version=host.version,
-                    **extra,
-                )
+            self.emulator.world.add_host(
+                name=host.name,
+                cores=hardware.cores,
+                memory_mb=hardware.memory_mb,
+                nics=tuple(hardware.nics),
+                version=host.version,
+                **extra,
+            )
         except IvmctlError as exc:
             raise ProviderError(
                 f"the emulator cannot provision host {host.name}: {exc.summary}",
@@ -166,8 +163,7 @@ class EmulatorProvider(HpvmProvider):
             ) from exc
 
     def generation(self) -> str:
-        with self.emulator.locked():
-            return str(self.emulator.world.generation)
+        return str(self.emulator.world.generation)
 
 
 def create_provider(

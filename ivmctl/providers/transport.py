@@ -43,8 +43,8 @@ class EmulatorTransport:
     """Runs hpvm* commands in an `ivmctl.runtime` world, in process.
 
     The world is opened by `opener` on first use, so building a provider touches no
-    file. `latency` seconds are added to every command, outside the lock that serialises
-    commands, so that parallel work overlaps as it would over the network.
+    file. The world is safe to share between threads, so commands run concurrently, as
+    they would on several SSH connections. `latency` seconds are added to every command.
     """
 
     def __init__(
@@ -70,17 +70,13 @@ class EmulatorTransport:
                 self._world = self._opener()
             return self._world
 
-    def locked(self) -> threading.RLock:
-        """The lock every command holds; hold it to read the world between commands."""
-        return self._lock
-
     def run(self, host: str, argv: Sequence[str]) -> CommandOutput:
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
+        world = self.world
         try:
-            with self._lock:
-                result = self.world.execute(host, list(argv))
+            result = world.execute(host, list(argv))
         except IvmctlError as exc:
             raise ProviderError(
                 f"the emulator could not run {argv[0] if argv else 'a command'} on {host}: "

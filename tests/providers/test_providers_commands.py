@@ -122,9 +122,9 @@ CASES: list[tuple[str, Operation, list[list[str]]]] = [
         [["hpvmmigrate", "-P", "web01", "-h", "vmhost02", "-o"]],
     ),
     (
-        "offline migration deletes the source configuration",
+        "offline migration; the planner's remove_stale step drops the source copy",
         op(OpKind.GUEST_MIGRATE, name="web01", target="vmhost02", online=False),
-        [["hpvmmigrate", "-P", "web01", "-h", "vmhost02", "-D"]],
+        [["hpvmmigrate", "-P", "web01", "-h", "vmhost02"]],
     ),
     ("delete", op(OpKind.GUEST_DELETE, name="web01"), [["hpvmremove", "-P", "web01", "-F"]]),
     (
