@@ -995,8 +995,6 @@ def _set_attr(ctx: Ctx, attrs: dict[str, str], text: str) -> None:
 
 def _devmgmt_add(ctx: Ctx, klass: str, spec: str) -> None:
     name, attr = _split_attr(ctx, spec)
-    if dev_entry(ctx.conn, ctx.host.id, name) is not None:
-        raise ctx.refuse(None, f"ERROR: The entry '{name}' already exists.")
     users = dependents(ctx.conn, ctx.host.id, name)
     if klass != "gdev" and users:
         raise ctx.refuse(
@@ -1004,6 +1002,8 @@ def _devmgmt_add(ctx: Ctx, klass: str, spec: str) -> None:
             f"ERROR: '{name}' is used by guest(s) {', '.join(users)}; it "
             f"cannot become a {klass} entry.",
         )
+    if dev_entry(ctx.conn, ctx.host.id, name) is not None:
+        raise ctx.refuse(None, f"ERROR: The entry '{name}' already exists.")
     kind = devices.path_kind(name)
     devtype = {
         "san": "DISK",
