@@ -69,6 +69,8 @@ class OpKind(StrEnum):
     * guest.migrate       name, target, online (bool)
     * guest.delete        name
     * guest.remove_stale  name                 (the Off (NR) copy a migration left behind)
+    * host.provision      name, version, cores, memory_mb, nics, mhz: make a declared host
+                          exist (providers that can provision hosts, e.g. the emulator)
     """
 
     VSWITCH_CREATE = "vswitch.create"
@@ -83,6 +85,7 @@ class OpKind(StrEnum):
     GUEST_MIGRATE = "guest.migrate"
     GUEST_DELETE = "guest.delete"
     GUEST_REMOVE_STALE = "guest.remove_stale"
+    HOST_PROVISION = "host.provision"
 
 
 @dataclass(frozen=True, kw_only=True)
