@@ -203,6 +203,9 @@ def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
     for item in _all_actual(actual):
         for nic in item.guest.nics:
             ports.reserve(item.guest.host, nic.vswitch, nic.port)
+            moving_to = desired.guests.get(item.guest.name)
+            if moving_to is not None and moving_to.host != item.guest.host:
+                ports.reserve(moving_to.host, nic.vswitch, nic.port)  # it keeps its ports
     for guest in desired.guests.values():
         for nic in guest.nics:
             ports.reserve(guest.host, nic.vswitch, nic.port)

@@ -142,7 +142,7 @@ def test_an_unknown_action_is_refused() -> None:
 
 def test_an_unknown_operation_kind_is_refused() -> None:
     data = _with_body(lambda body: body["changes"][2]["operations"][0].update(kind="guest.nuke"))
-    with pytest.raises(PlanFileError, match="unknown value 'guest.nuke'"):
+    with pytest.raises(PlanFileError, match=r"unknown value 'guest\.nuke'"):
         decode_plan(data)
 
 
