@@ -619,12 +619,12 @@ def _capacity_model(
     migration: dict[str, Demand] = {}
     final: dict[str, list[Demand]] = {h: [] for h in hosts}
     for name in sorted(desired.guests):
-        have = actual.guests.get(name)
+        current = actual.guests.get(name)
         if desired.guests[name].host not in hosts and (
-            have is None or have.guest.host not in hosts
+            current is None or current.guest.host not in hosts
         ):
             continue  # only guests of the affected hosts are replayed
-        guest = _effective(desired.guests[name], have)
+        guest = _effective(desired.guests[name], current)
         demands[name] = demand_of(guest)
         migration[name] = demand_of(guest, migration=True)
         if guest.power == "on" and guest.host in final:

@@ -64,7 +64,12 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
         )
         state = "Off"
         if draw(st.booleans()):
-            demand = Demand(name=name, vcpus=guest.vcpus, entitlement_pct=guest.entitlement.min_pct, memory_mb=guest.memory_mb)  # fmt: skip
+            demand = Demand(
+                name=name,
+                vcpus=guest.vcpus,
+                entitlement_pct=guest.entitlement.min_pct,
+                memory_mb=guest.memory_mb,
+            )
             if not caps[guest.host].problems(demand):
                 caps[guest.host] = caps[guest.host].admit(demand)
                 state = "On (OS)"
@@ -118,7 +123,7 @@ def _declared_as_is(actual: ActualState) -> DesiredState:
             power="on" if a.status.running else "off",
             nics=tuple(
                 dataclasses.replace(nic, mac=None, port=None, address=None) for nic in a.guest.nics
-            ),  # fmt: skip
+            ),
         )
         for n, a in actual.guests.items()
     }

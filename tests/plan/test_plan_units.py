@@ -71,12 +71,22 @@ def test_runtime_chosen_values_never_diff_when_the_desired_side_leaves_them_open
         ),
         nics=(Nic(vswitch="vsw", mac=0x02AABBCCDDEE, port=4, address="0,5"),),
     )
-    desired = g(disks=(Disk(backing="lv", path="/dev/vg/a"), Disk(backing="file", path="/f.img", size_mb=1024)))  # fmt: skip
+    desired = g(
+        disks=(
+            Disk(backing="lv", path="/dev/vg/a"),
+            Disk(backing="file", path="/f.img", size_mb=1024),
+        )
+    )
     assert diff_guest(desired, actual, "on") == []
 
 
 def test_integer_and_float_entitlements_of_the_same_value_do_not_diff() -> None:
-    assert diff_guest(g(entitlement=Entitlement(min_pct=20)), g(entitlement=Entitlement(min_pct=20.0)), "on") == []  # fmt: skip
+    assert (
+        diff_guest(
+            g(entitlement=Entitlement(min_pct=20)), g(entitlement=Entitlement(min_pct=20.0)), "on"
+        )
+        == []
+    )
 
 
 def test_disks_match_by_devtype_and_path_whatever_their_order() -> None:
@@ -204,7 +214,9 @@ def _change(address: str, action: Action, *ops: Operation) -> Change:
 
 def test_replaying_a_start_on_a_full_host_is_refused_and_leaves_capacity_unchanged() -> None:
     caps = {"h1": _host("h1", "a")}
-    start = _change("guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"}))  # fmt: skip
+    start = _change(
+        "guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"})
+    )
     after, refusal = replay(start, caps, _model(**caps))
     assert refusal is not None and refusal.host == "h1"
     assert "4288 MB" in refusal.problem
@@ -213,8 +225,14 @@ def test_replaying_a_start_on_a_full_host_is_refused_and_leaves_capacity_unchang
 
 def test_ordering_puts_the_stop_before_the_start_and_links_them() -> None:
     caps = {"h1": _host("h1", "a")}
-    start = _change("guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"}))  # fmt: skip
-    stop = _change("guest.a", Action.STOP, Operation(kind=OpKind.GUEST_STOP, host="h1", params={"name": "a", "graceful": True}))  # fmt: skip
+    start = _change(
+        "guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"})
+    )
+    stop = _change(
+        "guest.a",
+        Action.STOP,
+        Operation(kind=OpKind.GUEST_STOP, host="h1", params={"name": "a", "graceful": True}),
+    )
     ordered = order_changes([start, stop], _model(**caps), alternatives={}, restart_hints={})
     assert [c.address for c in ordered.changes] == ["guest.a", "guest.b"]
     assert ordered.changes[1].depends_on == ("guest.a",)
@@ -222,7 +240,9 @@ def test_ordering_puts_the_stop_before_the_start_and_links_them() -> None:
 
 def test_ordering_without_a_feasible_order_is_a_plan_error_with_a_report() -> None:
     caps = {"h1": _host("h1", "a")}
-    start = _change("guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"}))  # fmt: skip
+    start = _change(
+        "guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"})
+    )
     with pytest.raises(PlanError) as caught:
         order_changes([start], _model(**caps), alternatives={}, restart_hints={})
     assert "no order of the planned changes fits the capacity of h1" in caught.value.summary
@@ -279,7 +299,9 @@ def test_make_plan_carries_the_digest_generation_serial_and_lineage() -> None:
 
 def test_a_restart_denied_guest_error_names_the_address_and_how_to_allow_it() -> None:
     desired, actual = _world()
-    guest = dataclasses.replace(desired.guests["web01"], vcpus=4, lifecycle=Lifecycle(restart="deny"))  # fmt: skip
+    guest = dataclasses.replace(
+        desired.guests["web01"], vcpus=4, lifecycle=Lifecycle(restart="deny")
+    )
     desired = dataclasses.replace(desired, guests={"web01": guest})
     with pytest.raises(PlanError) as caught:
         make_plan(desired, actual, Inventory(owned=frozenset({"guest.web01"})))
