@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +26,20 @@ from typing import Any
 
 from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
-from ivmctl.providers.base import Capabilities, ProviderInfo
+from ivmctl.plan.model import Operation, OpKind
+from ivmctl.providers.base import Capabilities, ProviderInfo, Step, StepResult
 from ivmctl.providers.hookspecs import hookimpl
 from ivmctl.providers.hpvm import HpvmProvider, check_hardware
 from ivmctl.providers.transport import EmulatorTransport
-from ivmctl.rules import ONLINE_FIELDS
+from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
 
 NAME = "emulator"
 DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
 ENV_PATH = "IVMCTL_EMULATOR"
 ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
 OPTIONS = ("path", "latency")
+# host.provision is shown as the emulator CLI command that does the same by hand.
+PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +108,42 @@ def _open_world(path: Path) -> Any:
     return world_type.open(path, create=True)
 
 
+def provision_step(op: Operation) -> Step:
+    """host.provision as `ivmctl emulator host add NAME --cores N --memory M ...`."""
+    params = op.params
+    try:
+        name = str(params["name"])
+        argv = [*PROVISION_ARGV, name,
+                "--cores", str(int(params["cores"])),
+                "--memory", format_memory_arg(int(params["memory_mb"])),
+                "--nics", ",".join(params.get("nics") or ()),
+                "--version", str(params["version"])]  # fmt: skip
+        if params.get("mhz") is not None:
+            argv += ["--mhz", str(int(params["mhz"]))]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderError(
+            f"operation host.provision on {op.host}: bad or missing parameter {exc}",
+            detail="The plan is malformed; compute it again with `ivmctl plan`.",
+        ) from None
+    return Step(host=name, argv=tuple(argv), description=f"provision emulated host {name}")
+
+
+def _host_of(argv: tuple[str, ...]) -> model.Host:
+    """The declared host a provision step describes (the inverse of provision_step)."""
+    name, rest = argv[len(PROVISION_ARGV)], argv[len(PROVISION_ARGV) + 1 :]
+    opts = dict(zip(rest[::2], rest[1::2], strict=True))
+    return model.Host(
+        name=name,
+        version=opts["--version"],
+        hardware=model.Hardware(
+            cores=int(opts["--cores"]),
+            memory_mb=parse_memory_mb(opts["--memory"]),
+            nics=tuple(n for n in opts["--nics"].split(",") if n),
+            mhz=int(opts["--mhz"]) if "--mhz" in opts else None,
+        ),
+    )
+
+
 class EmulatorProvider(HpvmProvider):
     """Integrity VM Hosts emulated by `ivmctl.runtime`, provisioned on demand."""
 
@@ -119,19 +159,30 @@ class EmulatorProvider(HpvmProvider):
         return Capabilities(can_provision_hosts=True, online_fields=ONLINE_FIELDS)
 
     def host_facts(self, host: str) -> model.Host | None:
-        for found in self.emulator.world.hosts():
-            if found.name == host:
-                return model.Host(
-                    name=found.name,
-                    version=str(found.version),
-                    hardware=model.Hardware(
-                        cores=int(found.cores),
-                        memory_mb=int(found.memory_mb),
-                        nics=tuple(found.nics),
-                        mhz=int(found.mhz) if getattr(found, "mhz", None) else None,
-                    ),
-                )
-        return None
+        """None for a host the world does not have; else read through `hpvmstatus -s`."""
+        if host not in {found.name for found in self.emulator.world.hosts()}:
+            return None
+        return super().host_facts(host)
+
+    def steps(self, operation: Operation) -> tuple[Step, ...]:
+        if operation.kind is OpKind.HOST_PROVISION:
+            return (provision_step(operation),)
+        return super().steps(operation)
+
+    def execute(self, step: Step) -> StepResult:
+        if step.argv[: len(PROVISION_ARGV)] != PROVISION_ARGV:
+            return super().execute(step)
+        started = time.monotonic()
+        try:
+            host = _host_of(step.argv)
+            existed = self.host_facts(host.name) is not None
+            self.ensure_host(host)
+        except (IvmctlError, KeyError, ValueError) as exc:
+            return StepResult(step=step, exit_code=1, stderr=f"{exc}\n",
+                              duration=time.monotonic() - started)  # fmt: skip
+        said = "already has the declared hardware" if existed else "provisioned"
+        return StepResult(step=step, exit_code=0, stdout=f"host {host.name} {said}\n",
+                          duration=time.monotonic() - started)  # fmt: skip
 
     def ensure_host(self, host: model.Host) -> None:
         """Provision `host` with its declared hardware, or check an existing one."""

@@ -3,17 +3,19 @@
 HpvmProvider refreshes by running the listing commands and parsing their output, turns
 operations into hpvm* steps (commands.py) and runs steps through its transport. What a
 host is (version, hardware) and whether hosts can be provisioned depend on where the
-hosts live, so subclasses answer `host_facts`, `ensure_host` and `generation`: the
-emulator provider from its world, an SSH provider from the real host.
+hosts live, so subclasses may refine `host_facts` (which hosts exist), `ensure_host`
+(provisioning) and `generation`: the emulator provider from its world, an SSH provider
+from its inventory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from ivmctl import model
 from ivmctl.errors import ProviderError
-from ivmctl.plan.model import Operation
+from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
 from ivmctl.providers.transport import CommandOutput, Transport
@@ -32,6 +34,11 @@ class HpvmProvider:
         return Capabilities(can_provision_hosts=False, online_fields=ONLINE_FIELDS)
 
     def steps(self, operation: Operation) -> tuple[Step, ...]:
+        if operation.kind is OpKind.HOST_PROVISION:
+            raise ProviderError(
+                f"{type(self).__name__} cannot provision host {operation.params.get('name')}",
+                detail="Install the VM Host, then plan again; only the emulator provisions.",
+            )
         return commands.steps_for(operation)
 
     def execute(self, step: Step) -> StepResult:
@@ -94,11 +101,13 @@ class HpvmProvider:
 
     # -- what subclasses answer ---------------------------------------------------------------
     def host_facts(self, host: str) -> model.Host | None:
-        """Name, version and hardware of a host, or None when there is no such host."""
-        raise ProviderError(
-            f"{type(self).__name__} cannot describe host {host}",
-            detail="This provider does not say how to read a host's version and hardware.",
-        )
+        """Name, version and hardware of a host (`hpvmstatus -s`), None when there is none.
+
+        Subclasses that know their inventory return None for hosts outside it; here a
+        host that cannot be reached is a ProviderError.
+        """
+        facts = parsers.parse_server_resources(self._run(host, "hpvmstatus", "-s"))
+        return replace(facts, name=host)
 
     def ensure_host(self, host: model.Host) -> None:
         facts = self.host_facts(host.name)

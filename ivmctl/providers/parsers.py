@@ -2,9 +2,9 @@
 
 The formats are those of docs/emulator-fidelity.md section 2 (the emulator prints them,
 a real VM Host prints the same): `hpvmstatus -M`, `hpvmstatus -d -P NAME`, `hpvmnet`,
-`hpvmnet -S NAME` and `hpvmdevmgmt -l all`. Parsers take text and return small frozen
-values; `actual_guest` combines them into the model's ActualGuest. Anything that does not
-fit the format is a ProviderError quoting the offending line, never a guess.
+`hpvmnet -S NAME`, `hpvmdevmgmt -l all` and `hpvmstatus -s`. Parsers take text and return
+small frozen values; `actual_guest` combines them into the model's ActualGuest. Anything
+that does not fit the format is a ProviderError quoting the offending line, never a guess.
 """
 
 from __future__ import annotations
@@ -367,6 +367,51 @@ def parse_device_entries(text: str) -> tuple[DeviceEntry, ...]:
 def shared_paths(entries: Sequence[DeviceEntry]) -> frozenset[str]:
     """Every name (entry or alias) of an entry marked SHARE=YES."""
     return frozenset(name for entry in entries if entry.shared for name in entry.names)
+
+
+# --------------------------------------------------------------------------------------------
+# hpvmstatus -s
+# --------------------------------------------------------------------------------------------
+
+_SERVER_SECTION = "[HPVM Server System Resources]"
+
+
+def _number_before_unit(command: str, key: str, value: str) -> int:
+    return _int(command, f"{key} = {value}", value.split()[0] if value else "", key)
+
+
+def parse_server_resources(text: str) -> model.Host:
+    """Parse `hpvmstatus -s`: the host's name, Integrity VM version and hardware."""
+    command = "hpvmstatus -s"
+    if _SERVER_SECTION not in text:
+        raise _bad(command, text.strip().splitlines()[0] if text.strip() else "",
+                   f"expected the {_SERVER_SECTION} section")  # fmt: skip
+    values: dict[str, str] = {}
+    for line in text.split(_SERVER_SECTION, 1)[1].splitlines():
+        key, eq, value = line.partition(" = ")
+        if eq:
+            values[key.strip()] = value.strip()
+    wanted = (
+        "VM Host name",
+        "Integrity VM version",
+        "Processor speed",
+        "Total number of operable system cores",
+        "Total physical memory",
+        "Host NICs",
+    )
+    missing = [key for key in wanted if key not in values]
+    if missing:
+        raise _bad(command, _SERVER_SECTION, f"missing {', '.join(missing)}")
+    return model.Host(
+        name=values["VM Host name"],
+        version=values["Integrity VM version"],
+        hardware=model.Hardware(
+            cores=_number_before_unit(command, wanted[3], values[wanted[3]]),
+            memory_mb=_number_before_unit(command, wanted[4], values[wanted[4]]),
+            nics=tuple(n for n in values["Host NICs"].split(",") if n),
+            mhz=_number_before_unit(command, wanted[2], values[wanted[2]]),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------

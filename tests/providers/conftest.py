@@ -79,6 +79,24 @@ DEVMGMT = (
 )
 
 
+SERVER = (
+    "[HPVM Server System Resources]\n"
+    "\n"
+    "VM Host name = vmhost01\n"
+    "Integrity VM version = 6.3\n"
+    "Processor speed = 1600 Mhz\n"
+    "Total number of operable system cores = 8\n"
+    "Total physical memory = 65536 Mbytes\n"
+    "VM memory pool = 60288 Mbytes\n"
+    "Memory in use by running guests = 4224 Mbytes\n"
+    "Available VM memory = 56064 Mbytes\n"
+    "Entitlement in use per core (%) = 20,20,0,0,0,0,0,0\n"
+    "Available entitlement per core (%) = 80,80,100,100,100,100,100,100\n"
+    "Running guests = 1\n"
+    "Host NICs = lan0,lan1\n"
+)
+
+
 def vswitch_detail(name: str) -> str:
     return VSWITCH_HEADER + VSWITCH_ROWS[name] + "\n" + PORT_HEADER + PORTS[name]
 
@@ -132,6 +150,7 @@ def recorded_world() -> FakeWorld:
                          nics=("lan0", "lan1"))]
     )  # fmt: skip
     h = "vmhost01"
+    world.outputs[(h, ("hpvmstatus", "-s"))] = Result(0, SERVER)
     world.outputs[(h, ("hpvmstatus", "-M"))] = Result(0, MACHINE)
     world.outputs[(h, ("hpvmnet",))] = Result(0, HPVMNET)
     world.outputs[(h, ("hpvmdevmgmt", "-l", "all"))] = Result(0, DEVMGMT)

@@ -18,6 +18,7 @@ from ivmctl.providers.emulator import (
     create_provider,
     emulator_options,
 )
+from ivmctl.providers.hpvm import HpvmProvider
 from ivmctl.providers.transport import EmulatorTransport
 
 
@@ -110,8 +111,8 @@ def test_refresh_runs_one_pass_of_listing_commands_per_host(world: Any) -> None:
     provider_for(world).refresh(["vmhost01"])
     commands = [" ".join(argv) for _, argv in world.log]
     assert sorted(commands) == sorted(
-        ["hpvmnet", "hpvmnet -S localnet", "hpvmnet -S vswprod", "hpvmnet -S vswlab",
-         "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -d -P web01",
+        ["hpvmstatus -s", "hpvmnet", "hpvmnet -S localnet", "hpvmnet -S vswprod",
+         "hpvmnet -S vswlab", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -d -P web01",
          "hpvmstatus -d -P db01", "hpvmstatus -d -P app01"]
     )  # fmt: skip
 
@@ -220,3 +221,57 @@ def test_generation_and_close(world: Any) -> None:
     assert provider.generation() == "8"
     provider.close()
     assert world.closed
+
+
+# --- host.provision --------------------------------------------------------------------------
+def provision(name: str = "vmhost09", **params: Any) -> Operation:
+    base: dict[str, Any] = {"name": name, "version": "6.3", "cores": 4, "memory_mb": 32768,
+                            "nics": ["lan0", "lan1"], "mhz": None}  # fmt: skip
+    return Operation(kind=OpKind.HOST_PROVISION, host=name, params={**base, **params})
+
+
+def test_host_provision_is_shown_as_the_emulator_cli_command(world: Any) -> None:
+    (step,) = provider_for(world).steps(provision(mhz=1800))
+    assert step.host == "vmhost09"
+    assert step.command_line == (
+        "ivmctl emulator host add vmhost09 --cores 4 --memory 32G --nics lan0,lan1 "
+        "--version 6.3 --mhz 1800"
+    )
+
+
+def test_executing_host_provision_provisions_the_host(world: Any) -> None:
+    provider = provider_for(world)
+    (step,) = provider.steps(provision())
+    result = provider.execute(step)
+    assert result.ok and result.output == "host vmhost09 provisioned"
+    added = world.hosts_[-1]
+    assert (added.name, added.cores, added.memory_mb, added.nics) == (
+        "vmhost09",
+        4,
+        32768,
+        ("lan0", "lan1"),
+    )
+    assert world.log == []  # no hpvm* command ran for it
+
+
+def test_host_provision_of_an_existing_host_checks_its_hardware(world: Any) -> None:
+    provider = provider_for(world)
+    (same,) = provider.steps(provision("vmhost01", cores=8, memory_mb=65536, mhz=1600))
+    assert provider.execute(same).output == "host vmhost01 already has the declared hardware"
+    (other,) = provider.steps(provision("vmhost01", cores=16, memory_mb=65536))
+    result = provider.execute(other)
+    assert not result.ok and "8 cores, declared 16" in result.output
+
+
+def test_host_provision_with_missing_parameters_is_a_provider_error(world: Any) -> None:
+    bad = Operation(kind=OpKind.HOST_PROVISION, host="h", params={"name": "h"})
+    with pytest.raises(ProviderError, match=r"host\.provision on h"):
+        provider_for(world).steps(bad)
+
+
+def test_a_provider_that_cannot_provision_refuses_host_provision(world: Any) -> None:
+    plain = HpvmProvider(EmulatorTransport(lambda: world))
+    assert not plain.capabilities.can_provision_hosts
+    with pytest.raises(ProviderError, match="cannot provision host vmhost09"):
+        plain.steps(provision())
+    assert plain.host_facts("vmhost01") == provider_for(world).host_facts("vmhost01")

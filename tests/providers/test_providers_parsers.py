@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ivmctl import model
@@ -268,3 +270,42 @@ def test_a_not_runnable_copy_is_marked_so() -> None:
     assert actual.status.runnable is False
     assert actual.status.state == "Off (NR)"
     assert actual.guest.power == "off"
+
+
+SERVER = """[HPVM Server System Resources]
+
+VM Host name = vmhost01
+Integrity VM version = 6.3
+Processor speed = 1600 Mhz
+Total number of operable system cores = 8
+Total physical memory = 65536 Mbytes
+VM memory pool = 60288 Mbytes
+Host NICs = lan0,lan1
+"""
+
+
+def test_server_resources_give_version_and_hardware() -> None:
+    assert parsers.parse_server_resources(SERVER) == model.Host(
+        name="vmhost01",
+        version="6.3",
+        hardware=model.Hardware(cores=8, memory_mb=65536, nics=("lan0", "lan1"), mhz=1600),
+    )
+
+
+def test_a_host_without_nics_has_an_empty_nic_list() -> None:
+    host = parsers.parse_server_resources(SERVER.replace("lan0,lan1", ""))
+    assert host.hardware is not None and host.hardware.nics == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hpvmstatus: not running\n", "expected the [HPVM Server System Resources] section"),
+        (SERVER.replace("Integrity VM version = 6.3\n", ""), "missing Integrity VM version"),
+        (SERVER.replace("= 8\n", "= eight\n"), "'eight' is not a number"),
+    ],
+    ids=["no section", "missing key", "bad number"],
+)
+def test_malformed_server_resources_are_a_provider_error(text: str, message: str) -> None:
+    with pytest.raises(ProviderError, match=re.escape(message)):
+        parsers.parse_server_resources(text)

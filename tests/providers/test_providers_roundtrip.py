@@ -273,3 +273,16 @@ def test_the_world_path_comes_from_the_environment(tmp_path: Path) -> None:
     made.ensure_host(model.Host(name="h1", version="6.3", hardware=HARDWARE))
     made.close()
     assert (tmp_path / "env-world.db").exists() and not (tmp_path / "ignored.db").exists()
+
+
+def test_a_provisioned_host_reads_back_with_its_hardware(provider: EmulatorProvider) -> None:
+    params = {"name": "vmhost03", "version": "4.3", "cores": 4, "memory_mb": 32768,
+              "nics": ["lan0"], "mhz": 1800}  # fmt: skip
+    run(provider, Operation(kind=OpKind.HOST_PROVISION, host="vmhost03", params=params))
+    host = provider.refresh(["vmhost03"]).hosts["vmhost03"]
+    assert host == model.Host(
+        name="vmhost03",
+        version="4.3",
+        hardware=model.Hardware(cores=4, memory_mb=32768, nics=("lan0",), mhz=1800),
+    )
+    run(provider, Operation(kind=OpKind.HOST_PROVISION, host="vmhost03", params=params))
