@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("ivmctl.cli.spec:validate", "Check the configuration and report every problem."),
     "fmt": ("ivmctl.cli.spec:fmt", "Rewrite configuration files in canonical style."),
     "providers": ("ivmctl.cli.providers:providers", "List installed providers and plugins."),
+    "plan": ("ivmctl.cli.plan:plan", "Show what apply would change, and why."),
+    "show": ("ivmctl.cli.plan:show", "Show a saved plan."),
+    "graph": ("ivmctl.cli.plan:graph", "Print the plan's change graph (DOT)."),
+    "apply": ("ivmctl.cli.apply:apply", "Apply the configuration, or exactly a saved plan."),
+    "destroy": ("ivmctl.cli.apply:destroy", "Delete everything ivmctl owns."),
 }
 
 

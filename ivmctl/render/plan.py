@@ -137,4 +137,4 @@ def print_plan(plan: Plan, *, console: Console | None = None, show_noop: bool = 
     """Print the plan, in colour on a terminal."""
     console = console or Console(highlight=False)
     for text, style in format_plan(plan, show_noop=show_noop):
-        console.print(Text(text, style=style or ""))
+        console.print(Text(text, style=style or ""), soft_wrap=True)

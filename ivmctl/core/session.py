@@ -1,0 +1,455 @@
+"""One run of ivmctl against one configuration directory: load, refresh, plan, apply.
+
+A Session owns the plugin manager, the provider and the state backend for the run.
+`plan()` loads the configuration, refreshes what the provider sees, asks the pure
+planner for a Plan and lets policy plugins check it. `apply()` takes the state lock,
+refuses a plan that went stale, walks the plan and records ownership as each change
+completes. Hosts the provider can provision (the emulator) but does not have yet are
+planned as `host.NAME` creations; everything else comes from the planner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ivmctl import model
+from ivmctl.core.apply import ApplyEvent, ApplyResult, apply_plan
+from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
+from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
+from ivmctl.plan.planner import make_plan
+from ivmctl.rules import format_memory_arg
+from ivmctl.state import LocalBackend, ResourceRecord, State
+
+STATE_DIR = ".ivmctl"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workspace:
+    """Where a run reads its configuration and keeps its state, and its inputs."""
+
+    config_dir: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    variables: Mapping[str, str] = field(default_factory=dict)
+    var_files: tuple[Path, ...] = ()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config_dir / STATE_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    """How to plan: the CLI's plan flags."""
+
+    allow_restart: frozenset[str] = frozenset()
+    targets: frozenset[str] = frozenset()
+    refresh_only: bool = False
+    destroy: bool = False  # plan the deletion of everything owned
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned:
+    """A plan and what it was computed from."""
+
+    plan: Plan
+    desired: model.DesiredState
+    state: State
+    actual: model.ActualState | None = None  # None for a plan read from a file
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvisionStep:
+    """The step of a host.provision operation, run by the provider's ensure_host."""
+
+    host: str
+    description: str
+    declared: model.Host
+
+    @property
+    def command_line(self) -> str:
+        hw = self.declared.hardware
+        assert hw is not None
+        nics = f" --nics {','.join(hw.nics)}" if hw.nics else ""
+        mhz = f" --mhz {hw.mhz}" if hw.mhz else ""
+        return (
+            f"ivmctl emulator host add {self.host} --cores {hw.cores} "
+            f"--memory {format_memory_arg(hw.memory_mb)}{nics} --version "
+            f"{self.declared.version}{mhz}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    ok: bool
+    output: str = ""
+
+
+def _provision_operation(host: model.Host) -> Operation:
+    hw = host.hardware
+    assert hw is not None
+    return Operation(
+        kind=OpKind.HOST_PROVISION,
+        host=host.name,
+        params={
+            "name": host.name,
+            "version": host.version,
+            "cores": hw.cores,
+            "memory_mb": hw.memory_mb,
+            "nics": list(hw.nics),
+            "mhz": hw.mhz,
+        },
+    )
+
+
+def _host_from_operation(operation: Operation) -> model.Host:
+    p = operation.params
+    mhz = p.get("mhz")
+    return model.Host(
+        name=str(p["name"]),
+        version=str(p["version"]),
+        hardware=model.Hardware(
+            cores=int(p["cores"]),
+            memory_mb=int(p["memory_mb"]),
+            nics=tuple(str(n) for n in p.get("nics", ())),
+            mhz=int(mhz) if mhz else None,
+        ),
+    )
+
+
+class Session:
+    """Everything one command needs: plugins, provider, state. Use as a context manager."""
+
+    def __init__(self, workspace: Workspace, *, plugin_manager: Any = None) -> None:
+        from ivmctl.providers.manager import get_plugin_manager
+
+        self.workspace = workspace
+        self.pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        self.backend = LocalBackend(workspace.state_dir)
+        self._provider: Any = None
+        self._provider_config: model.ProviderConfig | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+            self._provider = None
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self) -> tuple[model.DesiredState, tuple[str, ...]]:
+        """The desired state and its warnings; policy plugins' objections are errors."""
+        from ivmctl.providers.manager import policy_error, template_filters, validate_desired
+        from ivmctl.spec import SpecOptions, load_spec
+
+        ws = self.workspace
+        result = load_spec(
+            ws.config_dir,
+            SpecOptions(
+                variables=ws.variables,
+                var_files=ws.var_files,
+                environ=ws.environ,
+                filters=template_filters(self.pm),
+                cache_dir=ws.cache_dir,
+            ),
+        )
+        problems = validate_desired(self.pm, result.desired)
+        if problems:
+            raise policy_error(problems, what="the configuration")
+        return result.desired, tuple(str(w) for w in result.warnings)
+
+    def provider(self, config: model.ProviderConfig) -> Any:
+        """The provider the configuration names (built once per session)."""
+        from ivmctl.providers.manager import create_provider
+
+        if self._provider is None:
+            self._provider = create_provider(
+                self.pm,
+                config,
+                config_dir=self.workspace.config_dir,
+                environ=self.workspace.environ,
+            )
+            self._provider_config = config
+        return self._provider
+
+    # -- refresh and plan ------------------------------------------------------------------
+    def refresh(
+        self, desired: model.DesiredState, state: State
+    ) -> tuple[model.ActualState, tuple[model.Host, ...]]:
+        """Actual state of every declared or owned host, plus the hosts to provision."""
+        provider = self.provider(desired.provider)
+        owned_hosts = {record.host for record in state.resources.values()}
+        hosts = sorted(set(desired.hosts) | owned_hosts)
+        actual = provider.refresh(hosts)
+        missing = [desired.hosts[h] for h in sorted(desired.hosts) if h not in actual.hosts]
+        if not missing or not provider.capabilities.can_provision_hosts:
+            return actual, ()
+        no_hardware = [h.name for h in missing if h.hardware is None]
+        if no_hardware:
+            raise ProviderError(
+                f"host {no_hardware[0]} does not exist and declares no hardware",
+                detail="Declare its hardware (cores, memory, nics) so the provider can "
+                "provision it, or check the host name.",
+            )
+        # Plan as if the missing hosts existed, empty, with the declared hardware.
+        hosts_now = dict(actual.hosts)
+        for host in missing:
+            hosts_now[host.name] = model.Host(
+                name=host.name, version=host.version, hardware=host.hardware
+            )
+        return replace(actual, hosts=hosts_now), tuple(missing)
+
+    def plan(self, options: PlanOptions = PlanOptions()) -> Planned:
+        """Load, refresh and plan; policy plugins may block the plan."""
+        from ivmctl.providers.manager import check_plan, policy_error
+
+        desired, warnings = self.load()
+        state = self.backend.read()
+        actual, to_provision = self.refresh(desired, state)
+        inventory = Inventory(
+            owned=state.owned,
+            prevent_destroy=frozenset(a for a, r in state.resources.items() if r.prevent_destroy),
+        )
+        target = _without_guests_and_vswitches(desired) if options.destroy else desired
+        plan = make_plan(
+            target,
+            actual,
+            inventory,
+            allow_restart=options.allow_restart,
+            targets=options.targets,
+            refresh_only=options.refresh_only,
+            state_serial=state.serial,
+            state_lineage=state.lineage,
+        )
+        if to_provision and not options.refresh_only and not options.destroy:
+            plan = _with_provisioning(plan, to_provision)
+        problems = check_plan(self.pm, plan, desired)
+        if problems:
+            raise policy_error(problems, what="the plan")
+        return Planned(plan=plan, desired=desired, actual=actual, state=state, warnings=warnings)
+
+    def steps(self, plan: Plan, desired: model.DesiredState) -> list[tuple[Change, list[Any]]]:
+        """The native steps of every change, in plan order (for `plan --commands`)."""
+        executor = ProviderExecutor(self.provider(desired.provider), desired)
+        return [
+            (change, [s for op in change.operations for s in executor.steps(op)])
+            for change in plan.actionable
+        ]
+
+    # -- apply -----------------------------------------------------------------------------
+    def check_fresh(self, plan: Plan, desired: model.DesiredState, state: State) -> None:
+        """Refuse a saved plan for another configuration or one that went stale."""
+        if plan.config_digest != desired.digest:
+            raise PlanFileError(
+                "the saved plan was made for a different configuration",
+                detail="The configuration changed since the plan was saved (or the plan comes "
+                "from another directory). Run `ivmctl plan -out FILE` again.",
+            )
+        if state.lineage != plan.state_lineage and plan.state_serial != 0:
+            raise PlanFileError(
+                "the saved plan belongs to another state (lineage "
+                f"{plan.state_lineage}, this state is {state.lineage})",
+                detail="Plan again in this directory.",
+            )
+        if state.serial != plan.state_serial:
+            raise StalePlanError(
+                "Saved plan is stale: the state changed since the plan was made "
+                f"(serial {plan.state_serial}, now {state.serial})",
+                detail="Run `ivmctl plan -out FILE` again and apply the new plan.",
+            )
+        generation = self.provider(desired.provider).generation()
+        if generation != plan.runtime_generation:
+            raise StalePlanError(
+                "Saved plan is stale: the runtime changed since the plan was made "
+                f"(generation {plan.runtime_generation}, now {generation})",
+                detail="Run `ivmctl plan -out FILE` again and apply the new plan.",
+            )
+
+    def apply(
+        self,
+        planned: Planned,
+        *,
+        parallelism: int = 10,
+        fail_fast: bool = False,
+        lock_timeout: float = 0.0,
+        saved: bool = False,
+        on_event: Callable[[ApplyEvent], None] = lambda event: None,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> ApplyResult:
+        """Apply a plan under the state lock, recording ownership as changes complete."""
+        from ivmctl.providers.manager import after_apply, before_apply
+
+        plan, desired = planned.plan, planned.desired
+        with self.backend.lock(operation="apply", timeout=lock_timeout):
+            state = self.backend.read()
+            if saved:
+                self.check_fresh(plan, desired, state)
+            elif state.serial != planned.state.serial or (
+                state.serial and state.lineage != planned.state.lineage
+            ):
+                raise StalePlanError(
+                    "the state changed while this plan was shown (another run applied)",
+                    detail="Run the command again to plan from the current state.",
+                )
+            before_apply(self.pm, plan)
+            recorder = _Recorder(self.backend, state, desired)
+            executor = ProviderExecutor(self.provider(desired.provider), desired)
+            result = apply_plan(
+                plan,
+                executor,
+                parallelism=parallelism,
+                fail_fast=fail_fast,
+                on_event=on_event,
+                on_change_done=recorder,
+                stop_requested=stop_requested,
+            )
+            after_apply(self.pm, plan, result)
+        return result
+
+
+def _without_guests_and_vswitches(desired: model.DesiredState) -> model.DesiredState:
+    """The desired state of `destroy`: the hosts stay, everything on them goes."""
+    hosts = {name: replace(host, vswitches={}) for name, host in desired.hosts.items()}
+    return replace(desired, hosts=hosts, guests={})
+
+
+def _with_provisioning(plan: Plan, hosts: Sequence[model.Host]) -> Plan:
+    """Prepend host creations; every change on those hosts depends on them."""
+    creations = [
+        Change(
+            address=host.address,
+            action=Action.CREATE,
+            host=host.name,
+            after={
+                "name": host.name,
+                "version": host.version,
+                "cores": host.hardware.cores if host.hardware else None,
+                "memory_mb": host.hardware.memory_mb if host.hardware else None,
+                "nics": list(host.hardware.nics) if host.hardware else [],
+            },
+            reasons=(
+                "the host does not exist yet; the provider provisions it with the "
+                "declared hardware",
+            ),
+            operations=(_provision_operation(host),),
+        )
+        for host in hosts
+    ]
+    new_hosts = {h.name: h.address for h in hosts}
+    changes = [
+        replace(c, depends_on=(*c.depends_on, new_hosts[c.host]))
+        if c.host in new_hosts and c.action is not Action.NOOP
+        else c
+        for c in plan.changes
+    ]
+    return replace(plan, changes=(*creations, *changes))
+
+
+class ProviderExecutor:
+    """The apply Executor: steps and execution from the provider, verification by diff."""
+
+    def __init__(self, provider: Any, desired: model.DesiredState) -> None:
+        self.provider = provider
+        self.desired = desired
+
+    def steps(self, operation: Operation) -> Sequence[Any]:
+        if operation.kind is OpKind.HOST_PROVISION:
+            declared = _host_from_operation(operation)
+            return [
+                ProvisionStep(
+                    host=operation.host,
+                    description=f"provision host {operation.host}",
+                    declared=declared,
+                )
+            ]
+        return tuple(self.provider.steps(operation))
+
+    def execute(self, step: Any) -> Any:
+        if isinstance(step, ProvisionStep):
+            self.provider.ensure_host(step.declared)
+            return _Outcome(ok=True)
+        return self.provider.execute(step)
+
+    def verify(self, change: Change) -> Sequence[str]:
+        """Re-read a changed guest and compare it with its declared configuration."""
+        from ivmctl.plan.classify import is_ignored
+        from ivmctl.plan.diff import diff_guest
+
+        if change.phase or not change.address.startswith("guest."):
+            return ()
+        name = change.address.removeprefix("guest.")
+        want = self.desired.guests.get(name)
+        if want is None:
+            return ()
+        have = self.provider.read_guest(change.host, name)
+        if have is None:
+            return (f"the provider does not find guest {name} on host {change.host}",)
+        power = "on" if have.status.running else "off"
+        ignore = want.lifecycle.ignore_changes
+        return tuple(
+            f"{d.path}: planned {d.after!r}, the runtime has {d.before!r}"
+            for d in diff_guest(want, have.guest, power)
+            if not is_ignored(d.path, ignore)
+        )
+
+
+class _Recorder:
+    """Records ownership in the state as each change completes (atomic write each time)."""
+
+    def __init__(self, backend: LocalBackend, state: State, desired: model.DesiredState) -> None:
+        self.backend = backend
+        self.state = state
+        self.desired = desired
+
+    def __call__(self, change: Change) -> None:
+        if change.phase:
+            return
+        address = change.address
+        if change.action is Action.DELETE:
+            if address in self.state.resources:
+                self.state = self.backend.write(self.state.without(address))
+            return
+        if address.startswith("host."):
+            return  # hosts are hardware: provisioned, never owned or deleted
+        self.state = self.backend.write(
+            self.state.with_record(
+                ResourceRecord(
+                    address=address,
+                    host=change.host,
+                    prevent_destroy=self._prevent_destroy(address),
+                    digest=_digest(change.after),
+                )
+            )
+        )
+
+    def _prevent_destroy(self, address: str) -> bool:
+        if address.startswith("guest."):
+            guest = self.desired.guests.get(address.removeprefix("guest."))
+            return bool(guest and guest.lifecycle.prevent_destroy)
+        return False
+
+
+def _digest(view: Mapping[str, Any] | None) -> str:
+    import json
+
+    body = json.dumps(view, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
