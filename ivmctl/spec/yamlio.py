@@ -61,9 +61,11 @@ class PurePythonParser(Reader, Scanner, Parser, Composer):
         Composer.__init__(self)
 
 
+_Parser: type[Any]
 try:  # the libyaml (C) parser
-    from yaml import CParser as _Parser  # type: ignore[attr-defined]
+    from yaml._yaml import CParser
 
+    _Parser = CParser
     HAVE_LIBYAML = True
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     _Parser = PurePythonParser
