@@ -74,14 +74,70 @@ def _field_line(field: FieldChange) -> str:
     return f"{field.path}: {arrow}  ({HOW_NOTES[field.how]})"
 
 
-def _created_fields(after: dict[str, Any]) -> Iterable[str]:
-    for key in sorted(after):
-        if key in {"name", "host"}:
-            continue
-        value = after[key]
-        if value in (None, [], {}, ""):
-            continue
-        yield f"{key}: {_value(value)}"
+def _mb(value: Any) -> str:
+    if not isinstance(value, int):
+        return str(value)
+    return f"{value // 1024} GB" if value % 1024 == 0 else f"{value} MB"
+
+
+def _pct(value: Any) -> str:
+    return f"{value:g}%" if isinstance(value, int | float) else "?"
+
+
+def _device_line(kind: str, view: dict[str, Any]) -> str:
+    extras = [str(view.get("adapter"))]
+    if view.get("size_mb"):
+        extras.append(_mb(view["size_mb"]))
+    if view.get("shared"):
+        extras.append("shared")
+    if view.get("address"):
+        extras.append(f"at {view['address']}")
+    return f"{kind:<5} {view.get('backing')} {view.get('path')}  ({', '.join(extras)})"
+
+
+def _nic_line(view: dict[str, Any]) -> str:
+    extras = [str(view.get("adapter"))]
+    if view.get("vlan") is not None:
+        extras.append(f"vlan {view['vlan']}")
+    extras.append(f"mac {view['mac'] or 'auto'}")
+    if view.get("port") is not None:
+        extras.append(f"port {view['port']}")
+    return f"nic   {view.get('vswitch')}  ({', '.join(extras)})"
+
+
+def _created_fields(address: str, after: dict[str, Any]) -> Iterable[str]:
+    """A created object in a few readable lines instead of a dict dump."""
+    if address.startswith("host."):
+        nics = " ".join(after.get("nics") or []) or "no NICs"
+        yield (
+            f"{after.get('cores')} cores, {_mb(after.get('memory_mb'))}, {nics}, "
+            f"Integrity VM {after.get('version')}"
+        )
+        return
+    if address.startswith("vswitch."):
+        nic = after.get("nic")
+        yield f"uplink {nic}" if nic else "host-local (no uplink)"
+        return
+    ent = after.get("entitlement") or {}
+    line = (
+        f"{after.get('vcpus')} vCPU, entitlement {_pct(ent.get('min_pct'))}"
+        f"..{_pct(ent.get('max_pct'))}, memory {_mb(after.get('memory_mb'))}"
+    )
+    dyn = after.get("dynamic_memory")
+    if dyn:
+        line += (
+            f" (dynamic {_mb(dyn['min_mb'])}..{_mb(dyn['max_mb'])}, target {_mb(dyn['target_mb'])})"
+        )
+    yield line
+    yield f"os {after.get('os')}, power {after.get('power')}, start {after.get('start')}"
+    if after.get("label"):
+        yield f'label "{after["label"]}"'
+    for disk in after.get("disks") or []:
+        yield _device_line("disk", disk)
+    for dvd in after.get("dvds") or []:
+        yield _device_line("dvd", dvd)
+    for nic in after.get("nics") or []:
+        yield _nic_line(nic)
 
 
 def change_lines(change: Change) -> list[tuple[str, str]]:
@@ -89,7 +145,9 @@ def change_lines(change: Change) -> list[tuple[str, str]]:
     symbol, style = SYMBOLS[change.action]
     lines = [(f"{symbol} {change.address} {_headline(change)}", style)]
     if change.action is Action.CREATE and change.after:
-        lines += [(f"    {text}", "") for text in _created_fields(dict(change.after))]
+        lines += [
+            (f"    {text}", "") for text in _created_fields(change.address, dict(change.after))
+        ]
     for field in change.fields:
         lines.append((f"    {_field_line(field)}", ""))
     if change.before and change.after and change.fields:

@@ -23,7 +23,10 @@ def _plan() -> Plan:
     return Plan(
         changes=(
             Change(address="guest.web01", action=Action.CREATE, host="vmhost01",
-                   after={"name": "web01", "host": "vmhost01", "vcpus": 2, "label": ""}),
+                   after={"name": "web01", "host": "vmhost01", "vcpus": 2, "label": "",
+                          "memory_mb": 4096, "entitlement": {"min_pct": 20.0, "max_pct": 100.0},
+                          "nics": [{"vswitch": "vswprod", "adapter": "avio_lan", "vlan": 100,
+                                    "mac": None}]}),
             Change(address="guest.db01", action=Action.RESTART, host="vmhost01",
                    before={"vcpus": 2, "memory_mb": 4096}, after={"vcpus": 4, "memory_mb": 4096},
                    fields=(FieldChange(path="vcpus", before=2, after=4, how=ChangeHow.NEEDS_OFF),),
@@ -43,7 +46,8 @@ def test_the_plan_is_grouped_by_host_and_ends_with_the_summary() -> None:
     text = plan_text(_plan())
     assert text.index("host vmhost01") < text.index("guest.web01") < text.index("host vmhost02")
     assert "+ guest.web01 will be created" in text
-    assert "    vcpus: 2" in text
+    assert "    2 vCPU, entitlement 20%..100%, memory 4 GB" in text
+    assert "    nic   vswprod  (avio_lan, vlan 100, mac auto)" in text
     assert "guest.db01 will RESTART (stop, modify, start)" in text
     assert "vcpus: 2 -> 4  (needs the guest Off)" in text
     assert "# vCPUs cannot change while the guest runs" in text
