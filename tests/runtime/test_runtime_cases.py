@@ -69,7 +69,9 @@ def test_emulator_case(case: dict[str, Any], tmp_path: Path) -> None:
             now[0] += float(step.get("advance", 0))
             host, argv = _split(step["run"])
             result = world.execute(host, argv)
-            where = f"{case['name']}: {step['run']}\nstdout:\n{result.stdout}stderr:\n{result.stderr}"
+            where = (
+                f"{case['name']}: {step['run']}\nstdout:\n{result.stdout}stderr:\n{result.stderr}"
+            )
             assert result.exit_code == step.get("exit", 0), where
             if "stdout" in step:
                 assert result.stdout == step["stdout"], where

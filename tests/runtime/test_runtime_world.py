@@ -60,7 +60,9 @@ def test_the_world_uses_wal(session: Session) -> None:
 
 
 def test_hosts_are_listed_with_their_hardware(session: Session) -> None:
-    names = [(h.name, h.cores, h.memory_mb, h.nics, h.version, h.mhz) for h in session.world.hosts()]
+    names = [
+        (h.name, h.cores, h.memory_mb, h.nics, h.version, h.mhz) for h in session.world.hosts()
+    ]
     assert names[0] == ("vmhost01", 8, 65536, ("lan0", "lan1"), "6.3", 1600)
 
 
