@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("ivmctl.cli.plan:graph", "Print the plan's change graph (DOT)."),
     "apply": ("ivmctl.cli.apply:apply", "Apply the configuration, or exactly a saved plan."),
     "destroy": ("ivmctl.cli.apply:destroy", "Delete everything ivmctl owns."),
+    "status": ("ivmctl.cli.status:status", "Show hosts, capacity in use, guests and drift."),
+    "force-unlock": ("ivmctl.cli.status:force_unlock", "Remove a state lock left behind."),
 }
 
 
