@@ -19,8 +19,18 @@ import yaml
 from ivmctl.runtime import World
 
 CASES_DIR = Path(__file__).parent / "cases"
-STEP_KEYS = {"run", "exit", "stdout", "stderr", "stdout_has", "stderr_has", "stdout_lacks",
-             "fields", "advance", "lines"}  # fmt: skip
+STEP_KEYS = {
+    "run",
+    "exit",
+    "stdout",
+    "stderr",
+    "stdout_has",
+    "stderr_has",
+    "stdout_lacks",
+    "fields",
+    "advance",
+    "lines",
+}
 
 
 def _load() -> list[Any]:
@@ -50,8 +60,7 @@ def _steps(case: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("case", _load())
 def test_emulator_case(case: dict[str, Any], tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    world = World.open(tmp_path / "w.db", create=True, clock=lambda: now[0],
-                       sleep=lambda s: None)  # fmt: skip
+    world = World.open(tmp_path / "w.db", create=True, clock=lambda: now[0], sleep=lambda s: None)
     try:
         hosts = case.get("hosts") or [
             {"name": "vmhost01", "cores": 8, "memory_mb": 65536, "nics": ["lan0", "lan1"]},

@@ -30,9 +30,17 @@ disk = st.sampled_from(DISKS)
 
 @st.composite
 def create(draw: st.DrawFn) -> tuple[str, list[str]]:
-    argv = ["hpvmcreate", "-P", draw(guest), "-c", str(draw(st.integers(1, 3))),
-            "-e", str(draw(st.sampled_from([10, 25, 50, 90]))),
-            "-r", draw(st.sampled_from(["1G", "4G", "8G", "14G"]))]  # fmt: skip
+    argv = [
+        "hpvmcreate",
+        "-P",
+        draw(guest),
+        "-c",
+        str(draw(st.integers(1, 3))),
+        "-e",
+        str(draw(st.sampled_from([10, 25, 50, 90]))),
+        "-r",
+        draw(st.sampled_from(["1G", "4G", "8G", "14G"])),
+    ]
     if draw(st.booleans()):
         argv += ["-a", f"disk:avio_stor::disk:{draw(disk)}"]
     if draw(st.booleans()):
@@ -105,7 +113,9 @@ def check_invariants(path: Path) -> None:
             for row in conn.execute(
                 "SELECT s.path, COUNT(DISTINCT g.id) AS n, SUM(g.state='On') AS on_ "
                 "FROM storage s JOIN guests g ON g.id = s.guest_id "
-                "WHERE s.host_id=? GROUP BY s.path", (h["id"],)):  # fmt: skip
+                "WHERE s.host_id=? GROUP BY s.path",
+                (h["id"],),
+            ):
                 entry = conn.execute(
                     "SELECT attrs FROM devdb WHERE host_id=? AND name=?", (h["id"], row["path"])
                 ).fetchone()
@@ -113,7 +123,8 @@ def check_invariants(path: Path) -> None:
                 if "SHARE=YES" not in entry["attrs"]:
                     assert row["on_"] <= 1, f"{row['path']} held by two running guests"
             for entry in conn.execute(
-                "SELECT name, attrs FROM devdb WHERE host_id=? AND class='gdev'", (h["id"],)):  # fmt: skip
+                "SELECT name, attrs FROM devdb WHERE host_id=? AND class='gdev'", (h["id"],)
+            ):
                 if "PRESERVE=YES" in entry["attrs"]:
                     continue
                 users = conn.execute(
