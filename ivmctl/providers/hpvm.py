@@ -11,6 +11,7 @@ from its inventory.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ivmctl import model
@@ -20,6 +21,8 @@ from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
 from ivmctl.providers.transport import CommandOutput, Transport
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
+
+REFRESH_PARALLELISM = 8  # hosts read at once
 
 
 class HpvmProvider:
@@ -57,11 +60,15 @@ class HpvmProvider:
         guests: dict[str, model.ActualGuest] = {}
         where: dict[str, str] = {}
         not_runnable: dict[tuple[str, str], model.ActualGuest] = {}
-        for name in sorted(set(hosts)):
-            facts = self.host_facts(name)
-            if facts is None:
+        names = sorted(set(hosts))
+        # Hosts are read in parallel (one pass each, as over one SSH connection per host)
+        # and combined in name order, so the result never depends on timing.
+        with ThreadPoolExecutor(max_workers=max(1, min(REFRESH_PARALLELISM, len(names)))) as pool:
+            passes = list(pool.map(self._read_host_if_known, names))
+        for name, read in zip(names, passes, strict=True):
+            if read is None:
                 continue
-            host, host_guests = self._read_host(facts)
+            host, host_guests = read
             found_hosts[name] = host
             for actual in host_guests:
                 guest = actual.guest
@@ -125,6 +132,10 @@ class HpvmProvider:
         self.transport.close()
 
     # -- reading -------------------------------------------------------------------------------
+    def _read_host_if_known(self, name: str) -> tuple[model.Host, list[model.ActualGuest]] | None:
+        facts = self.host_facts(name)
+        return None if facts is None else self._read_host(facts)
+
     def _run(self, host: str, *argv: str) -> str:
         output: CommandOutput = self.transport.run(host, argv)
         if output.exit_code != 0:

@@ -171,3 +171,26 @@ def test_pip_installs_the_example_and_ivmctl_finds_it(tmp_path: Path) -> None:
                              env=env, timeout=120, check=False)  # fmt: skip
     assert "PluginError: the plan is blocked by plugin policy-example" in blocked.stderr
     assert "ivmctl-policy-example: the plan restarts 3 guests" in blocked.stderr
+
+
+def test_a_misspelt_hook_in_an_installed_plugin_stops_ivmctl_at_start_up(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "typo_plugin.py").write_text(
+        "from ivmctl.providers import hookimpl\n\n"
+        "@hookimpl\n"
+        "def check_plans(plan):\n"
+        "    return []\n",
+        encoding="utf-8",
+    )
+    info = site / "typo_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[ivmctl]\ntypo = typo_plugin\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run([sys.executable, "-m", "ivmctl", "providers"], capture_output=True,
+                            text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "plugin 'typo' (typo-plugin 1.0) implements unknown hook 'check_plans'" in result.stderr
+    assert "Did you mean 'check_plan'?" in result.stderr

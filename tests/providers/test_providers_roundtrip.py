@@ -286,3 +286,23 @@ def test_a_provisioned_host_reads_back_with_its_hardware(provider: EmulatorProvi
         hardware=model.Hardware(cores=4, memory_mb=32768, nics=("lan0",), mhz=1800),
     )
     run(provider, Operation(kind=OpKind.HOST_PROVISION, host="vmhost03", params=params))
+
+
+def test_steps_on_several_hosts_run_concurrently_through_one_world(
+    provider: EmulatorProvider,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    guests = [replace(ROUND_TRIP[2], name=f"g{i}", host=HOSTS[i % 2], power="on")
+              for i in range(6)]  # fmt: skip
+
+    def bring_up(guest: model.Guest) -> None:
+        for operation in create_operations(guest):
+            run(provider, operation)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(bring_up, guests))
+    state = provider.refresh(HOSTS)
+    assert sorted(state.guests) == [g.name for g in guests]
+    assert all(state.guests[g.name].guest.host == g.host for g in guests)
+    assert all(a.status.running for a in state.guests.values())
