@@ -16,13 +16,12 @@ Options (the `provider:` block of the configuration, then the environment):
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
@@ -32,6 +31,9 @@ from ivmctl.providers.hookspecs import hookimpl
 from ivmctl.providers.hpvm import HpvmProvider, check_hardware
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
+
+if TYPE_CHECKING:
+    from ivmctl.runtime import World
 
 NAME = "emulator"
 DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
@@ -90,14 +92,9 @@ def emulator_options(
     return EmulatorOptions(path=path, latency=latency)
 
 
-def _open_world(path: Path) -> Any:
-    runtime = importlib.import_module("ivmctl.runtime")
-    world_type = getattr(runtime, "World", None)
-    if world_type is None:
-        raise ProviderError(
-            "this ivmctl has no emulator runtime",
-            detail="Reinstall ivmctl; ivmctl.runtime.World is missing.",
-        )
+def _open_world(path: Path) -> World:
+    from ivmctl.runtime import World  # imported on first use: `--help` never pays for it
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -105,7 +102,12 @@ def _open_world(path: Path) -> Any:
             f"cannot create the directory of the emulator world {path}: {exc.strerror}",
             detail="Set provider.path or IVMCTL_EMULATOR to a writable place.",
         ) from None
-    return world_type.open(path, create=True)
+    try:
+        return World.open(path, create=True)
+    except IvmctlError as exc:
+        raise ProviderError(
+            f"cannot open the emulator world {path}: {exc.summary}", detail=exc.detail
+        ) from exc
 
 
 def provision_step(op: Operation) -> Step:

@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ivmctl.errors import IvmctlError, ProviderError
+
+if TYPE_CHECKING:
+    from ivmctl.runtime import World
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,21 +52,21 @@ class EmulatorTransport:
 
     def __init__(
         self,
-        opener: Callable[[], Any],
+        opener: Callable[[], World],
         *,
         latency: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._opener = opener
-        self._world: Any = None
+        self._world: World | None = None
         self.latency = latency
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.RLock()
 
     @property
-    def world(self) -> Any:
+    def world(self) -> World:
         """The emulator world, opened on first use."""
         with self._lock:
             if self._world is None:
@@ -84,15 +87,14 @@ class EmulatorTransport:
                 detail=exc.detail,
             ) from exc
         return CommandOutput(
-            exit_code=int(result.exit_code),
-            stdout=str(result.stdout),
-            stderr=str(result.stderr),
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
             duration=self._clock() - started,
         )
 
     def close(self) -> None:
         with self._lock:
-            close = getattr(self._world, "close", None)
-            if callable(close):
-                close()
+            if self._world is not None:
+                self._world.close()
             self._world = None

@@ -306,3 +306,13 @@ def test_steps_on_several_hosts_run_concurrently_through_one_world(
     assert sorted(state.guests) == [g.name for g in guests]
     assert all(state.guests[g.name].guest.host == g.host for g in guests)
     assert all(a.status.running for a in state.guests.values())
+
+
+def test_a_file_that_is_not_a_world_is_a_provider_error_and_stays_untouched(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.db").write_text("my notes\n", encoding="utf-8")
+    made = create_provider({"path": "notes.db"}, config_dir=tmp_path, environ={})
+    with pytest.raises(ProviderError, match="cannot open the emulator world"):
+        made.refresh(["vmhost01"])
+    assert (tmp_path / "notes.db").read_text(encoding="utf-8") == "my notes\n"
