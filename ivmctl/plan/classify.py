@@ -11,7 +11,7 @@ decision, including the decision to do nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivmctl.errors import Location, PlanError, RuleViolation
@@ -640,7 +640,42 @@ def online_move_problem(
     return online_migration_problem(versions[actual.guest.host], versions[desired.host])
 
 
+def _carry_vlans(desired: Guest, actual: Guest, edits: _Edits) -> bool:
+    """A moving guest keeps its ports; their VLANs must be set on the target's vswitches."""
+    planned = {(v, p) for v, p, _ in edits.vlans}
+    carried = False
+    for new_nic, old_nic in zip(desired.nics, actual.nics, strict=False):
+        if new_nic.vlan is None or old_nic.port is None or new_nic.vswitch != old_nic.vswitch:
+            continue
+        if (new_nic.vswitch, old_nic.port) not in planned:
+            edits.vlans.append((new_nic.vswitch, old_nic.port, new_nic.vlan))
+            carried = True
+    return carried
+
+
+def _field_paths(edits: _Edits) -> str:
+    """The changed fields other than power, for reasons."""
+    return _paths([f for f in edits.active if f.path != "power"])
+
+
 def _plan_move(
+    desired: Guest,
+    actual: ActualGuest,
+    ctx: GuestContext,
+    edits: _Edits,
+    reasons: list[str],
+    stale_ops: list[Operation],
+    want_on: bool,
+) -> _Move:
+    carried = _carry_vlans(desired, actual.guest, edits)
+    move = _move_ops(desired, actual, ctx, edits, reasons, stale_ops, want_on)
+    if not carried:
+        return move
+    note = f"the VLANs of its vswitch ports are set on {desired.host} as well"
+    return replace(move, reasons=(*move.reasons, note))
+
+
+def _move_ops(
     desired: Guest,
     actual: ActualGuest,
     ctx: GuestContext,
@@ -682,8 +717,8 @@ def _plan_move(
             f"host changes from {src} to {dst}: the guest runs, allows online migration and "
             f"Integrity VM {versions[src]} -> {versions[dst]} supports it: it moves online"
         )
-        if edits.modifies or edits.vlans or edits.shares:
-            reasons.append(f"{_paths(edits.active)} change online on {dst} after the move")
+        if _field_paths(edits):
+            reasons.append(f"{_field_paths(edits)} change online on {dst} after the move")
         alternative = tuple(offline_ops(stop=True, start=True)) if ctx.restart_allowed else None
         hint = "" if ctx.restart_allowed else f"{address} could move offline if allowed to restart"
         return _Move(
@@ -718,6 +753,6 @@ def _plan_move(
     reasons.append(f"host changes from {src} to {dst}: the guest is Off and moves offline")
     if want_on:
         reasons.append("power: on is declared: it is started on the target")
-    if edits.modifies or edits.vlans or edits.shares:
-        reasons.append(f"{_paths(edits.active)} change on {dst} after the move")
+    if _field_paths(edits):
+        reasons.append(f"{_field_paths(edits)} change on {dst} after the move")
     return _Move(reasons=tuple(reasons), operations=tuple(offline_ops(stop=False, start=want_on)))

@@ -305,6 +305,11 @@ def _plan_vswitches(
                 )
             elif w is not None and h is not None:
                 out.changes.append(_vswitch_change(w, h, owned=owned))
+                if h.state != "Up":
+                    out.warnings.append(
+                        f"{address} is {h.state}; guests started while it is down may not "
+                        "claim their AVIO vNICs (boot it with hpvmnet -b)"
+                    )
 
 
 def _vswitch_change(w: VSwitch, h: VSwitch, *, owned: bool) -> Change:

@@ -60,7 +60,15 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
             vcpus=draw(st.integers(1, 4)),
             memory_mb=draw(st.sampled_from([1024, 2048, 4096])),
             entitlement=Entitlement(min_pct=draw(st.sampled_from([10.0, 25.0, 50.0]))),
-            nics=(Nic(vswitch="vsw", port=i + 1, mac=0x020000000100 + i, address="0,5"),),
+            nics=(
+                Nic(
+                    vswitch="vsw",
+                    port=i + 1,
+                    mac=0x020000000100 + i,
+                    address="0,5",
+                    vlan=draw(st.sampled_from([None, 100, 200])),
+                ),
+            ),
         )
         state = "Off"
         if draw(st.booleans()):
@@ -73,6 +81,15 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
             if not caps[guest.host].problems(demand):
                 caps[guest.host] = caps[guest.host].admit(demand)
                 state = "On (OS)"
+        vlan = guest.nics[0].vlan
+        if vlan is not None:
+            vsw = hosts[guest.host].vswitches["vsw"]
+            hosts[guest.host] = dataclasses.replace(
+                hosts[guest.host],
+                vswitches={
+                    "vsw": dataclasses.replace(vsw, port_vlans={**vsw.port_vlans, i + 1: vlan})
+                },
+            )
         actual_guests[name] = ActualGuest(
             guest=dataclasses.replace(guest, power="on" if state != "Off" else "off"),
             status=GuestStatus(state=state, vm_number=i + 1),
@@ -83,7 +100,7 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
             continue  # no longer declared: deleted
         guest = dataclasses.replace(
             item.guest,
-            nics=(Nic(vswitch="vsw"),),
+            nics=(Nic(vswitch="vsw", vlan=draw(st.sampled_from([item.guest.nics[0].vlan, 300]))),),
             power="on" if item.status.running else "off",
         )
         if draw(st.booleans()):

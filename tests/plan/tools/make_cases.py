@@ -587,6 +587,158 @@ def main() -> None:
         options={"refresh_only": True, "state_serial": 7, "state_lineage": "lin-1"},
     )
 
+    # --- more -------------------------------------------------------------------------------
+    vl = guest(nics=[{"vswitch": "vswprod", "vlan": 100}])
+    write(
+        "migration_of_a_guest_with_a_vlan_sets_the_vlan_on_the_target",
+        D(two_hosts(), {"web01": guest("h2", nics=[{"vswitch": "vswprod", "vlan": 100}])}),
+        A(
+            {"h1": host(vswprod={"nic": "lan0", "port_vlans": {"1": 100}}), "h2": host()},
+            {"web01": running(vl)},
+        ),
+    )
+    write(
+        "a_vswitch_that_is_down_is_warned_about",
+        D(one_host(), {"web01": web}),
+        A({"h1": host(vswprod={"nic": "lan0", "state": "Down"})}, {"web01": running(web)}),
+    )
+    no_hw = {"h1": {"version": "6.3", "vswitches": {"vswprod": {"nic": "lan0"}}}}
+    write(
+        "a_host_without_known_hardware_is_planned_without_capacity_checks",
+        D(no_hw, {"web01": web, "big": guest(_n="big", vcpus=64)}),
+        A(no_hw, {"web01": off(web)}),
+    )
+    write(
+        "adopting_a_guest_on_another_host_migrates_it",
+        D(two_hosts(), {"web01": guest("h2")}),
+        A(two_hosts(), {"web01": running(web)}),
+        inventory={"owned": ["vswitch.h1.vswprod", "vswitch.h2.vswprod"]},
+    )
+    write(
+        "owned_guest_with_only_off_nr_copies_left_has_them_removed",
+        D(two_hosts(), {}),
+        A(two_hosts(), {}, not_runnable=[{"name": "web01", **running(web, 1, state="Off (NR)")}]),
+        inventory={"owned": ["guest.web01", "vswitch.h1.vswprod", "vswitch.h2.vswprod"]},
+    )
+    write(
+        "creating_on_a_host_with_an_owned_off_nr_copy_removes_the_copy_first",
+        D(two_hosts(), {"web01": web}),
+        A(two_hosts(), {}, not_runnable=[{"name": "web01", **running(web, 1, state="Off (NR)")}]),
+        inventory={"owned": ["guest.web01", "vswitch.h1.vswprod", "vswitch.h2.vswprod"]},
+    )
+    write(
+        "nic_vlan_cleared_online",
+        D(one_host(), {"web01": web}),
+        A({"h1": host(vswprod={"nic": "lan0", "port_vlans": {"1": 100}})}, {"web01": running(vl)}),
+    )
+    write(
+        "avio_disk_removed_online_and_vio_disk_removed_with_restart",
+        D(one_host(), {"web01": web}),
+        A(
+            one_host(),
+            {
+                "web01": running(
+                    guest(
+                        disks=[
+                            {"backing": "lv", "path": "/dev/vg01/rlvol_web01"},
+                            {"backing": "lv", "path": "/dev/vg01/rlvol_old"},
+                            {"backing": "disk", "path": "/dev/rdisk/disk3", "adapter": "scsi"},
+                        ]
+                    )
+                )
+            },
+        ),
+    )
+    write(
+        "nic_adapter_change_needs_restart_and_keeps_the_mac",
+        D(one_host(), {"web01": guest(nics=[{"vswitch": "vswprod", "adapter": "avio_lan"}])}),
+        A(one_host(), {"web01": running(guest(nics=[{"vswitch": "vswprod", "adapter": "lan"}]))}),
+    )
+    write(
+        "dvd_backing_change_replaces_the_device",
+        D(one_host(), {"web01": guest(dvds=[{"backing": "file", "path": "/iso/hpux.iso"}])}),
+        A(
+            one_host(),
+            {"web01": running(guest(dvds=[{"backing": "null", "path": "/iso/hpux.iso"}]))},
+        ),
+    )
+    write(
+        "ignore_changes_on_nics_leaves_the_nics_alone",
+        D(
+            one_host(),
+            {
+                "web01": guest(
+                    nics=[{"vswitch": "vswprod", "vlan": 5}, {"vswitch": "vswprod"}],
+                    lifecycle={"ignore_changes": ["nics"]},
+                )
+            },
+        ),
+        A(one_host(), {"web01": running(web)}),
+    )
+    write(
+        "disk_shared_flag_is_set_online_in_the_device_database",
+        D(
+            one_host(),
+            {
+                "web01": guest(
+                    disks=[{"backing": "lv", "path": "/dev/vg01/rlvol_web01", "shared": True}]
+                )
+            },
+        ),
+        A(one_host(), {"web01": running(web)}),
+    )
+    write(
+        "vpar_never_migrates_online",
+        D(two_hosts(), {"web01": guest("h2", vm_type="vpar")}),
+        A(two_hosts(), {"web01": running(guest(vm_type="vpar"))}),
+    )
+    write(
+        "two_new_guests_with_vlans_get_distinct_ports",
+        D(
+            one_host(),
+            {
+                "a": guest(_n="a", nics=[{"vswitch": "vswprod", "vlan": 10}]),
+                "b": guest(
+                    _n="b",
+                    nics=[{"vswitch": "vswprod", "vlan": 20}, {"vswitch": "vswprod", "port": 0}],
+                ),
+            },
+        ),
+        A(one_host(), {}),
+    )
+    write(
+        "refresh_only_reports_guest_and_vswitch_drift",
+        D({"h1": host(vswprod={"nic": "lan1"})}, {"web01": guest(power="off")}),
+        A(one_host(), {"web01": running(web)}),
+        options={"refresh_only": True},
+    )
+    write(
+        "online_migration_between_supported_versions",
+        D({"h1": host("4.3"), "h2": host("6.1")}, {"web01": guest("h2")}),
+        A({"h1": host("4.3"), "h2": host("6.1")}, {"web01": running(web)}),
+    )
+    write(
+        "mixed_plan_orders_vswitches_stops_moves_updates_and_creates",
+        D(
+            {
+                "h1": host(hw=SMALL_HW),
+                "h2": host(hw=SMALL_HW, vswprod={"nic": "lan0"}, vswnew={"nic": "lan0"}),
+            },
+            {
+                "a": guest("h2", _n="a", **big),
+                "b": guest("h1", _n="b", power="off", memory_mb=2048),
+                "c": guest("h1", _n="c", **big),
+                "n": guest(
+                    "h2", _n="n", vcpus=1, memory_mb=1024, nics=[{"vswitch": "vswnew", "vlan": 9}]
+                ),
+            },
+        ),
+        A(
+            small2,
+            {"a": running(ga, 1), "b": running(guest("h1", _n="b", memory_mb=2048), 2, port=4)},
+        ),
+    )
+
 
 if __name__ == "__main__":
     main()
