@@ -31,7 +31,7 @@ from ivmctl.spec.templates import (
     is_template,
     variable_name_problem,
 )
-from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml
+from ivmctl.spec.yamlio import YamlProblem, cached_parse, gc_paused, parse_yaml
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
@@ -425,9 +425,10 @@ def load_spec(config_dir: Path, options: SpecOptions | None = None) -> LoadResul
     field path); returns the desired state and the warnings otherwise.
     """
     run = _Run(config_dir=Path(config_dir), options=options or SpecOptions())
-    documents = run.documents()
-    merged = run.merge(documents)
-    hosts, guests = run.build(merged)
+    with gc_paused():  # hundreds of thousands of small objects; no cycles to collect
+        documents = run.documents()
+        merged = run.merge(documents)
+        hosts, guests = run.build(merged)
     texts = run.texts
     warnings = sorted((texts.warning(p) for p in run.out.warnings), key=_sort_key)
     if run.out.errors:

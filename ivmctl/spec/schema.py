@@ -128,12 +128,15 @@ class _PythonValidator:
 
 
 @cache
-def validator() -> _Validator:
-    """jsonschema-rs when installed, else the pure-Python jsonschema."""
-    try:
-        return _RustValidator(load_schema())
-    except ImportError:
-        return _PythonValidator(load_schema())
+def validator(engine: str = "auto") -> _Validator:
+    """`rust` (jsonschema-rs), `python` (jsonschema), or `auto`: rust when installed."""
+    if engine in ("auto", "rust"):
+        try:
+            return _RustValidator(load_schema())
+        except ImportError:
+            if engine == "rust":
+                raise
+    return _PythonValidator(load_schema())
 
 
 def schema_at(schema_path: Sequence[str | int]) -> dict[str, Any]:
@@ -166,10 +169,10 @@ def _deref(root: dict[str, Any], node: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # Turning issues into problems
 # --------------------------------------------------------------------------------------------
-def validate_document(document: Any, file: str) -> list[Problem]:
+def validate_document(document: Any, file: str, *, engine: str = "auto") -> list[Problem]:
     """Schema problems of one file's document, each at its spot."""
     try:
-        issues = validator().issues(document)
+        issues = validator(engine).issues(document)
     except ValueError:  # a key that JSON cannot hold (jsonschema-rs refuses the document)
         return list(_non_string_keys(document, file, ()))
     problems: list[Problem] = []

@@ -40,6 +40,7 @@ __all__ = [
     "Yaml12Loader",
     "YamlProblem",
     "cached_parse",
+    "gc_paused",
     "compose",
     "locate",
     "parse_yaml",
@@ -298,7 +299,7 @@ def _children(node: Node) -> list[Node]:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Building many small containers triggers needless collections; pause them meanwhile."""
     enabled = gc.isenabled()
     gc.disable()
@@ -319,7 +320,7 @@ def parse_yaml(text: str, *, loader_class: type[Any] = Yaml12Loader) -> Any:
         raise problem
     loader = loader_class(text)
     try:
-        with _gc_paused():
+        with gc_paused():
             node = loader.get_single_node()
             if node is None:
                 return None
@@ -437,7 +438,7 @@ def cached_parse(text: str, cache_dir: Path | None) -> Any:
     digest = hashlib.sha256(f"{_CACHE_TAG}\0{text}".encode()).hexdigest()
     entry = cache_dir / digest[:2] / f"{digest}.marshal"
     try:
-        with _gc_paused():
+        with gc_paused():
             return marshal.loads(entry.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass

@@ -90,8 +90,8 @@ def test_it_is_not_loaded_without_entry_points(installed: Path) -> None:
 
 def test_a_dev_guest_above_its_ceiling_is_refused_naming_the_plugin(installed: Path) -> None:
     pm = manager.get_plugin_manager()
-    state = desired(guest("dev1", "dev sandbox", 20, 80), guest("web01", "web front end", 90),
-                    guest("dev2", "dev small", 20, 50))  # fmt: skip
+    state = desired(guest("dev1", "dev sandbox", 80), guest("web01", "web front end", 90),
+                    guest("dev2", "dev small", 50))  # fmt: skip
     problems = manager.validate_desired(pm, state)
     assert [p.address for p in problems] == ["guest.dev1"]
     assert problems[0].plugin == PLUGIN
@@ -104,7 +104,7 @@ def test_ceilings_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("IVMCTL_POLICY_CEILINGS", "web*=60")
     pm = manager.get_plugin_manager()
-    state = desired(guest("dev1", "dev sandbox", 20, 80), guest("web01", "Web front end", 70))
+    state = desired(guest("dev1", "dev sandbox", 80), guest("web01", "Web front end", 70))
     assert [p.address for p in manager.validate_desired(pm, state)] == ["guest.web01"]
 
 
@@ -194,3 +194,53 @@ def test_a_misspelt_hook_in_an_installed_plugin_stops_ivmctl_at_start_up(tmp_pat
     assert "Traceback" not in result.stderr
     assert "plugin 'typo' (typo-plugin 1.0) implements unknown hook 'check_plans'" in result.stderr
     assert "Did you mean 'check_plan'?" in result.stderr
+
+
+CONFIG = """\
+apiVersion: ivmctl/v1
+provider:
+  name: emulator
+  options: {path: world.db}
+hosts:
+  vmhost01:
+    version: "6.3"
+    hardware: {cores: 8, memory: 64G, nics: [lan0]}
+guests:
+  a: {host: vmhost01, vcpus: 1, power: on, label: web a}
+  b: {host: vmhost01, vcpus: 1, power: on, label: web b}
+"""
+
+
+def ivmctl(
+    config_dir: Path, site: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IVMCTL_")}
+    environ.update(PYTHONPATH=str(site), **env)
+    return subprocess.run([sys.executable, "-m", "ivmctl", "-C", str(config_dir), *args],
+                          capture_output=True, text=True, env=environ, timeout=300,
+                          check=False)  # fmt: skip
+
+
+def test_ivmctl_plan_is_blocked_by_the_installed_policy_naming_it(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_as_dist_info(site)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "ivmctl.yaml").write_text(CONFIG, encoding="utf-8")
+    applied = ivmctl(config, site, "apply", "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    (config / "ivmctl.yaml").write_text(CONFIG.replace("vcpus: 1", "vcpus: 2"), encoding="utf-8")
+    blocked = ivmctl(config, site, "plan", IVMCTL_POLICY_MAX_RESTARTS="1")
+    assert blocked.returncode == 1
+    assert "the plan is blocked by plugin policy-example" in blocked.stderr
+    assert "ivmctl-policy-example: the plan restarts 2 guests (guest.a, guest.b)" in blocked.stderr
+    assert ivmctl(config, site, "plan", IVMCTL_POLICY_MAX_RESTARTS="2").returncode in (0, 2)
+
+    (config / "ivmctl.yaml").write_text(
+        CONFIG.replace("label: web b}", "label: dev b, entitlement: 80%}"), encoding="utf-8"
+    )
+    refused = ivmctl(config, site, "plan")
+    assert refused.returncode == 1
+    assert "the configuration is blocked by plugin policy-example" in refused.stderr
+    assert "guest.b: ivmctl-policy-example: label 'dev b' matches 'dev*'" in refused.stderr

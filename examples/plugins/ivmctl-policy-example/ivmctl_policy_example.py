@@ -61,7 +61,11 @@ def restarts(change: Change) -> bool:
 
 @hookimpl
 def validate_desired(desired: DesiredState) -> list[Problem]:
-    """A guest whose label matches a pattern may not exceed that pattern's ceiling."""
+    """A guest whose label matches a pattern may not be entitled to more than its ceiling.
+
+    The ceiling applies to the guaranteed entitlement (`entitlement` / `-e min`), the
+    capacity a guest reserves on its host.
+    """
     found: list[Problem] = []
     limits = ceilings()
     for name in sorted(desired.guests):
@@ -69,14 +73,14 @@ def validate_desired(desired: DesiredState) -> list[Problem]:
         for pattern, ceiling in limits.items():
             if not fnmatch.fnmatchcase(guest.label.lower(), pattern):
                 continue
-            asked = max(guest.entitlement.min_pct, guest.entitlement.max_pct)
+            asked = guest.entitlement.min_pct
             if asked > ceiling:
                 found.append(
                     Problem(
                         address=guest.address,
                         message=f"{PLUGIN}: label {guest.label!r} matches {pattern!r}, whose "
                         f"entitlement ceiling is {ceiling:g}%; the guest asks for {asked:g}%. "
-                        "Lower its entitlement (min and max) or change its label.",
+                        "Lower its entitlement or change its label.",
                     )
                 )
             break  # the first matching pattern decides
