@@ -123,8 +123,17 @@ def build_provider(item: Item | None) -> ProviderConfig:
         return ProviderConfig()
     data = item.data
     return ProviderConfig(
-        name=str(data.get("name", "emulator")), options=dict(data.get("options") or {})
+        name=str(data.get("name", "emulator")), options=_sorted(data.get("options") or {})
     )
+
+
+def _sorted(value: Any) -> Any:
+    """Mappings with sorted keys, recursively: option order is not meaning."""
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def build_host(item: Item, out: Collector) -> Host:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from difflib import get_close_matches
+from typing import NamedTuple
 
 from ivmctl.errors import IvmctlError, Location, SpecError
 from ivmctl.spec.yamlio import Node, PathItem, compose, locate

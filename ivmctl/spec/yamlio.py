@@ -40,8 +40,8 @@ __all__ = [
     "Yaml12Loader",
     "YamlProblem",
     "cached_parse",
-    "gc_paused",
     "compose",
+    "gc_paused",
     "locate",
     "parse_yaml",
 ]

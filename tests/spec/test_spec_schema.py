@@ -132,3 +132,31 @@ def test_committed_schema_is_pretty_json() -> None:
     path = ROOT / "schemas" / SCHEMA_FILE
     text = path.read_text(encoding="utf-8")
     assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+
+
+def _documents() -> list[tuple[str, Any]]:
+    from ivmctl.spec.yamlio import YamlProblem, parse_yaml
+
+    found = []
+    for path in sorted((Path(__file__).parent / "cases" / "errors").glob("*/*.yaml")):
+        try:
+            data = parse_yaml(path.read_text(encoding="utf-8"))
+        except (YamlProblem, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict):
+            found.append((f"{path.parent.name}/{path.name}", data))
+    return found
+
+
+@pytest.mark.parametrize(("name", "document"), _documents(), ids=lambda v: str(v)[:40])
+def test_pure_python_jsonschema_fallback_reports_what_jsonschema_rs_reports(
+    name: str, document: Any
+) -> None:
+    from ivmctl.spec.schema import validate_document
+
+    def key(problems: list) -> list:
+        return sorted((p.summary, p.spot, p.path) for p in problems)
+
+    rust = validate_document(document, name, engine="rust")
+    python = validate_document(document, name, engine="python")
+    assert key(python) == key(rust)
