@@ -160,13 +160,26 @@ def _impls(pm: pluggy.PluginManager, hook: str) -> list[pluggy.HookImpl]:
     return list(caller.get_hookimpls())
 
 
-def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
-    """Call one implementation with the arguments it declares, by keyword."""
-    return impl.function(**{name: kwargs[name] for name in impl.argnames})
-
-
 def _describe(pm: pluggy.PluginManager, name: str) -> str:
     return pm.describe(name) if isinstance(pm, PluginManager) else repr(name)
+
+
+def _call(pm: pluggy.PluginManager, impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> Any:
+    """Call one implementation by keyword with the arguments it declares.
+
+    An ivmctl error a plugin raises (a refusal) passes through; anything else is a bug
+    in the plugin and becomes a PluginError naming it, not a traceback.
+    """
+    try:
+        return impl.function(**{name: kwargs[name] for name in impl.argnames})
+    except IvmctlError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {_describe(pm, impl.plugin_name)} failed in {hook}: {exc!r}",
+            detail="This is a bug in the plugin; upgrade or uninstall it "
+            "(run with --debug for the traceback).",
+        ) from exc
 
 
 def plugin_origins(pm: pluggy.PluginManager) -> list[PluginOrigin]:
@@ -193,7 +206,7 @@ def providers(pm: pluggy.PluginManager) -> dict[str, ProviderInfo]:
     """Every registered provider by name; two providers of one name name both plugins."""
     found: dict[str, ProviderInfo] = {}
     for impl in _impls(pm, "register_providers"):
-        for info in _call(impl) or ():
+        for info in _call(pm, impl, "register_providers") or ():
             if not isinstance(info, ProviderInfo):
                 raise PluginError(
                     f"plugin {_describe(pm, impl.plugin_name)} registered {info!r}, "
@@ -233,7 +246,7 @@ def create_provider(
 def _problems(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> tuple[Problem, ...]:
     found: list[Problem] = []
     for impl in _impls(pm, hook):
-        for item in _call(impl, **kwargs) or ():
+        for item in _call(pm, impl, hook, **kwargs) or ():
             if isinstance(item, Problem):
                 found.append(replace(item, plugin=impl.plugin_name))
             elif isinstance(item, IvmctlError):
@@ -273,12 +286,14 @@ def policy_error(problems: Iterable[Problem], *, what: str) -> PluginError:
 
 def before_apply(pm: pluggy.PluginManager, plan: Plan) -> None:
     """Tell every plugin that apply is about to run `plan`; a plugin may raise to refuse."""
-    pm.hook.before_apply(plan=plan)
+    for impl in _impls(pm, "before_apply"):
+        _call(pm, impl, "before_apply", plan=plan)
 
 
 def after_apply(pm: pluggy.PluginManager, plan: Plan, result: Any) -> None:
     """Tell every plugin what apply did."""
-    pm.hook.after_apply(plan=plan, result=result)
+    for impl in _impls(pm, "after_apply"):
+        _call(pm, impl, "after_apply", plan=plan, result=result)
 
 
 def template_filters(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
@@ -286,7 +301,7 @@ def template_filters(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
     owner: dict[str, str] = {}
     for impl in _impls(pm, "template_filters"):
-        offered = _call(impl) or {}
+        offered = _call(pm, impl, "template_filters") or {}
         for name, function in sorted(offered.items()):
             if not callable(function):
                 raise PluginError(

@@ -233,3 +233,16 @@ def test_a_template_filter_must_be_callable() -> None:
     )
     with pytest.raises(PluginError, match="'x' that is not callable"):
         manager.template_filters(pm)
+
+
+def test_a_plugin_that_crashes_is_a_plugin_error_naming_it_and_the_hook() -> None:
+    def broken(desired: DesiredState) -> list[Problem]:
+        return [Problem(address="", message=str(desired.guests["missing"]))]
+
+    pm = manager.get_plugin_manager(
+        load_entrypoints=False, plugins=[("crashy", plugin(validate_desired=broken))]
+    )
+    with pytest.raises(PluginError, match=r"plugin 'crashy' .* failed in validate_desired"):
+        manager.validate_desired(pm, desired())
+    with pytest.raises(KeyError):  # straight through pluggy there is no such safety net
+        pm.hook.validate_desired(desired=desired())
