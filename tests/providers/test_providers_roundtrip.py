@@ -316,3 +316,23 @@ def test_a_file_that_is_not_a_world_is_a_provider_error_and_stays_untouched(
     with pytest.raises(ProviderError, match="cannot open the emulator world"):
         made.refresh(["vmhost01"])
     assert (tmp_path / "notes.db").read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_an_unreachable_host_fails_refresh_and_steps_with_the_ssh_words(
+    provider: EmulatorProvider,
+) -> None:
+    provider.emulator.world.set_faults("vmhost02", unreachable=True)
+    with pytest.raises(ProviderError, match="cannot read host vmhost02") as info:
+        provider.refresh(HOSTS)
+    assert "Connection refused" in str(info.value)
+    (step,) = provider.steps(Operation(kind=OpKind.GUEST_START, host="vmhost02",
+                                       params={"name": "x"}))  # fmt: skip
+    result = provider.execute(step)
+    assert result.exit_code == 255 and "Connection refused" in result.output
+
+
+def test_a_host_the_world_does_not_have_is_a_provider_error_when_used(
+    provider: EmulatorProvider,
+) -> None:
+    with pytest.raises(ProviderError, match="could not run hpvmstatus on nosuch"):
+        provider.read_guest("nosuch", "web01")
