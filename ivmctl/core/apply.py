@@ -94,6 +94,15 @@ class StepFailed(ProviderError):
     """A step of a change failed; the message carries the command's own words."""
 
 
+class _Incomplete(Exception):
+    """A change stopped part-way: its root cause and the operations that did complete."""
+
+    def __init__(self, cause: BaseException, completed: tuple[Operation, ...]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.completed = completed
+
+
 _SERIALISED = frozenset({OpKind.GUEST_START, OpKind.GUEST_MIGRATE})
 
 
@@ -132,6 +141,7 @@ def apply_plan(
     fail_fast: bool = False,
     on_event: Callable[[ApplyEvent], None] = lambda event: None,
     on_change_done: Callable[[Change], None] = lambda change: None,
+    on_change_failed: Callable[[Change, tuple[Operation, ...]], None] = lambda change, ops: None,
     stop_requested: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
 ) -> ApplyResult:
@@ -154,24 +164,37 @@ def apply_plan(
     def run(change: Change) -> tuple[str, ...]:
         started = clock()
         emit(ApplyEvent(kind=EventKind.CHANGE_STARTED, address=change.key))
-        for operation in change.operations:
-            for step in executor.steps(operation):
-                held = locks.for_hosts(_hosts_held(operation))
-                for lock in held:
-                    lock.acquire()
-                try:
-                    emit(_step_event(EventKind.STEP_STARTED, change, step, clock() - started))
-                    outcome = executor.execute(step)
-                finally:
-                    for lock in reversed(held):
-                        lock.release()
-                emit(_step_event(EventKind.STEP_FINISHED, change, step, clock() - started))
-                if not outcome.ok:
-                    raise StepFailed(
-                        f"{step.description} failed on {step.host}: "
-                        + (outcome.output.strip() or "no output")
-                    )
-        return tuple(executor.verify(change)) if change.action is not Action.DELETE else ()
+        completed: list[Operation] = []
+        try:
+            for operation in change.operations:
+                _run_operation(change, operation, started)
+                completed.append(operation)
+        except Exception as exc:
+            raise _Incomplete(exc, tuple(completed)) from exc
+        if change.action is Action.DELETE:
+            return ()
+        try:
+            return tuple(executor.verify(change))
+        except IvmctlError as exc:
+            return (f"could not re-read it to verify: {exc}",)
+
+    def _run_operation(change: Change, operation: Operation, started: float) -> None:
+        for step in executor.steps(operation):
+            held = locks.for_hosts(_hosts_held(operation))
+            for lock in held:
+                lock.acquire()
+            try:
+                emit(_step_event(EventKind.STEP_STARTED, change, step, clock() - started))
+                outcome = executor.execute(step)
+            finally:
+                for lock in reversed(held):
+                    lock.release()
+            emit(_step_event(EventKind.STEP_FINISHED, change, step, clock() - started))
+            if not outcome.ok:
+                raise StepFailed(
+                    f"{step.description} failed on {step.host}: "
+                    + (outcome.output.strip() or "no output")
+                )
 
     done: list[str] = []
     failed: dict[str, str] = {}
@@ -203,10 +226,14 @@ def apply_plan(
                 change = running.pop(future)
                 try:
                     mismatches = future.result()
-                except Exception as exc:
+                except _Incomplete as incomplete:
+                    cause = incomplete.cause
                     failed[change.key] = (
-                        str(exc) if isinstance(exc, IvmctlError) else f"internal error: {exc!r}"
+                        str(cause)
+                        if isinstance(cause, IvmctlError)
+                        else f"internal error: {cause!r}"
                     )
+                    on_change_failed(change, incomplete.completed)
                     blocked.add(change.key)
                     emit(ApplyEvent(kind=EventKind.CHANGE_FAILED, address=change.key,
                                     message=failed[change.key]))  # fmt: skip

@@ -320,6 +320,7 @@ class Session:
                 fail_fast=fail_fast,
                 on_event=on_event,
                 on_change_done=recorder,
+                on_change_failed=recorder.partial,
                 stop_requested=stop_requested,
             )
             after_apply(self.pm, plan, result)
@@ -440,6 +441,14 @@ class _Recorder:
                 )
             )
         )
+
+    def partial(self, change: Change, completed: tuple[Operation, ...]) -> None:
+        """A change failed part-way: own what it already created or moved, so the next
+        plan finishes the job instead of offering to adopt ivmctl's own object."""
+        made = {OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE, OpKind.GUEST_MIGRATE}
+        if change.action is Action.DELETE or not any(op.kind in made for op in completed):
+            return
+        self(change)
 
     def _prevent_destroy(self, address: str) -> bool:
         if address.startswith("guest."):

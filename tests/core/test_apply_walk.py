@@ -171,3 +171,14 @@ def test_a_verification_mismatch_is_reported_as_an_inconsistency() -> None:
 def test_parallelism_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         apply_plan(Plan(), FakeExecutor(), parallelism=0)
+
+
+def test_a_change_that_fails_part_way_reports_the_operations_that_completed() -> None:
+    partial: list[tuple[str, tuple[OpKind, ...]]] = []
+    executor = FakeExecutor(fail={"guest.start a"})
+    apply_plan(
+        Plan(changes=(guest("a"),)),
+        executor,
+        on_change_failed=lambda c, ops: partial.append((c.key, tuple(o.kind for o in ops))),
+    )
+    assert partial == [("guest.a", (OpKind.GUEST_CREATE,))]
