@@ -172,7 +172,7 @@ def _check_hosts(desired: DesiredState, actual: ActualState, out: _Builder) -> d
                 f"host.{name}: declared Integrity VM {want.version}, runtime has {have.version}; "
                 "ivmctl plans with the runtime's version"
             )
-        if want.hardware and have.hardware and want.hardware != have.hardware:
+        if want.hardware and have.hardware and _hardware_differs(want, have):
             out.warnings.append(
                 f"host.{name}: declared hardware differs from the runtime's; ivmctl does not "
                 "change hardware and plans with what the runtime has"
@@ -182,6 +182,18 @@ def _check_hosts(desired: DesiredState, actual: ActualState, out: _Builder) -> d
             versions[name] = actual.hosts[name].version
             out.unmanaged.append(host_address(name))
     return versions
+
+
+def _hardware_differs(want: Host, have: Host) -> bool:
+    """Declared hardware that the runtime's contradicts (undeclared NICs or speed never do)."""
+    w, h = want.hardware, have.hardware
+    if w is None or h is None:
+        return False
+    return (
+        (w.cores, w.memory_mb) != (h.cores, h.memory_mb)
+        or (bool(w.nics) and not set(w.nics) <= set(h.nics))
+        or (w.mhz is not None and w.mhz != h.mhz)
+    )
 
 
 # --------------------------------------------------------------------------------------------
