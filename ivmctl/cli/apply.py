@@ -148,7 +148,10 @@ def apply(
     from ivmctl.plan.planfile import decode_plan
     from ivmctl.render.plan import print_plan
 
-    with Session(workspace(ctx, variables, var_files)) as session:
+    with (
+        Session(workspace(ctx, variables, var_files)) as session,
+        session.lock(operation="apply", timeout=options["lock_timeout"]),
+    ):
         if planfile is not None:
             saved_plan = decode_plan(planfile.read_bytes())
             desired, _ = session.load()
@@ -198,7 +201,10 @@ def destroy(
     from ivmctl.core.session import PlanOptions, Session
     from ivmctl.render.plan import print_plan
 
-    with Session(workspace(ctx, variables, var_files)) as session:
+    with (
+        Session(workspace(ctx, variables, var_files)) as session,
+        session.lock(operation="destroy", timeout=options["lock_timeout"]),
+    ):
         planned = session.plan(
             PlanOptions(
                 allow_restart=frozenset(allow_restart), targets=frozenset(targets), destroy=True

@@ -10,9 +10,10 @@ planned as `host.NAME` creations; everything else comes from the planner.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -138,6 +139,7 @@ class Session:
         self.backend = LocalBackend(workspace.state_dir)
         self._provider: Any = None
         self._provider_config: model.ProviderConfig | None = None
+        self._locked = False
 
     def __enter__(self) -> Session:
         return self
@@ -256,6 +258,20 @@ class Session:
         ]
 
     # -- apply -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, *, operation: str, timeout: float = 0.0) -> Iterator[None]:
+        """Hold the state lock; re-entrant within the session, so a command can lock
+        before it plans (as apply does) and apply inside the same lock."""
+        if self._locked:
+            yield
+            return
+        with self.backend.lock(operation=operation, timeout=timeout):
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
+
     def check_fresh(self, plan: Plan, desired: model.DesiredState, state: State) -> None:
         """Refuse a saved plan for another configuration or one that went stale."""
         if plan.config_digest != desired.digest:
@@ -299,7 +315,7 @@ class Session:
         from ivmctl.providers.manager import after_apply, before_apply
 
         plan, desired = planned.plan, planned.desired
-        with self.backend.lock(operation="apply", timeout=lock_timeout):
+        with self.lock(operation="apply", timeout=lock_timeout):
             state = self.backend.read()
             if saved:
                 self.check_fresh(plan, desired, state)
