@@ -209,9 +209,14 @@ def open_store(path: Path, *, create: bool) -> None:
             f"no emulator world at {path}",
             detail="Add a host first: ivmctl emulator host add NAME --cores N --memory SIZE.",
         )
+    if path.is_dir():
+        raise _refuse(path, "it is a directory")
     if not exists:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
+    try:
+        conn = _connect(path)
+    except sqlite3.Error as exc:
+        raise _refuse(path, f"SQLite says {exc}") from None
     try:
         try:
             if exists:
@@ -272,7 +277,13 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception."""
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise EmulatorError(
+                f"the emulator world {self.path} is busy: {exc}",
+                detail=f"Another process held it for more than {BUSY_TIMEOUT_S:g} s; retry.",
+            ) from None
         try:
             yield conn
         except BaseException:

@@ -334,38 +334,36 @@ class World:
         args = [str(a) for a in argv]
         kind = command_kind(args[0])
         conn = self._store.conn()
-        found = self._host(conn, host)
-        if found.unreachable:
+        # one read for reachability, latency and a pending hang, outside any transaction
+        row = conn.execute(
+            "SELECT h.id, h.unreachable, "
+            "(SELECT seconds FROM latency WHERE host_id=h.id AND kind IN (?1, '*') "
+            " ORDER BY kind = '*' LIMIT 1), "
+            "(SELECT kind FROM hangs WHERE host_id=h.id AND kind IN (?1, '*') "
+            " ORDER BY kind = '*' LIMIT 1), "
+            "(SELECT seconds FROM hangs WHERE host_id=h.id AND kind IN (?1, '*') "
+            " ORDER BY kind = '*' LIMIT 1) "
+            "FROM hosts h WHERE h.name=?2",
+            (kind, host),
+        ).fetchone()
+        if row is None:
+            self._host(conn, host)  # raises the "no host" error
+        host_id, unreachable, latency, hang_kind, hang = row
+        if unreachable:
             return CommandResult(
                 exit_code=EXIT_UNREACHABLE,
                 stdout="",
                 stderr=f"ssh: connect to host {host} port 22: Connection refused\n",
             )
-        delay = self._delay(found, kind)
-        with self._serialised(found.name, kind, args) as refusal:
+        delay = float(latency or 0.0)
+        if hang_kind is not None:
+            with self._store.transaction() as txn:  # a hang happens once
+                txn.execute("DELETE FROM hangs WHERE host_id=? AND kind=?", (host_id, hang_kind))
+            delay += float(hang)
+        with self._serialised(host, kind, args) as refusal:
             if delay > 0:
                 self._sleep(delay)
-            return self._run(found.name, kind, args, refusal)
-
-    def _delay(self, host: Host, kind: str) -> float:
-        """Latency of this command kind plus a one-shot hang (consumed now)."""
-        conn = self._store.conn()
-        latency = conn.execute(
-            "SELECT seconds FROM latency WHERE host_id=? AND kind IN (?, '*') "
-            "ORDER BY kind = '*' LIMIT 1",
-            (host.id, kind),
-        ).fetchone()
-        delay = float(latency[0]) if latency else 0.0
-        hang = conn.execute(
-            "SELECT kind, seconds FROM hangs WHERE host_id=? AND kind IN (?, '*') "
-            "ORDER BY kind = '*' LIMIT 1",
-            (host.id, kind),
-        ).fetchone()
-        if hang:
-            with self._store.transaction() as txn:
-                txn.execute("DELETE FROM hangs WHERE host_id=? AND kind=?", (host.id, hang[0]))
-            delay += float(hang[1])
-        return delay
+            return self._run(host, kind, args, refusal)
 
     @contextmanager
     def _serialised(self, host: str, kind: str, args: list[str]) -> Iterator[Refused | None]:
@@ -436,7 +434,9 @@ class World:
                 ctx.err += refused.lines
                 code = refused.exit_code
             if changed and kind not in commands.READ_ONLY:
-                bump_meta(conn, "generation")
+                conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
+                )
             conn.execute(
                 "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)",
                 (found.id, ctx.now, json.dumps(args), code),

@@ -269,3 +269,28 @@ def test_starts_on_one_host_are_serialised(tmp_path: Path) -> None:
         assert world.execute("h1", ["hpvmstatus", "-M"]).stdout.count(":On:") == 4
     finally:
         world.close()
+
+
+def test_a_directory_is_not_a_world(tmp_path: Path) -> None:
+    with pytest.raises(EmulatorError, match="it is a directory"):
+        World.open(tmp_path)
+
+
+def test_a_world_held_too_long_by_another_writer_is_reported_as_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ivmctl.runtime import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.05)
+    path = tmp_path / "w.db"
+    world = World.open(path)
+    world.add_host(name="h1", cores=1, memory_mb=1024)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(EmulatorError, match="is busy"):
+            world.execute("h1", ["hpvmcreate", "-P", "g"])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        world.close()
