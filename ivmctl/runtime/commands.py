@@ -1032,8 +1032,8 @@ def _devmgmt_modify(ctx: Ctx, klass: str, spec: str) -> None:
     attrs = dict(entry.attrs)
     _set_attr(ctx, attrs, attr)
     ctx.conn.execute("UPDATE devdb SET attrs=? WHERE id=?", (format_attrs(attrs), entry.id))
-    if attrs.get("PRESERVE") != "YES":  # no longer preserved: clean up if nobody uses it
-        devices.clean_up_entries(ctx, [name])
+    if entry.attrs.get("PRESERVE") == "YES" and attrs.get("PRESERVE") != "YES":
+        devices.clean_up_entries(ctx, [name])  # no longer preserved and nobody uses it
 
 
 def _devmgmt_delete(ctx: Ctx, klass: str, spec: str) -> None:

@@ -71,7 +71,8 @@ class Ctx:
             return getopt.getopt(list(args), spec)
         except getopt.GetoptError as exc:
             if exc.opt and f"{exc.opt}:" not in spec and exc.opt not in spec:
-                raise self.not_implemented(f"-{exc.opt}") from None
+                dashes = "--" if exc.msg.startswith("option --") else "-"
+                raise self.not_implemented(f"{dashes}{exc.opt}") from None
             raise self.usage(str(exc)) from None
 
     def select_guest(self, opts: Sequence[tuple[str, str]], *, required: bool = True) -> Guest:
