@@ -160,6 +160,7 @@ class GuestContext:
 
     host_versions: Mapping[str, str]
     restart_allowed: bool
+    host_vswitches: Mapping[str, frozenset[str]] = field(default_factory=dict)  # declared
     stale_hosts: tuple[str, ...] = ()  # hosts with an Off (NR) copy of this guest to remove
     files_in_use: Mapping[str, frozenset[str]] = field(default_factory=dict)  # host -> paths
     location: Location | None = None
@@ -667,6 +668,16 @@ def _plan_move(
     stale_ops: list[Operation],
     want_on: bool,
 ) -> _Move:
+    known = ctx.host_vswitches.get(desired.host)
+    missing = sorted({n.vswitch for n in actual.guest.nics} - known) if known else []
+    if missing:
+        raise PlanError(
+            f"{desired.address} cannot move to {desired.host}: its NICs use "
+            f"{', '.join(missing)}, which {desired.host} does not declare",
+            detail="A migration needs the same vswitches on the target. Declare them on "
+            f"{desired.host}, or move the NICs to another vswitch in an earlier apply.",
+            location=ctx.location or Location(address=desired.address, path="host"),
+        )
     carried = _carry_vlans(desired, actual.guest, edits)
     move = _move_ops(desired, actual, ctx, edits, reasons, stale_ops, want_on)
     if not carried:

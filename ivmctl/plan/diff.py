@@ -6,6 +6,9 @@ with values the runtime chooses left out wherever the desired side leaves them N
 NICs by position. A plain equality check runs first; deepdiff (this is its only home)
 runs only for the guests that differ, so a no-op plan of 10,000 guests stays fast.
 
+Spellings that mean the same never differ: adapter aliases (`aviostor` is
+`avio_stor`), the case of OS types and backings, integer and float entitlements.
+
 Paths read like the configuration: `vcpus`, `entitlement.min_pct`, `dynamic_memory`,
 `disks[/ivm/web01/root.img].adapter`, `dvds[/iso]`, `nics[0].vswitch`.
 """
@@ -19,7 +22,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from ivmctl.model import Disk, Guest, Nic
-from ivmctl.rules import format_mac
+from ivmctl.rules import canonical_adapter, format_mac
 
 DEVICE_MAPS = ("disks", "dvds")
 
@@ -47,7 +50,10 @@ def _device_map(disks: Sequence[Disk], dvds: Sequence[Disk]) -> dict[str, dict[s
 
 def _disk_fields(disk: Disk, pinned: Disk | None) -> dict[str, Any]:
     """What is compared of a disk; `pinned` is the desired disk deciding what counts."""
-    fields: dict[str, Any] = {"backing": disk.backing, "adapter": disk.adapter}
+    fields: dict[str, Any] = {
+        "backing": disk.backing.lower(),
+        "adapter": canonical_adapter(disk.adapter),
+    }
     reference = pinned or disk
     if reference.shared:
         fields["shared"] = disk.shared
@@ -57,7 +63,11 @@ def _disk_fields(disk: Disk, pinned: Disk | None) -> dict[str, Any]:
 
 
 def _nic_fields(nic: Nic, pinned: Nic | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"vswitch": nic.vswitch, "adapter": nic.adapter, "vlan": nic.vlan}
+    fields: dict[str, Any] = {
+        "vswitch": nic.vswitch,
+        "adapter": canonical_adapter(nic.adapter),
+        "vlan": nic.vlan,
+    }
     reference = pinned or nic
     for name in ("mac", "port", "address"):
         if getattr(reference, name) is not None:
@@ -70,7 +80,7 @@ def _nic_fields(nic: Nic, pinned: Nic | None) -> dict[str, Any]:
 def _scalars(guest: Guest, power: str) -> dict[str, Any]:
     dyn = guest.dynamic_memory
     return {
-        "os": guest.os,
+        "os": guest.os.lower(),
         "vcpus": guest.vcpus,
         "memory_mb": guest.memory_mb,
         "entitlement": {

@@ -421,6 +421,7 @@ def _plan_guest(
     _check_guest_refs(want, desired, location)
     ctx = GuestContext(
         host_versions=versions,
+        host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()},
         restart_allowed=want.lifecycle.restart == "allow" or address in allow_restart,
         stale_hosts=stale_hosts,
         files_in_use=files,
@@ -511,7 +512,12 @@ def _structural_edges(
         if not view or not change.operations:
             continue
         host = str(view.get("host"))
-        for nic in view.get("nics") or []:
+        moving = change.before is not None and change.before.get("host") != host
+        nics = [
+            *(view.get("nics") or []),
+            *((change.before or {}).get("nics") or [] if moving else []),
+        ]
+        for nic in nics:
             address = vswitch_address(host, str(nic["vswitch"]))
             target = vswitch_changes.get(address)
             if target is not None and target.action is not Action.DELETE:
@@ -530,17 +536,18 @@ def _structural_edges(
         for guest_name in sorted(set(users.get((host, name), []))):
             address = guest_address(guest_name)
             user = guests.get(address)
-            live = actual.guests.get(guest_name)
             if vsw.action is not Action.DELETE:
-                if live is not None and live.guest.host == host and live.status.running:
-                    out.errors.append(
-                        PlanError(
-                            f"{vsw.address} must be re-created, but the running {address} uses it",
-                            detail=f"Stop {address} first (power: off), apply, then change "
-                            "the vswitch.",
-                            location=_location(desired, vsw.address),
-                        )
+                # hpvmnet cannot change an uplink in place, and a vswitch in use cannot be
+                # deleted [R21][inf], so the replacement needs a vswitch nobody uses.
+                out.errors.append(
+                    PlanError(
+                        f"{vsw.address} must be deleted and created again to change its "
+                        f"uplink, but {address} uses it",
+                        detail=f"Move the NICs of {address} to another vswitch first and "
+                        "apply, or declare a new vswitch with the new uplink.",
+                        location=_location(desired, vsw.address),
                     )
+                )
                 continue
             still = user is None or not user.operations or _uses(user, host, name, after=True)
             if user is not None and user.action is Action.DELETE:
@@ -770,7 +777,7 @@ def _refresh_only(
     return Plan(
         unmanaged=tuple(sorted(set(out.unmanaged))),
         drift=tuple(out.drift),
-        warnings=tuple(out.warnings),
+        warnings=(*out.warnings, *(str(e) for e in out.errors)),
         config_digest=desired.digest,
         runtime_generation=actual.generation,
         state_serial=state_serial,

@@ -739,6 +739,45 @@ def main() -> None:
         ),
     )
 
+    write(
+        "migration_needs_the_guests_vswitches_on_the_target",
+        D(
+            {"h1": host(), "h2": host(vswother={"nic": "lan0"})},
+            {"web01": guest("h2", nics=[{"vswitch": "vswother"}])},
+        ),
+        A({"h1": host(), "h2": host(vswother={"nic": "lan0"})}, {"web01": running(web)}),
+    )
+    write(
+        "migration_waits_for_the_vswitches_it_needs_on_the_target",
+        D(
+            {"h1": host(), "h2": host(vswprod={"nic": "lan0"}, vswback={"nic": "lan1"})},
+            {"web01": guest("h2", nics=[{"vswitch": "vswback"}])},
+        ),
+        A({"h1": host(), "h2": host(vswback={"nic": "lan1"})}, {"web01": running(web)}),
+    )
+    write(
+        "vswitch_uplink_change_is_refused_while_a_guest_uses_it",
+        D({"h1": host(vswprod={"nic": "lan1"})}, {"web01": guest(power="off")}),
+        A(one_host(), {"web01": off(web)}),
+    )
+
+    write(
+        "noop_adapter_aliases_and_os_case_never_diff",
+        D(
+            one_host(),
+            {
+                "web01": guest(
+                    os="HPUX",
+                    disks=[
+                        {"backing": "lv", "path": "/dev/vg01/rlvol_web01", "adapter": "aviostor"}
+                    ],
+                    nics=[{"vswitch": "vswprod", "adapter": "aviolan"}],
+                )
+            },
+        ),
+        A(one_host(), {"web01": running(web)}),
+    )
+
 
 if __name__ == "__main__":
     main()
