@@ -76,27 +76,13 @@ class _Interrupts:
 
 def run_apply(session: Any, planned: Any, *, saved: bool, options: dict[str, Any]) -> None:
     """Apply with progress and a summary; exits 1 when anything did not complete."""
-    from rich.console import Console
-
-    from ivmctl.render.progress import (
-        JsonProgress,
-        LiveProgress,
-        PlainProgress,
-        summary_line,
-        summary_table,
-    )
+    from ivmctl.render.progress import print_summary, progress_for
 
     total = len(planned.plan.actionable)
     if not total:
         click.echo("No changes. Nothing to apply.")
         return
-    console = Console(highlight=False)
-    if options["as_json"]:
-        progress: Any = JsonProgress(sys.stdout, total=total)
-    elif console.is_terminal:
-        progress = LiveProgress(console, total=total)
-    else:
-        progress = PlainProgress(sys.stdout, total=total)
+    progress = progress_for(as_json=options["as_json"], total=total, stream=sys.stdout)
     with _Interrupts() as interrupts, progress:
         result = session.apply(
             planned,
@@ -108,11 +94,7 @@ def run_apply(session: Any, planned: Any, *, saved: bool, options: dict[str, Any
             stop_requested=interrupts.stop.is_set,
         )
     if not options["as_json"]:
-        if console.is_terminal:
-            console.print(summary_table(result))
-        for key, cause in result.failed.items():
-            click.echo(f"error: {key}: {cause}", err=True)
-        click.echo(summary_line(result))
+        print_summary(result, stream=sys.stdout, errors=sys.stderr)
     if not result.ok:
         raise SystemExit(ExitStatus.ERROR)
 

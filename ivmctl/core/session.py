@@ -24,7 +24,6 @@ from ivmctl.core.apply import ApplyEvent, ApplyResult, apply_plan
 from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
 from ivmctl.plan.planner import make_plan
-from ivmctl.rules import format_memory_arg
 from ivmctl.state import LocalBackend, ResourceRecord, State
 
 STATE_DIR = ".ivmctl"
@@ -69,33 +68,6 @@ class Planned:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProvisionStep:
-    """The step of a host.provision operation, run by the provider's ensure_host."""
-
-    host: str
-    description: str
-    declared: model.Host
-
-    @property
-    def command_line(self) -> str:
-        hw = self.declared.hardware
-        assert hw is not None
-        nics = f" --nics {','.join(hw.nics)}" if hw.nics else ""
-        mhz = f" --mhz {hw.mhz}" if hw.mhz else ""
-        return (
-            f"ivmctl emulator host add {self.host} --cores {hw.cores} "
-            f"--memory {format_memory_arg(hw.memory_mb)}{nics} --version "
-            f"{self.declared.version}{mhz}"
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Outcome:
-    ok: bool
-    output: str = ""
-
-
 def _provision_operation(host: model.Host) -> Operation:
     hw = host.hardware
     assert hw is not None
@@ -110,21 +82,6 @@ def _provision_operation(host: model.Host) -> Operation:
             "nics": list(hw.nics),
             "mhz": hw.mhz,
         },
-    )
-
-
-def _host_from_operation(operation: Operation) -> model.Host:
-    p = operation.params
-    mhz = p.get("mhz")
-    return model.Host(
-        name=str(p["name"]),
-        version=str(p["version"]),
-        hardware=model.Hardware(
-            cores=int(p["cores"]),
-            memory_mb=int(p["memory_mb"]),
-            nics=tuple(str(n) for n in p.get("nics", ())),
-            mhz=int(mhz) if mhz else None,
-        ),
     )
 
 
@@ -389,21 +346,9 @@ class ProviderExecutor:
         self.desired = desired
 
     def steps(self, operation: Operation) -> Sequence[Any]:
-        if operation.kind is OpKind.HOST_PROVISION:
-            declared = _host_from_operation(operation)
-            return [
-                ProvisionStep(
-                    host=operation.host,
-                    description=f"provision host {operation.host}",
-                    declared=declared,
-                )
-            ]
         return tuple(self.provider.steps(operation))
 
     def execute(self, step: Any) -> Any:
-        if isinstance(step, ProvisionStep):
-            self.provider.ensure_host(step.declared)
-            return _Outcome(ok=True)
         return self.provider.execute(step)
 
     def verify(self, change: Change) -> Sequence[str]:

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import asdict
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -156,3 +156,24 @@ def summary_line(result: ApplyResult) -> str:
     if not result.ok:
         text += " Run `ivmctl plan` to see what remains; applying again converges."
     return text
+
+
+def progress_for(*, as_json: bool, total: int, stream: TextIO) -> Any:
+    """The progress display that suits the output: JSON lines, a live view, or log lines."""
+    if as_json:
+        return JsonProgress(stream, total=total)
+    console = Console(highlight=False, file=stream)
+    if console.is_terminal:
+        return LiveProgress(console, total=total)
+    return PlainProgress(stream, total=total)
+
+
+def print_summary(result: ApplyResult, *, stream: TextIO, errors: TextIO) -> None:
+    """The closing table on a terminal, root causes (once each, on `errors`), the summary."""
+    console = Console(highlight=False, file=stream, soft_wrap=True)
+    if console.is_terminal:
+        console.print(summary_table(result))
+    error_console = Console(highlight=False, file=errors, soft_wrap=True)
+    for key, cause in result.failed.items():
+        error_console.print(Text(f"error: {key}: {cause}", style="red"))
+    console.print(summary_line(result), markup=False)
