@@ -18,6 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError as RuamelError
 
 from ivmctl.spec.loader import config_files, decode, display_name
 from ivmctl.spec.schema import load_schema, schema_at
@@ -121,31 +122,27 @@ def format_dir(config_dir: Path) -> list[FormatResult]:
     results: list[FormatResult] = []
     for path in config_files(config_dir):
         name = display_name(config_dir, path)
-        original = decode(path.read_bytes())
+        try:
+            original = decode(path.read_bytes())
+        except YamlProblem as exc:
+            where = f":{exc.line}:{exc.column}" if exc.line else ""
+            results.append(FormatResult(file=name, path=path, original="", formatted=None,
+                                        error=f"{name}{where}: {exc.summary}"))
+            continue
         if is_template(original):
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original=original,
-                    formatted=None,
-                    note="template, left alone",
-                )
-            )
+            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
+                                        note="template, left alone"))
             continue
         try:
             formatted = format_text(original)
         except YamlProblem as exc:
             where = f":{exc.line}:{exc.column}" if exc.line else ""
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original=original,
-                    formatted=None,
-                    error=f"{name}{where}: {exc.summary}",
-                )
-            )
+            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
+                                        error=f"{name}{where}: {exc.summary}"))
+            continue
+        except RuamelError as exc:  # read by ivmctl's loader but not by the round-trip one
+            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
+                                        error=f"{name}: cannot be formatted: {exc}"))
             continue
         results.append(FormatResult(file=name, path=path, original=original, formatted=formatted))
     return results

@@ -219,3 +219,10 @@ def test_commands_have_help() -> None:
     assert result.exit_code == 0 and "--var-file" in result.output
     result = CliRunner().invoke(cli, ["fmt", "--help"])
     assert result.exit_code == 0 and "--check" in result.output
+
+
+def test_fmt_reports_a_file_that_is_not_utf8(write_config, capsys) -> None:
+    write_config({"a.yaml": b"x: \xff\n"})
+    code, _, err = run(["fmt"], capsys)
+    assert code == 1
+    assert "a.yaml:1:4: the file is not UTF-8" in err

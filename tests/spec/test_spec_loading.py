@@ -122,3 +122,51 @@ def test_cache_dir_receives_parsed_files(write_config, tmp_path: Path) -> None:
     first = load_desired(config, environ={}, cache_dir=cache)
     assert list(cache.rglob("*.marshal"))
     assert load_desired(config, environ={}, cache_dir=cache).digest == first.digest
+
+
+def test_hosts_are_normalised(write_config) -> None:
+    config = write_config(
+        {
+            "a.yaml": """apiVersion: ivmctl/v1
+provider: {name: emulator, options: {z: 1, a: {y: 2, b: 3}}}
+hosts:
+  h1:
+    version: 6.3
+    hardware: {cores: 16, memory: 128G, nics: [lan0, lan1], mhz: 1596}
+    vswitches:
+      vswlocal: {}
+      vswprod: {nic: lan1}
+  h2: {}
+"""
+        }
+    )
+    desired = load_desired(config, environ={})
+    h1, h2 = desired.hosts["h1"], desired.hosts["h2"]
+    assert h1.version == "6.3" and h2.version == "6.3"
+    assert h1.hardware is not None and h2.hardware is None
+    assert (h1.hardware.cores, h1.hardware.memory_mb, h1.hardware.mhz) == (16, 131072, 1596)
+    assert h1.hardware.nics == ("lan0", "lan1")
+    assert list(h1.vswitches) == ["vswlocal", "vswprod"]
+    assert h1.vswitches["vswlocal"].nic is None
+    assert h1.vswitches["vswprod"].nic == "lan1"
+    assert h1.has_vswitch("localnet")
+    assert desired.provider.name == "emulator"
+    assert list(desired.provider.options) == ["a", "z"]
+    assert list(desired.provider.options["a"]) == ["b", "y"]
+
+
+def test_provider_defaults_to_the_emulator(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS})
+    provider = load_desired(config, environ={}).provider
+    assert (provider.name, dict(provider.options)) == ("emulator", {})
+
+
+def test_version_as_number_or_text_gives_the_same_digest(write_config, tmp_path) -> None:
+    config = write_config(
+        {"a.yaml": HOSTS.replace("  vmhost01:\n", '  vmhost01:\n    version: "6.3"\n')}
+    )
+    quoted = load_desired(config, environ={}).digest
+    (tmp_path / "a.yaml").write_text(
+        HOSTS.replace("  vmhost01:\n", "  vmhost01:\n    version: 6.3\n"), encoding="utf-8"
+    )
+    assert load_desired(config, environ={}).digest == quoted
