@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ivmctl.errors import PlanFileError
+from ivmctl.plan.graph import graph_problems
 from ivmctl.plan.model import (
     PLAN_FORMAT_VERSION,
     Action,
@@ -275,4 +276,7 @@ def decode_plan(data: bytes) -> Plan:
     plan = plan_from_dict(document["plan"])
     if plan_to_dict(plan)["summary"] != document["plan"]["summary"]:
         raise _refuse("the saved plan's summary does not match its changes", _REPLAN)
+    problems = graph_problems(plan)
+    if problems:
+        raise _refuse("the saved plan's change graph is broken: " + "; ".join(problems), _REPLAN)
     return plan

@@ -188,3 +188,9 @@ def test_the_planfile_module_is_the_only_one_that_knows_the_encoding() -> None:
     package = Path(__file__).resolve().parents[2] / "ivmctl" / "plan"
     users = [p.name for p in package.glob("*.py") if "import json" in p.read_text()]
     assert users == ["planfile.py"]
+
+
+def test_a_plan_whose_dependencies_point_forward_is_refused() -> None:
+    data = _with_body(lambda body: body["changes"][2].update(depends_on=["guest.b"]))
+    with pytest.raises(PlanFileError, match="change graph is broken"):
+        decode_plan(data)
