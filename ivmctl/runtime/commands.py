@@ -606,6 +606,8 @@ def migration_problems(
         out.append("hpvmmigrate: Target VM Host error - vswitch validation failed.")
     missing = False
     for dev in storage_of(ctx.conn, guest.id):
+        if dev.backing == "null":
+            continue
         if devices.shared_entry(dev_entry(ctx.conn, src.id, dev.path)):
             out.append(
                 f"hpvmmigrate: Device {dev.path} is shared.  Guest with shared storage "
@@ -1026,7 +1028,8 @@ def _devmgmt_modify(ctx: Ctx, klass: str, spec: str) -> None:
     name, attr = _split_attr(ctx, spec)
     entry = dev_entry(ctx.conn, ctx.host.id, name)
     if entry is None or entry.klass != klass:
-        raise ctx.refuse(None, f"ERROR: No {klass} entry '{name}'.")
+        hint = f" Add it with hpvmdevmgmt -a {klass}:{name}:attr:{attr}." if attr else ""
+        raise ctx.refuse(None, f"ERROR: No {klass} entry '{name}'.{hint}")
     if attr is None:
         raise ctx.not_implemented("-m without :attr:")
     attrs = dict(entry.attrs)

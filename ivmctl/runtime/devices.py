@@ -227,7 +227,9 @@ def add_storage(
         raise problem
     if res.backing != "null" and any(d.path == res.path for d in storage):
         raise ctx.refuse(name, f"Device '{res.path}' is already used by this guest.")
-    problem = sharing_refusal(ctx, guest, name, res.path, others=check_others)
+    # an empty DVD drive (null backing) names a directory, which any guest may use
+    others = check_others and res.backing != "null"
+    problem = sharing_refusal(ctx, guest, name, res.path, others=others)
     if problem is not None:
         raise problem
     check_device_count(ctx, name, len(storage) + len(nics) + 1)
