@@ -362,8 +362,9 @@ def _try_make_room(
                 depends_on=tuple(sorted({*other.depends_on, stop.key})),
                 reasons=(
                     *_without_online_reason(other.reasons),
-                    f"it is stopped first to make room on {host}, so it moves offline and "
-                    "is started on the target once there is room (restart allowed)",
+                    f"host changes from {host} to {other.host}; it is stopped first to make "
+                    f"room on {host}, so it moves offline and is started on {other.host} once "
+                    "there is room (restart allowed)",
                 ),
             )
             return stop.key

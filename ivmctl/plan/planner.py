@@ -695,6 +695,8 @@ def _targeted(
             continue
         keep.add(key)
         todo.extend(by_key[key].depends_on)
+        if by_key[key].phase:  # a guest stopped to make room must also be moved and restarted
+            todo.append(by_key[key].address)
     out.warnings.append(
         "resource targeting is in effect: the plan covers "
         + ", ".join(sorted(targets))

@@ -778,6 +778,13 @@ def main() -> None:
         A(one_host(), {"web01": running(web)}),
     )
 
+    write(
+        "targeting_one_guest_of_a_swap_keeps_the_other_guests_whole_move",
+        D(small2, {"a": guest("h2", _n="a", **big), "b": guest("h1", _n="b", **big)}),
+        A(small2, {"a": running(ga, 1), "b": running(gb, 2)}),
+        options={"targets": ["guest.a"]},
+    )
+
 
 if __name__ == "__main__":
     main()
