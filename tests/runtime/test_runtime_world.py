@@ -294,3 +294,50 @@ def test_a_world_held_too_long_by_another_writer_is_reported_as_busy(
         blocker.execute("ROLLBACK")
         blocker.close()
         world.close()
+
+
+KILLED_CHILD = """
+import sys, time
+from pathlib import Path
+from ivmctl.runtime import World, commands
+
+def slow_create(ctx, args):
+    ctx.conn.execute("UPDATE hosts SET cores = 1")
+    ctx.conn.execute("INSERT INTO files (host_id, path, size_mb) VALUES (1, '/half', 1)")
+    Path(sys.argv[2]).write_text("inside")
+    time.sleep(60)
+
+commands.HANDLERS["hpvmcreate"] = slow_create
+World.open(sys.argv[1], create=False).execute("h1", ["hpvmcreate", "-P", "g"])
+"""
+
+
+def test_a_process_killed_inside_a_command_leaves_nothing_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "w.db"
+    marker = tmp_path / "marker"
+    world = World.open(path)
+    world.add_host(name="h1", cores=8, memory_mb=8192)
+    generation = world.generation
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(path), str(marker)])
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert child.poll() is None, "the child ended before it was killed"
+            assert time.monotonic() < deadline, "the child never reached the command"
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert world.hosts()[0].cores == 8
+    assert world.generation == generation
+    assert world.execute("h1", ["hpvmcreate", "-P", "g"]).exit_code == 0  # not left locked
+    assert world.execute("h1", ["hpvmdevmgmt", "-l", "all"]).stdout == ""
+    world.close()
