@@ -71,6 +71,15 @@ class OpKind(StrEnum):
     * guest.remove_stale  name                 (the Off (NR) copy a migration left behind)
     * host.provision      name, version, cores, memory_mb, nics, mhz: make a declared host
                           exist (providers that can provision hosts, e.g. the emulator)
+
+    What the planner puts in statements: every NIC it adds carries `:portid:N` (the port
+    pinned in the configuration, or the lowest port free on that vswitch, so that
+    ports chosen in one plan never collide); a `vswitch.port_vlan` follows for NICs with
+    a VLAN. A NIC that keeps its place but moves to another vswitch (or gets another
+    MAC or port) is one `modify` statement carrying its bus,slot and MAC, which identify
+    it; a NIC whose adapter changes is a `remove` of the old statement and an `add`
+    keeping its MAC. `guest.migrate` is run on the source host; `guest.remove_stale`
+    follows on the source so that a move leaves no Off (NR) copy behind.
     """
 
     VSWITCH_CREATE = "vswitch.create"

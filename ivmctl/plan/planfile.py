@@ -10,11 +10,27 @@ Shape (format version 1), keys sorted, two-space indent, one trailing newline:
       "plan": <plan_to_dict(plan)>
     }
 
-`plan_to_dict` is also the `--json` output. `decode_plan` refuses, each with its own
-message: another format version (naming both), bytes that are not the JSON object
-above (truncated), a checksum that does not match (tampered), and unknown or
-missing fields. Freshness (runtime generation, state serial, configuration digest)
-is checked by apply against the values carried here.
+`plan_to_dict(plan)` (also the `--json` output) is:
+
+    {"format_version": 1,
+     "changes": [{"address", "action", "host", "before", "after",
+                  "fields": [{"path", "before", "after", "how"}],
+                  "reasons": [...],
+                  "operations": [{"kind", "host", "params"}],
+                  "depends_on": [change keys],
+                  "phase": "make-room"            (only for a preparatory change)}],
+     "unmanaged": [addresses], "drift": [{"address", "path", "before", "after", "how"}],
+     "warnings": [...], "config_digest", "runtime_generation", "state_serial",
+     "state_lineage", "summary": {"add", "change", "restart", "migrate", "destroy"}}
+
+Changes are in a valid execution order; actions, hows and operation kinds are the
+string values of `Action`, `ChangeHow` and `OpKind` in plan/model.py.
+
+`decode_plan` refuses, each with its own message: another format version (naming
+both), bytes that are not the JSON object above (truncated), a checksum that does
+not match (tampered), unknown or missing fields, a summary that does not match the
+changes, and a broken change graph. Freshness (runtime generation, state serial,
+configuration digest) is checked by apply against the values carried here.
 """
 
 from __future__ import annotations
