@@ -126,23 +126,51 @@ def format_dir(config_dir: Path) -> list[FormatResult]:
             original = decode(path.read_bytes())
         except YamlProblem as exc:
             where = f":{exc.line}:{exc.column}" if exc.line else ""
-            results.append(FormatResult(file=name, path=path, original="", formatted=None,
-                                        error=f"{name}{where}: {exc.summary}"))
+            results.append(
+                FormatResult(
+                    file=name,
+                    path=path,
+                    original="",
+                    formatted=None,
+                    error=f"{name}{where}: {exc.summary}",
+                )
+            )
             continue
         if is_template(original):
-            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
-                                        note="template, left alone"))
+            results.append(
+                FormatResult(
+                    file=name,
+                    path=path,
+                    original=original,
+                    formatted=None,
+                    note="template, left alone",
+                )
+            )
             continue
         try:
             formatted = format_text(original)
         except YamlProblem as exc:
             where = f":{exc.line}:{exc.column}" if exc.line else ""
-            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
-                                        error=f"{name}{where}: {exc.summary}"))
+            results.append(
+                FormatResult(
+                    file=name,
+                    path=path,
+                    original=original,
+                    formatted=None,
+                    error=f"{name}{where}: {exc.summary}",
+                )
+            )
             continue
         except RuamelError as exc:  # read by ivmctl's loader but not by the round-trip one
-            results.append(FormatResult(file=name, path=path, original=original, formatted=None,
-                                        error=f"{name}: cannot be formatted: {exc}"))
+            results.append(
+                FormatResult(
+                    file=name,
+                    path=path,
+                    original=original,
+                    formatted=None,
+                    error=f"{name}: cannot be formatted: {exc}",
+                )
+            )
             continue
         results.append(FormatResult(file=name, path=path, original=original, formatted=formatted))
     return results

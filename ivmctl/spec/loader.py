@@ -34,7 +34,6 @@ from ivmctl.spec.yamlio import YamlProblem, cached_parse, gc_paused, parse_yaml
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
-_RENDERED_NOTE = "Line numbers refer to the rendered template."
 
 
 class InvalidConfig(ErrorGroup, SpecError):
@@ -113,7 +112,6 @@ class _Run:
     options: SpecOptions
     out: Collector = field(default_factory=Collector)
     texts: SourceTexts = field(default_factory=SourceTexts)
-    rendered: set[str] = field(default_factory=set)
 
     def problem(self, problem: Problem) -> None:
         self.out.errors.append(problem)
@@ -222,16 +220,13 @@ class _Run:
                         kind=TemplateError,
                     )
                     continue
-                self.rendered.add(name)
+                self.texts.rendered.add(name)
             self.texts.texts[name] = text
             try:
                 data = cached_parse(text, self.options.cache_dir)
             except YamlProblem as exc:
-                detail = exc.detail
-                if name in self.rendered:
-                    detail = f"{detail} {_RENDERED_NOTE}" if detail else _RENDERED_NOTE
                 self.file_problem(
-                    name, exc.summary, detail=detail, line=exc.line, column=exc.column
+                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
                 )
                 continue
             if data is None:
@@ -255,8 +250,6 @@ class _Run:
         for name, data in documents:
             problems = validate_document(data, name)
             for problem in problems:
-                if name in self.rendered:
-                    problem = _with_note(problem)
                 self.problem(problem)
                 if problem.address:
                     merged.broken.add(problem.address)
@@ -376,18 +369,6 @@ class _Run:
                 Problem(summary=f"cannot read this object: {exc}", spot=item.spot, address=address)
             )
             return None
-
-
-def _with_note(problem: Problem) -> Problem:
-    detail = f"{problem.detail} {_RENDERED_NOTE}" if problem.detail else _RENDERED_NOTE
-    return Problem(
-        summary=problem.summary,
-        detail=detail,
-        spot=problem.spot,
-        address=problem.address,
-        path=problem.path,
-        kind=problem.kind,
-    )
 
 
 def digest_of(desired: DesiredState) -> str:

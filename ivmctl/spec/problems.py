@@ -67,7 +67,9 @@ class SourceTexts:
     """The (rendered) text of every file, composed on demand to locate data paths."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    rendered: set[str] = field(default_factory=set)  # files whose text a template produced
     _trees: dict[str, Node | None] = field(default_factory=dict)
+    _index: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict)
 
     def position(self, spot: Spot) -> tuple[int | None, int | None]:
         if spot.line is not None:
@@ -82,7 +84,7 @@ class SourceTexts:
         tree = self._trees[spot.file]
         if tree is None:
             return None, None
-        return locate(tree, spot.ypath, key=spot.key)
+        return locate(tree, spot.ypath, key=spot.key, index=self._index)
 
     def location(
         self, spot: Spot | None, *, address: str | None = None, path: str | None = None
@@ -94,11 +96,26 @@ class SourceTexts:
 
     def error(self, problem: Problem) -> IvmctlError:
         location = self.location(problem.spot, address=problem.address, path=problem.path)
-        return problem.kind(problem.summary, detail=problem.detail, location=location)
+        detail = self._detail(problem.detail, location)
+        return problem.kind(problem.summary, detail=detail, location=location)
 
     def warning(self, problem: Problem) -> SpecWarning:
         location = self.location(problem.spot, address=problem.address, path=problem.path)
-        return SpecWarning(summary=problem.summary, detail=problem.detail, location=location)
+        detail = self._detail(problem.detail, location)
+        return SpecWarning(summary=problem.summary, detail=detail, location=location)
+
+    def _detail(self, detail: str | None, location: Location) -> str | None:
+        """In a rendered template, line numbers are those of the output: show that line."""
+        if location.file not in self.rendered or location.line is None:
+            return detail
+        lines = self.texts[location.file].splitlines()
+        shown = lines[location.line - 1].strip() if location.line <= len(lines) else ""
+        note = (
+            f"Line {location.line} of the rendered template reads: {shown}"
+            if shown
+            else "Line numbers refer to the rendered template."
+        )
+        return f"{detail} {note}" if detail else note
 
     def where(self, spot: Spot) -> str:
         """`file:line:col` of a spot, for details such as "first defined at ..."."""

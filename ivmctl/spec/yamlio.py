@@ -375,22 +375,38 @@ def compose(text: str) -> Node | None:
 PathItem = str | int
 
 
-def locate(root: Node | None, path: Sequence[PathItem], *, key: bool = False) -> tuple[int, int]:
+def locate(
+    root: Node | None,
+    path: Sequence[PathItem],
+    *,
+    key: bool = False,
+    index: dict[int, dict[str, tuple[Node, Node]]] | None = None,
+) -> tuple[int, int]:
     """1-based (line, column) of the node at `path`, or of its deepest existing ancestor.
 
     With `key`, the position of the mapping key holding the last path item is returned
-    (used for unknown and duplicate fields).
+    (used for unknown and duplicate fields). `index` (kept by the caller, with the tree
+    alive) makes repeated lookups in big mappings cheap.
     """
     if root is None:
         return (1, 1)
     node: Node = root
     holder: Node | None = None  # the key node under which `node` sits
-    for index, item in enumerate(path):
+    for position, item in enumerate(path):
         if isinstance(node, MappingNode):
-            pair = next((p for p in _pairs(node) if _key_matches(p[0], item)), None)
+            if index is None:
+                pair = next((p for p in _pairs(node) if _key_matches(p[0], item)), None)
+            else:  # many lookups in one file: index each mapping once
+                if id(node) not in index:
+                    table: dict[str, tuple[Node, Node]] = {}
+                    for pair_found in _pairs(node):
+                        if isinstance(pair_found[0], ScalarNode):
+                            table.setdefault(pair_found[0].value, pair_found)
+                    index[id(node)] = table
+                pair = index[id(node)].get(str(item))
             if pair is None:
                 break
-            if key and index == len(path) - 1:
+            if key and position == len(path) - 1:
                 node, holder = pair[0], None
                 break
             holder, node = pair
