@@ -911,7 +911,7 @@ MODIFIABLE_ATTRS = {
 
 
 def hpvmdevmgmt(ctx: Ctx, args: Sequence[str]) -> None:
-    opts, rest = ctx.getopt(args, "l:a:m:d:S:V")
+    opts, rest = ctx.getopt(args, "l:a:m:d:S:")
     actions = [(o, v) for o, v in opts if o in ("-l", "-a", "-m", "-d", "-S")]
     if len(actions) != 1:
         raise ctx.usage("Give exactly one of -l, -a, -m, -d, -S.")
@@ -958,20 +958,27 @@ def _create_file(ctx: Ctx, size: str, path: str) -> None:
 
 
 def _devmgmt_list(ctx: Ctx, klass: str, spec: str) -> None:
-    if ":" in spec or "=" in spec:
-        raise ctx.not_implemented("-l with a depend: or ATTR= filter")
-    if spec:
+    """`-l CLASS`, `-l CLASS:entry`, `-l CLASS:depend:guest`, `-l CLASS:ATTR=value` [R16]."""
+    scope = None if klass == "all" else klass
+    if spec.startswith("depend:") or ("=" in spec and not spec.startswith("/")):
+        entries = dev_entries(ctx.conn, ctx.host.id, scope)
+    elif spec:
         entry = dev_entry(ctx.conn, ctx.host.id, spec)
-        if entry is None or (klass != "all" and entry.klass != klass):
+        if entry is None or (scope is not None and entry.klass != scope):
             raise ctx.refuse(None, f"ERROR: No {klass} entry '{spec}'.")
         entries = [entry]
     else:
-        entries = dev_entries(ctx.conn, ctx.host.id, None if klass == "all" else klass)
+        entries = dev_entries(ctx.conn, ctx.host.id, scope)
     for entry in entries:
+        users = dependents(ctx.conn, ctx.host.id, entry.name)
         exists = devices.is_present(ctx.conn, ctx.host.id, "", entry.name)
-        ctx.out.append(
-            formats.devmgmt_line(entry, exists, dependents(ctx.conn, ctx.host.id, entry.name))
-        )
+        if spec.startswith("depend:") and spec.removeprefix("depend:") not in users:
+            continue
+        if "=" in spec and not spec.startswith(("/", "depend:")):
+            key, _, value = spec.partition("=")
+            if formats.devmgmt_attrs(entry, exists).get(key.upper()) != value.upper():
+                continue
+        ctx.out.append(formats.devmgmt_line(entry, exists, users))
 
 
 def _split_attr(ctx: Ctx, spec: str) -> tuple[str, str | None]:

@@ -403,8 +403,8 @@ def port_table(rows: Sequence[PortRow]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # hpvmdevmgmt
 # --------------------------------------------------------------------------------------------
-def devmgmt_line(entry: DevEntry, exists: bool, users: Sequence[str]) -> str:
-    """`hpvmdevmgmt -l`: names:attrs:dependents:id [obs R63]."""
+def devmgmt_attrs(entry: DevEntry, exists: bool) -> dict[str, str]:
+    """The attributes `hpvmdevmgmt -l` shows, in their printed order."""
     attrs = {
         "CONFIG": entry.klass,
         "EXIST": "YES" if exists else "NO",
@@ -414,5 +414,11 @@ def devmgmt_line(entry: DevEntry, exists: bool, users: Sequence[str]) -> str:
     }
     for key in sorted(entry.attrs):
         attrs.setdefault(key, entry.attrs[key])
+    return attrs
+
+
+def devmgmt_line(entry: DevEntry, exists: bool, users: Sequence[str]) -> str:
+    """`hpvmdevmgmt -l`: names:attrs:dependents:id [obs R63]."""
     names = ",".join([entry.name, *entry.aliases])
-    return f"{names}:{format_attrs(attrs)}:{','.join(sorted(users))}:{entry.uid}"
+    attrs = format_attrs(devmgmt_attrs(entry, exists))
+    return f"{names}:{attrs}:{','.join(sorted(users))}:{entry.uid}"
