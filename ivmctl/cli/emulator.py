@@ -1,6 +1,7 @@
 """`ivmctl emulator ...`: provision emulated VM Hosts, run hpvm* commands on them, inject faults.
 
-Every subcommand takes --path (default: $IVMCTL_EMULATOR, else .ivmctl/emulator.db).
+Every subcommand takes --path (default: $IVMCTL_EMULATOR, else .ivmctl/emulator.db under the
+configuration directory given with -C, the same world the emulator provider uses).
 `exec` prints what the emulated command printed and exits with its status.
 """
 
@@ -22,13 +23,17 @@ path_option = click.option(
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="IVMCTL_EMULATOR",
-    default=DEFAULT_PATH,
-    show_default=True,
-    help="The emulator's world (SQLite); env IVMCTL_EMULATOR.",
+    default=None,
+    help="The emulator's world (SQLite); env IVMCTL_EMULATOR. "
+    "[default: DIR/.ivmctl/emulator.db, DIR from -C]",
 )
 
 
-def _open(path: Path, *, create: bool = False) -> World:
+def _open(path: Path | None, *, create: bool = False) -> World:
+    if path is None:
+        root = click.get_current_context().find_root().obj
+        config_dir = getattr(root, "config_dir", Path("."))
+        path = config_dir / DEFAULT_PATH
     return World.open(path, create=create)
 
 
@@ -51,7 +56,7 @@ def host() -> None:
 @click.option("--mhz", type=click.IntRange(min=1), default=1600, show_default=True)
 @path_option
 def host_add(
-    name: str, cores: int, memory: str, nics: str, version: str, mhz: int, path: Path
+    name: str, cores: int, memory: str, nics: str, version: str, mhz: int, path: Path | None
 ) -> None:
     """Add a VM Host with its hardware (it starts with localnet only)."""
     try:
@@ -75,7 +80,7 @@ def host_add(
 
 @host.command("list")
 @path_option
-def host_list(path: Path) -> None:
+def host_list(path: Path | None) -> None:
     """List the VM Hosts of the world."""
     with _open(path) as world:
         hosts = world.hosts()
@@ -90,7 +95,7 @@ def host_list(path: Path) -> None:
 @host.command("remove")
 @click.argument("name")
 @path_option
-def host_remove(name: str, path: Path) -> None:
+def host_remove(name: str, path: Path | None) -> None:
     """Remove a VM Host (refused while it has guests)."""
     with _open(path) as world:
         world.remove_host(name)
@@ -101,7 +106,7 @@ def host_remove(name: str, path: Path) -> None:
 @click.argument("host_name", metavar="HOST")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @path_option
-def exec_(host_name: str, command: tuple[str, ...], path: Path) -> None:
+def exec_(host_name: str, command: tuple[str, ...], path: Path | None) -> None:
     """Run an hpvm* command line on HOST: ivmctl emulator exec HOST -- hpvmstatus -M"""
     with _open(path) as world:
         result = world.execute(host_name, list(command))
@@ -114,7 +119,7 @@ def exec_(host_name: str, command: tuple[str, ...], path: Path) -> None:
 @emulator.command("log")
 @click.argument("host_name", metavar="HOST")
 @path_option
-def log(host_name: str, path: Path) -> None:
+def log(host_name: str, path: Path | None) -> None:
     """Show HOST's command log: time, exit status, command line."""
     import shlex
     import time
@@ -164,7 +169,7 @@ def faults(
     present: tuple[str, ...],
     clear: bool,
     list_: bool,
-    path: Path,
+    path: Path | None,
 ) -> None:
     """Inject faults and latency on HOST, or --list them."""
     with _open(path) as world:
