@@ -9,40 +9,48 @@ change) and `--diff` prints the changes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ivmctl.cli import CliContext
-from ivmctl.errors import IvmctlError, Location, SpecError
+from ivmctl.cli.common import parse_vars, variable_options
+from ivmctl.errors import IvmctlError, Location, PluginError, SpecError
+from ivmctl.model import DesiredState
 from ivmctl.spec import InvalidConfig, LoadResult, SpecOptions, SpecWarning, load_spec
 
 JSON_FORMAT_VERSION = 1
 
 
-def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SpecError(
-                f"--var {pair!r} is not NAME=VALUE", detail="Write e.g. --var env=prod."
-            )
-        found[name.strip()] = value
-    return found
-
-
 def options_from(
-    ctx: CliContext, variables: tuple[str, ...], var_files: tuple[Path, ...]
+    ctx: CliContext,
+    variables: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    filters: Mapping[str, Callable[..., Any]] | None = None,
 ) -> SpecOptions:
-    """SpecOptions for a command run (also used by plan/apply through this module)."""
+    """SpecOptions for a command run: variables, environment, plugin filters, cache."""
     return SpecOptions(
-        variables=_parse_vars(variables),
+        variables=parse_vars(variables),
         var_files=var_files,
         environ=ctx.environ,
+        filters=dict(filters or {}),
         cache_dir=ctx.config_dir / ".ivmctl" / "cache",
     )
+
+
+def policy_errors(pm: Any, desired: DesiredState) -> list[IvmctlError]:
+    """The `validate_desired` plugins' objections, each at the file:line of its object."""
+    from ivmctl.providers.manager import validate_desired
+
+    errors: list[IvmctlError] = []
+    for problem in validate_desired(pm, desired):
+        source = desired.sources.get(problem.address) if problem.address else None
+        location = source or Location(address=problem.address or None)
+        who = f"[{problem.plugin}] " if problem.plugin else ""
+        errors.append(PluginError(f"{who}{problem.message}", location=location))
+    return errors
 
 
 def _location_json(location: Location | None) -> dict[str, Any]:
@@ -87,20 +95,7 @@ def _summary(result: LoadResult) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Set a template variable (repeatable).",
-)
-@click.option(
-    "--var-file",
-    "var_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read template variables from a YAML file in the configuration directory.",
-)
+@variable_options
 @click.pass_context
 def validate(
     ctx: click.Context, as_json: bool, variables: tuple[str, ...], var_files: tuple[Path, ...]
@@ -111,10 +106,21 @@ def validate(
     Example:
       ivmctl -C examples/quickstart validate
     """
+    from ivmctl.providers.manager import get_plugin_manager, template_filters
+
     obj: CliContext = ctx.obj
-    options = options_from(obj, variables, var_files)
+    pm = get_plugin_manager()
+    options = options_from(obj, variables, var_files, template_filters(pm))
     try:
         result = load_spec(obj.config_dir, options)
+        policy = policy_errors(pm, result.desired)
+        if policy:
+            count = len(policy)
+            raise InvalidConfig(
+                f"the configuration is blocked by policy: {count} problem{'s' * (count != 1)}",
+                policy,
+                result.warnings,
+            )
     except InvalidConfig as invalid:
         if as_json:
             report = {

@@ -226,3 +226,55 @@ def test_fmt_reports_a_file_that_is_not_utf8(write_config, capsys) -> None:
     code, _, err = run(["fmt"], capsys)
     assert code == 1
     assert "a.yaml:1:4: the file is not UTF-8" in err
+
+
+class _Policy:
+    """A test plugin: a template filter and a policy that refuses guests named web*."""
+
+    from ivmctl.providers import hookimpl
+
+    @hookimpl
+    def template_filters(self):
+        return {"shout": lambda text: str(text).upper()}
+
+    @hookimpl
+    def validate_desired(self, desired):
+        from ivmctl.providers.base import Problem
+
+        return [
+            Problem(address=f"guest.{name}", message="web guests need a change ticket")
+            for name in desired.guests
+            if name.startswith("web")
+        ]
+
+
+@pytest.fixture
+def with_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivmctl.providers import manager
+
+    real = manager.get_plugin_manager
+    monkeypatch.setattr(
+        manager,
+        "get_plugin_manager",
+        lambda **kw: real(load_entrypoints=False, plugins=[("test-policy", _Policy())]),
+    )
+
+
+def test_validate_uses_plugin_filters_and_reports_policy_at_file_and_line(
+    write_config, capsys, with_policy
+) -> None:
+    write_config({"c.yaml": VALID.replace("web01:", "{{ 'web01' | shout | lower }}:")})
+    code, _, err = run(["validate"], capsys)
+    assert code == 1
+    assert err.splitlines()[1:3] == [
+        "error: the configuration is blocked by policy: 1 problem",
+        "  c.yaml:7:3: guest.web01: [test-policy] web guests need a change ticket",
+    ]
+
+
+def test_validate_json_lists_policy_problems(write_config, capsys, with_policy) -> None:
+    write_config({"c.yaml": VALID})
+    code, out, _ = run(["validate", "--json"], capsys)
+    assert code == 1
+    (error,) = json.loads(out)["errors"]
+    assert (error["kind"], error["line"], error["address"]) == ("PluginError", 7, "guest.web01")
