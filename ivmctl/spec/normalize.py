@@ -231,7 +231,9 @@ def _percent(raw: Any, spot: Spot | None, address: str, path: str, out: Collecto
 def entitlement_of(value: Value, address: str, out: Collector) -> Entitlement:
     raw = value.value
     if isinstance(raw, Mapping):
-        low = _percent(raw["min"], value.at("min"), address, "entitlement.min", out)
+        low: float | None = rules.DEFAULT_ENTITLEMENT_PCT
+        if "min" in raw:
+            low = _percent(raw["min"], value.at("min"), address, "entitlement.min", out)
         high = rules.DEFAULT_ENTITLEMENT_MAX_PCT
         if "max" in raw:
             high = _percent(raw["max"], value.at("max"), address, "entitlement.max", out) or high
