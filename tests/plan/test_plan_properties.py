@@ -14,6 +14,7 @@ from ivmctl.model import (
     ActualGuest,
     ActualState,
     DesiredState,
+    DynamicMemory,
     Entitlement,
     Guest,
     GuestStatus,
@@ -176,4 +177,171 @@ def test_a_plan_is_refused_with_a_reason_or_applies_step_by_step_and_converges(w
     deleted = {c.address for c in plan.changes if c.action is Action.DELETE}
     owned = (inventory.owned | {c.address for c in plan.changes}) - deleted
     again = make_plan(desired, after, Inventory(owned=frozenset(owned)))
+    assert [(c.key, c.reasons) for c in again.actionable] == []
+
+
+@st.composite
+def rich_worlds(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
+    """Small, full hosts; dynamic memory; vswitches that come and go; unmanaged guests."""
+    hw = Hardware(cores=draw(st.sampled_from([2, 4])), memory_mb=8192)
+    actual_vsw = {h: draw(st.sampled_from([("vsw",), ("vsw", "vsw2")])) for h in HOSTS}
+    desired_vsw = {h: draw(st.sampled_from([("vsw",), ("vsw", "vsw2")])) for h in HOSTS}
+
+    def host(name: str, names: tuple[str, ...]) -> Host:
+        return Host(
+            name=name,
+            version="6.3",
+            hardware=hw,
+            vswitches={v: VSwitch(host=name, name=v, nic="lan0") for v in names},
+        )
+
+    caps = {
+        h: HostCapacity.empty(name=h, cores=hw.cores, physical_memory_mb=hw.memory_mb)
+        for h in HOSTS
+    }
+    actual_guests: dict[str, ActualGuest] = {}
+    for i in range(draw(st.integers(0, 4))):
+        name = f"g{i}"
+        where = draw(st.sampled_from(HOSTS))
+        dyn = None
+        memory = draw(st.sampled_from([1024, 2048, 3072]))
+        if draw(st.booleans()):
+            dyn = DynamicMemory(min_mb=512, max_mb=memory + 2048, target_mb=memory)
+        guest = Guest(
+            name=name,
+            host=where,
+            vcpus=draw(st.integers(1, 2)),
+            memory_mb=memory,
+            dynamic_memory=dyn,
+            entitlement=Entitlement(min_pct=draw(st.sampled_from([10.0, 50.0]))),
+            nics=(
+                Nic(
+                    vswitch=draw(st.sampled_from(actual_vsw[where])),
+                    port=i + 1,
+                    mac=0x020000000200 + i,
+                ),
+            ),
+        )
+        demand = Demand(
+            name=name,
+            vcpus=guest.vcpus,
+            entitlement_pct=guest.entitlement.min_pct,
+            memory_mb=memory,
+        )
+        state = "Off"
+        if draw(st.booleans()) and not caps[where].problems(demand):
+            caps[where] = caps[where].admit(demand)
+            state = "On (OS)"
+        actual_guests[name] = ActualGuest(
+            guest=guest, status=GuestStatus(state=state, vm_number=i + 1)
+        )
+    owned_guests = {n for n in actual_guests if draw(st.integers(0, 4)) > 0}
+    desired_guests: dict[str, Guest] = {}
+    for name, item in actual_guests.items():
+        if draw(st.integers(0, 4)) == 0:
+            continue
+        where = draw(st.sampled_from(HOSTS))
+        desired_guests[name] = dataclasses.replace(
+            item.guest,
+            host=where,
+            nics=(Nic(vswitch=draw(st.sampled_from(desired_vsw[where]))),),
+            power=draw(st.sampled_from(["on", "off"])),
+            lifecycle=Lifecycle(restart=draw(st.sampled_from(["allow", "allow", "deny"]))),
+        )
+    owned = frozenset(
+        [f"guest.{n}" for n in owned_guests]
+        + [f"vswitch.{h}.{v}" for h in HOSTS for v in actual_vsw[h]]
+    )
+    return (
+        DesiredState(hosts={h: host(h, desired_vsw[h]) for h in HOSTS}, guests=desired_guests),
+        ActualState(hosts={h: host(h, actual_vsw[h]) for h in HOSTS}, guests=actual_guests),
+        Inventory(owned=owned),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rich_worlds())
+def test_plans_of_full_hosts_with_vswitch_changes_apply_and_converge(world) -> None:  # type: ignore[no-untyped-def]
+    desired, actual, inventory = world
+    try:
+        plan = make_plan(desired, actual, inventory)
+    except PlanError as exc:
+        assert exc.summary
+        return
+    unmanaged = {a.removeprefix("guest.") for a in plan.unmanaged if a.startswith("guest.")}
+    for change in plan.changes:
+        for op in change.operations:
+            assert op.guest not in unmanaged, f"{change.key} touches unmanaged {op.guest}"
+    after = Sim.of(actual).apply(plan)
+    deleted = {c.address for c in plan.changes if c.action is Action.DELETE}
+    owned = (inventory.owned | {c.address for c in plan.changes}) - deleted
+    again = make_plan(desired, after, Inventory(owned=frozenset(owned)))
+    assert [(c.key, c.reasons) for c in again.actionable] == []
+
+
+@st.composite
+def swaps(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
+    """Big guests trading places between nearly full hosts, sometimes with a bystander."""
+    hw = Hardware(cores=4, memory_mb=8192)
+    hosts = {
+        h: Host(name=h, version="6.3", hardware=hw, vswitches={"vsw": VSwitch(host=h, name="vsw")})
+        for h in HOSTS
+    }
+    actual: dict[str, ActualGuest] = {}
+    desired: dict[str, Guest] = {}
+    for i, (here, there) in enumerate([("h1", "h2"), ("h2", "h1"), ("h1", "h1")]):
+        if i == 2 and not draw(st.booleans()):
+            break
+        name = "abc"[i]
+        guest = Guest(
+            name=name,
+            host=here,
+            vcpus=draw(st.integers(1, 4)),
+            memory_mb=draw(st.sampled_from([1024, 2048, 3072, 4096, 5120])),
+            entitlement=Entitlement(min_pct=draw(st.sampled_from([10.0, 50.0, 100.0]))),
+            nics=(Nic(vswitch="vsw", port=i + 1),),
+        )
+        actual[name] = ActualGuest(guest=guest, status=GuestStatus(state="On (OS)", vm_number=i))
+        desired[name] = dataclasses.replace(
+            guest,
+            host=there if draw(st.booleans()) or i < 2 else here,
+            nics=(Nic(vswitch="vsw"),),
+            lifecycle=Lifecycle(restart=draw(st.sampled_from(["allow", "deny"]))),
+        )
+    # The actual placement must be one the hosts admit.
+    caps = {h: HostCapacity.empty(name=h, cores=4, physical_memory_mb=8192) for h in HOSTS}
+    for item in sorted(actual.values(), key=lambda a: a.status.vm_number):
+        demand = Demand(
+            name=item.guest.name,
+            vcpus=item.guest.vcpus,
+            entitlement_pct=item.guest.entitlement.min_pct,
+            memory_mb=item.guest.memory_mb,
+        )
+        if caps[item.guest.host].problems(demand):
+            actual[item.guest.name] = dataclasses.replace(
+                item, status=GuestStatus(state="Off", vm_number=item.status.vm_number)
+            )
+        else:
+            caps[item.guest.host] = caps[item.guest.host].admit(demand)
+    owned = frozenset([f"guest.{n}" for n in actual] + [f"vswitch.{h}.vsw" for h in HOSTS])
+    return (
+        DesiredState(hosts=hosts, guests=desired),
+        ActualState(hosts=hosts, guests=actual),
+        Inventory(owned=owned),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(swaps())
+def test_swaps_between_full_hosts_are_ordered_or_refused_with_a_capacity_report(world) -> None:  # type: ignore[no-untyped-def]
+    desired, actual, inventory = world
+    try:
+        plan = make_plan(desired, actual, inventory)
+    except PlanError as exc:
+        assert exc.summary
+        if "no order" in exc.summary:
+            assert "Capacity per host" in (exc.detail or "")
+        return
+    after = Sim.of(actual).apply(plan)
+    again = make_plan(desired, after, Inventory(owned=inventory.owned))
     assert [(c.key, c.reasons) for c in again.actionable] == []
