@@ -680,15 +680,17 @@ def _targeted(
 ) -> tuple[Change, ...]:
     by_key = {c.key: c for c in changes}
     addresses = {c.address for c in changes}
-    unknown = sorted(t for t in targets if t not in addresses)
+    hosts = {host_address(c.host) for c in changes}  # host.X targets every change on X
+    unknown = sorted(t for t in targets if t not in addresses and t not in hosts)
     if unknown:
         raise PlanError(
             "no object has the target address " + ", ".join(unknown),
-            detail="Use an address the plan shows, e.g. guest.web01 or vswitch.vmhost01.vswprod.",
+            detail="Use an address the plan shows, e.g. guest.web01, vswitch.vmhost01.vswprod "
+            "or host.vmhost01.",
             location=Location(address=unknown[0]),
         )
     keep: set[str] = set()
-    todo = [c.key for c in changes if c.address in targets]
+    todo = [c.key for c in changes if c.address in targets or host_address(c.host) in targets]
     while todo:
         key = todo.pop()
         if key in keep or key not in by_key:
@@ -698,9 +700,9 @@ def _targeted(
         if by_key[key].phase:  # a guest stopped to make room must also be moved and restarted
             todo.append(by_key[key].address)
     out.warnings.append(
-        "resource targeting is in effect: the plan covers "
+        "resource targeting is in effect: the plan covers only "
         + ", ".join(sorted(targets))
-        + " and what they depend on, and may be incomplete"
+        + " and the changes they depend on; other changes wait for a full plan"
     )
     return tuple(c for c in changes if c.key in keep)
 

@@ -785,6 +785,13 @@ def main() -> None:
         options={"targets": ["guest.a"]},
     )
 
+    write(
+        "a_host_target_keeps_every_change_on_that_host",
+        D(two_hosts(), {"web01": guest(label="changed"), "db01": guest("h2", _n="db01")}),
+        A(two_hosts(), {"web01": running(web)}),
+        options={"targets": ["host.h2"]},
+    )
+
 
 if __name__ == "__main__":
     main()
