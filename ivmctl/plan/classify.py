@@ -162,7 +162,8 @@ class GuestContext:
     restart_allowed: bool
     host_vswitches: Mapping[str, frozenset[str]] = field(default_factory=dict)  # declared
     stale_hosts: tuple[str, ...] = ()  # hosts with an Off (NR) copy of this guest to remove
-    files_in_use: Mapping[str, frozenset[str]] = field(default_factory=dict)  # host -> paths
+    # host -> device paths its guests use (the device database knows them)
+    files_in_use: Mapping[str, frozenset[str]] = field(default_factory=dict)
     location: Location | None = None
 
 
@@ -233,9 +234,10 @@ def plan_create(guest: Guest, ctx: GuestContext, ports: PortAllocator) -> GuestO
         if disk.backing == "file" and disk.size_mb is not None and disk.path not in in_use:
             ops.append(_op(OpKind.FILE_CREATE, host, path=disk.path, size_mb=disk.size_mb))
             reasons.append(f"backing file {disk.path} is created with {disk.size_mb} MB")
-    for disk in (*guest.disks, *guest.dvds):
-        if disk.shared:
-            ops.append(_op(OpKind.DEVICE_SHARE, host, path=disk.path))
+    # A device can be marked shareable once the device database knows it: before the
+    # create when another guest already uses it, else right after this guest adds it.
+    shared = [d.path for d in (*guest.disks, *guest.dvds) if d.shared]
+    ops += [_op(OpKind.DEVICE_SHARE, host, path=p) for p in shared if p in in_use]
     devices = [disk_statement(d) for d in (*guest.disks, *guest.dvds)]
     vlan_ops: list[Operation] = []
     for nic in guest.nics:
@@ -246,6 +248,7 @@ def plan_create(guest: Guest, ctx: GuestContext, ports: PortAllocator) -> GuestO
                 _op(OpKind.PORT_VLAN, host, vswitch=nic.vswitch, port=port, vlan=nic.vlan)
             )
     ops.append(_op(OpKind.GUEST_CREATE, host, **create_params(guest, devices)))
+    ops += [_op(OpKind.DEVICE_SHARE, host, path=p) for p in shared if p not in in_use]
     ops.extend(vlan_ops)
     if guest.power == "on":
         ops.append(_op(OpKind.GUEST_START, host, name=guest.name))
@@ -291,7 +294,8 @@ class _Edits:
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     modify: list[str] = field(default_factory=list)
-    shares: list[str] = field(default_factory=list)
+    shares: list[str] = field(default_factory=list)  # paths to mark shareable
+    known_paths: frozenset[str] = frozenset()  # paths the host's device database already has
     vlans: list[tuple[str, int, int | None]] = field(default_factory=list)  # vswitch, port, vlan
     needs_off: list[FieldChange] = field(default_factory=list)
     power: str | None = None  # the power wanted when it differs and is not ignored
@@ -354,8 +358,9 @@ def _collect_edits(
     diffs: Sequence[FieldDiff],
     ports: PortAllocator,
     location: Location | None,
+    known_paths: frozenset[str] = frozenset(),
 ) -> _Edits:
-    edits = _Edits()
+    edits = _Edits(known_paths=known_paths)
     ignore = desired.lifecycle.ignore_changes
     have = actual.guest
     host = desired.host
@@ -505,9 +510,12 @@ def _modify_op(host: str, name: str, edits: _Edits, *, online: bool) -> Operatio
 
 def _edit_ops(host: str, name: str, edits: _Edits, *, online: bool) -> list[Operation]:
     """Shares, the modify itself, then the VLANs of the ports it uses."""
-    ops = [_op(OpKind.DEVICE_SHARE, host, path=p) for p in edits.shares]
+    ops = [_op(OpKind.DEVICE_SHARE, host, path=p) for p in edits.shares if p in edits.known_paths]
     if edits.modifies:
         ops.append(_modify_op(host, name, edits, online=online))
+    ops += [
+        _op(OpKind.DEVICE_SHARE, host, path=p) for p in edits.shares if p not in edits.known_paths
+    ]
     ops += [_op(OpKind.PORT_VLAN, host, vswitch=v, port=p, vlan=vlan) for v, p, vlan in edits.vlans]
     return ops
 
@@ -524,7 +532,10 @@ def plan_change(
     name = desired.name
     address = desired.address
     diffs = diff_guest(desired, actual.guest, actual_power(actual))
-    edits = _collect_edits(desired, actual, diffs, ports, ctx.location)
+    known = ctx.files_in_use.get(desired.host, frozenset())
+    if desired.host == actual.guest.host:  # its own devices are known there too
+        known |= {d.path for d in (*actual.guest.disks, *actual.guest.dvds)}
+    edits = _collect_edits(desired, actual, diffs, ports, ctx.location, known)
     src, dst = actual.guest.host, desired.host
     moving = src != dst
     running = actual.status.running

@@ -522,6 +522,19 @@ def _structural_edges(
             target = vswitch_changes.get(address)
             if target is not None and target.action is not Action.DELETE:
                 deps[change.key].add(target.key)
+    # A shared device new to a host: the first guest adds it and marks it shareable;
+    # the others can only add it after that.
+    in_use = _files_in_use(actual)
+    introducers: dict[tuple[str, str], list[str]] = {}
+    for change in guests.values():
+        for op in change.operations:
+            path = str(op.params.get("path", ""))
+            if op.kind is OpKind.DEVICE_SHARE and path not in in_use.get(op.host, ()):
+                introducers.setdefault((op.host, path), []).append(change.key)
+    for keys in introducers.values():
+        first, *rest = sorted(set(keys))
+        for key in rest:
+            deps[key].add(first)
     # Vswitches deleted (or re-created) after every guest that stops using them.
     users: dict[tuple[str, str], list[str]] = {}
     for item in _all_actual(actual):

@@ -180,6 +180,21 @@ class Sim:
         address = None if res.bus is None else f"{res.bus},{res.slot}"
         return Nic(vswitch=res.vswitch, adapter=res.adapter, mac=mac, port=port, address=address)
 
+    def _users(self, host: str, path: str, *, besides: str = "") -> list[str]:
+        return [
+            item.guest.name
+            for item in [*self.guests.values(), *self.stale.values()]
+            if item.guest.host == host
+            and item.guest.name != besides
+            and any(d.path == path for d in (*item.guest.disks, *item.guest.dvds))
+        ]
+
+    def _claim(self, host: str, res: StorageResource, owner: str) -> None:
+        """A device another guest holds can be added only once it is shareable."""
+        others = self._users(host, res.path, besides=owner)
+        if others and (host, res.path) not in self.shared and res.backing != "null":
+            raise SimRefused(f"{res.path} is in use by {others[0]} and not shareable")
+
     def _disk(self, host: str, res: StorageResource) -> Disk:
         return Disk(
             shared=(host, res.path) in self.shared,
@@ -218,6 +233,8 @@ class Sim:
                 vlans[p["port"]] = p["vlan"]
             self.vswitches[op.host][p["vswitch"]] = dataclasses.replace(vsw, port_vlans=vlans)
         elif kind is OpKind.DEVICE_SHARE:
+            if not self._users(op.host, str(p["path"])):
+                raise SimRefused(f"No gdev entry {p['path']!r}: no guest uses it yet")
             self.shared.add((op.host, str(p["path"])))
             for item in list(self.guests.values()):
                 if item.guest.host == op.host:
@@ -281,7 +298,9 @@ class Sim:
                 nics.append(nic)
                 self._put(self.guests[name], nics=tuple(nics))
             else:
+                self._claim(op.host, res, name)
                 (dvds if res.devtype == "dvd" else disks).append(self._disk(op.host, res))
+                self._put(self.guests[name], disks=tuple(disks), dvds=tuple(dvds))
         dyn = p["dynamic_memory"]
         self.counter += 1
         guest = Guest(
@@ -370,6 +389,7 @@ class Sim:
             if isinstance(res, NetworkResource):
                 nics.append(self._nic(op.host, res, guest.name))
             else:
+                self._claim(op.host, res, guest.name)
                 disks.append(self._disk(op.host, res))
         changes["disks"] = tuple(d for d in disks if d.devtype != "dvd")
         changes["dvds"] = tuple(d for d in disks if d.devtype == "dvd")

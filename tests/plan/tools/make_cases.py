@@ -792,6 +792,16 @@ def main() -> None:
         options={"targets": ["host.h2"]},
     )
 
+    quorum = {"backing": "disk", "path": "/dev/rdisk/disk30", "shared": True}
+    write(
+        "two_new_guests_sharing_a_new_disk_add_it_one_after_the_other",
+        D(
+            one_host(),
+            {"db01": guest(_n="db01", disks=[quorum]), "db02": guest(_n="db02", disks=[quorum])},
+        ),
+        A(one_host(), {}),
+    )
+
 
 if __name__ == "__main__":
     main()
