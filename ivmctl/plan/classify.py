@@ -237,6 +237,7 @@ def plan_create(guest: Guest, ctx: GuestContext, ports: PortAllocator) -> GuestO
     # A device can be marked shareable once the device database knows it: before the
     # create when another guest already uses it, else right after this guest adds it.
     shared = [d.path for d in (*guest.disks, *guest.dvds) if d.shared]
+    reasons += [f"{p} is marked shareable (SHARE=YES) in the device database" for p in shared]
     ops += [_op(OpKind.DEVICE_SHARE, host, path=p) for p in shared if p in in_use]
     devices = [disk_statement(d) for d in (*guest.disks, *guest.dvds)]
     vlan_ops: list[Operation] = []
