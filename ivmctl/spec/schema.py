@@ -309,7 +309,11 @@ def _explain(issue: Issue, file: str) -> list[Problem]:
         if "title" in subschema and subschema.get("examples"):
             wanted = f"{_a(subschema['title'])} such as {_example(subschema['examples'][0])}"
         detail = None
-        if "boolean" in types and issue.instance in _YAML11_BOOLEANS:
+        if (
+            "boolean" in types
+            and isinstance(issue.instance, str)
+            and issue.instance in _YAML11_BOOLEANS
+        ):
             detail = f"YAML 1.2 reads {issue.instance} as text, not a boolean; write true or false."
         return [
             _problem(
