@@ -161,6 +161,7 @@ class GuestContext:
     host_versions: Mapping[str, str]
     restart_allowed: bool
     host_vswitches: Mapping[str, frozenset[str]] = field(default_factory=dict)  # declared
+    restart_by: str = "restart allowed"  # what allows a restart, for reasons
     stale_hosts: tuple[str, ...] = ()  # hosts with an Off (NR) copy of this guest to remove
     # host -> device paths its guests use (the device database knows them)
     files_in_use: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -579,7 +580,7 @@ def plan_change(
         action = Action.RESTART
         reasons.append(
             f"{_paths(edits.needs_off)} cannot change while the guest runs: "
-            "it is stopped, modified and started again (restart allowed)"
+            f"it is stopped, modified and started again ({ctx.restart_by})"
         )
         online_only = [f for f in active if f.how is ChangeHow.ONLINE and f.path != "power"]
         if online_only:
@@ -764,7 +765,7 @@ def _move_ops(
             raise _restart_error(address, f"move from {src} to {dst} ({why})", ctx.location)
         reasons.append(
             f"host changes from {src} to {dst} and it cannot move online ({why}): "
-            "it is stopped, moved offline and started on the target (restart allowed)"
+            f"it is stopped, moved offline and started on the target ({ctx.restart_by})"
         )
         return _Move(reasons=tuple(reasons), operations=tuple(offline_ops(stop=True, start=True)))
     if running:

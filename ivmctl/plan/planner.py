@@ -423,6 +423,9 @@ def _plan_guest(
         host_versions=versions,
         host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()},
         restart_allowed=want.lifecycle.restart == "allow" or address in allow_restart,
+        restart_by="restart allowed by lifecycle.restart"
+        if want.lifecycle.restart == "allow"
+        else "restart allowed by --allow-restart",
         stale_hosts=stale_hosts,
         files_in_use=files,
         location=location,
