@@ -102,6 +102,8 @@ class _PythonValidator:
         self._validator = cls(schema)
 
     def issues(self, document: Any) -> list[Issue]:
+        if _has_non_string_key(document):
+            raise ValueError("a key is not a string")  # as jsonschema-rs does
         return [self._issue(e) for e in self._validator.iter_errors(document)]
 
     def _issue(self, error: Any) -> Issue:
@@ -181,14 +183,22 @@ def validate_document(document: Any, file: str, *, engine: str = "auto") -> list
     return problems
 
 
-def _non_string_keys(data: Any, file: str, path: tuple[str | int, ...]) -> Iterator[Problem]:
+def _has_non_string_key(data: Any) -> bool:
+    if isinstance(data, dict):
+        return any(not isinstance(k, str) or _has_non_string_key(v) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_has_non_string_key(v) for v in data)
+    return False
+
+
+def _non_string_keys(data: Any, file: str, path: tuple[Any, ...]) -> Iterator[Problem]:
     if isinstance(data, dict):
         for key, value in data.items():
             if not isinstance(key, str):
                 yield _problem(
                     f"key {key!r} is not text",
                     file,
-                    (*path, str(key)),
+                    (*path, key),
                     key=True,
                     detail="Field and object names are strings; quote the key.",
                 )
@@ -242,7 +252,8 @@ def split_path(path: Sequence[str | int]) -> tuple[str | None, str | None]:
 def format_field_path(path: Sequence[str | int]) -> str:
     text = ""
     for item in path:
-        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
+        index = isinstance(item, int) and not isinstance(item, bool)
+        text += f"[{item}]" if index else (f".{item}" if text else str(item))
     return text
 
 

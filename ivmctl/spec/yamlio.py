@@ -372,7 +372,7 @@ def compose(text: str) -> Node | None:
         loader.dispose()
 
 
-PathItem = str | int
+PathItem = str | int  # mapping keys are str (int, bool, None only in non-text-key problems)
 
 
 def locate(
@@ -394,7 +394,7 @@ def locate(
     holder: Node | None = None  # the key node under which `node` sits
     for position, item in enumerate(path):
         if isinstance(node, MappingNode):
-            if index is None:
+            if index is None or not isinstance(item, str):
                 pair = next((p for p in _pairs(node) if _key_matches(p[0], item)), None)
             else:  # many lookups in one file: index each mapping once
                 if id(node) not in index:
@@ -433,8 +433,18 @@ def _pairs(node: MappingNode) -> Iterator[tuple[Node, Node]]:
             yield key_node, value_node
 
 
-def _key_matches(node: Node, item: PathItem) -> bool:
-    return isinstance(node, ScalarNode) and node.value == str(item)
+def _key_matches(node: Node, item: Any) -> bool:
+    if not isinstance(node, ScalarNode):
+        return False
+    if isinstance(item, str):
+        return bool(node.value == item)
+    if node.style:  # quoted: text, never equal to a number or boolean key
+        return False
+    try:  # a plain scalar key such as `1` or `true`, compared by its YAML 1.2 value
+        value = parse_yaml(f"k: {node.value}\n")["k"]
+    except YamlProblem:
+        return False
+    return bool(type(value) is type(item) and value == item)
 
 
 # --------------------------------------------------------------------------------------------

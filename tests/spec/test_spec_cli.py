@@ -278,3 +278,8 @@ def test_validate_json_lists_policy_problems(write_config, capsys, with_policy) 
     assert code == 1
     (error,) = json.loads(out)["errors"]
     assert (error["kind"], error["line"], error["address"]) == ("PluginError", 7, "guest.web01")
+
+
+def test_fmt_of_a_missing_directory_is_reported(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["-C", str(tmp_path / "nope"), "fmt"], capsys)
+    assert code == 1 and "configuration directory does not exist" in err

@@ -170,3 +170,16 @@ def test_version_as_number_or_text_gives_the_same_digest(write_config, tmp_path)
         HOSTS.replace("  vmhost01:\n", "  vmhost01:\n    version: 6.3\n"), encoding="utf-8"
     )
     assert load_desired(config, environ={}).digest == quoted
+
+
+def test_a_utf8_byte_order_mark_is_accepted(write_config) -> None:
+    config = write_config({"a.yaml": "\ufeff".encode() + HOSTS.encode()})
+    assert list(load_desired(config, environ={}).hosts) == ["vmhost01"]
+
+
+def test_sources_is_a_complete_read_only_mapping(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    sources = load_desired(config, environ={}).sources
+    assert "guest.web01:nics[0].vswitch" in sources
+    assert len(sources) == len(list(sources))
+    assert all(sources[key].file == "a.yaml" for key in sources)

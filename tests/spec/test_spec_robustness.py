@@ -75,7 +75,7 @@ DOCUMENTS = st.dictionaries(
 )
 
 
-EXAMPLES = int(os.environ.get("IVMCTL_FUZZ_EXAMPLES", "300"))  # raise it to hunt longer
+EXAMPLES = int(os.environ.get("IVMCTL_FUZZ_EXAMPLES", "80"))  # raise it to hunt longer
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -140,3 +140,10 @@ def test_a_var_file_named_like_configuration_is_not_merged(write_config) -> None
     config = write_config({"hosts.yaml.j2": HOSTS, "vars.yaml": "count: 1\nversion: '6.3'\n"})
     result = load_spec(config, options(var_files=(Path("vars.yaml"),)))
     assert result.files == ("hosts.yaml.j2",)
+
+
+def test_a_missing_var_file_is_reported(write_config) -> None:
+    config = write_config({"hosts.yaml.j2": HOSTS})
+    with pytest.raises(InvalidConfig) as caught:
+        load_spec(config, options(var_files=(Path("nope.vars.yaml"),)))
+    assert "nope.vars.yaml: cannot read var file: No such file or directory" in str(caught.value)
