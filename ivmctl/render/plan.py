@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, Plan
+from ivmctl.rules import format_memory_display
 
 SYMBOLS: dict[Action, tuple[str, str]] = {
     Action.CREATE: ("+", "green"),
@@ -75,9 +76,7 @@ def _field_line(field: FieldChange) -> str:
 
 
 def _mb(value: Any) -> str:
-    if not isinstance(value, int):
-        return str(value)
-    return f"{value // 1024} GB" if value % 1024 == 0 else f"{value} MB"
+    return format_memory_display(value) if isinstance(value, int) else str(value)
 
 
 def _pct(value: Any) -> str:
