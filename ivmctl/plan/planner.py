@@ -442,8 +442,26 @@ def _plan_guest(
             )
         out.changes.append(_guest_change(address, outcome, None, guest_view(want)))
         return
-    outcome = plan_change(want, have, ctx, ports, adopt=not owned)
-    change = _guest_change(address, outcome, actual_guest_view(have), guest_view(want))
+    after = guest_view(want)
+    if want.host != have.guest.host and is_ignored("host", want.lifecycle.ignore_changes):
+        stay = FieldChange(
+            path="host", before=have.guest.host, after=want.host, how=ChangeHow.IGNORED
+        )
+        want = replace(want, host=have.guest.host)
+        outcome = plan_change(want, have, ctx, ports, adopt=not owned)
+        outcome = replace(outcome, fields=(stay, *outcome.fields), drift=(stay, *outcome.drift))
+        if outcome.action in (Action.NOOP, Action.ADOPT) and not outcome.operations:
+            outcome = replace(
+                outcome,
+                reasons=(
+                    *(r for r in outcome.reasons if "nothing" not in r),
+                    f"it runs on {have.guest.host}, not the declared {after['host']}, and "
+                    "lifecycle.ignore_changes keeps it there: nothing to do",
+                ),
+            )
+    else:
+        outcome = plan_change(want, have, ctx, ports, adopt=not owned)
+    change = _guest_change(address, outcome, actual_guest_view(have), after)
     out.changes.append(change)
     out.drift.extend(replace(f, address=address) for f in outcome.drift)
     if outcome.offline_alternative is not None:
@@ -609,6 +627,7 @@ def _effective(want: Guest, have: ActualGuest | None) -> Guest:
     kept = have.guest
     return replace(
         want,
+        host=kept.host if is_ignored("host", ignore) else want.host,
         vcpus=kept.vcpus if is_ignored("vcpus", ignore) else want.vcpus,
         memory_mb=kept.memory_mb if is_ignored("memory_mb", ignore) else want.memory_mb,
         entitlement=kept.entitlement

@@ -111,3 +111,28 @@ def test_applying_a_case_plan_succeeds_step_by_step_and_the_next_plan_is_empty(
         allow_restart=frozenset(options.get("allow_restart", ())),
     )
     assert [(c.key, c.action.value, c.reasons) for c in again.actionable] == []
+
+
+def test_plans_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "dump.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "from test_plan_cases import CASES, outcome\n"
+        "print(json.dumps({c.name: outcome(c) for c in CASES}, sort_keys=True))\n",
+        encoding="utf-8",
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, str(script)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        for seed in ("1", "4242")
+    }
+    assert len(outputs) == 1

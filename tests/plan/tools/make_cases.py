@@ -802,6 +802,12 @@ def main() -> None:
         A(one_host(), {}),
     )
 
+    write(
+        "ignore_changes_on_host_keeps_the_guest_where_it_runs",
+        D(two_hosts(), {"web01": guest("h2", lifecycle={"ignore_changes": ["host"]})}),
+        A(two_hosts(), {"web01": running(web)}),
+    )
+
 
 if __name__ == "__main__":
     main()
