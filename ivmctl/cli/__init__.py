@@ -53,6 +53,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "destroy": ("ivmctl.cli.apply:destroy", "Delete everything ivmctl owns."),
     "status": ("ivmctl.cli.status:status", "Show hosts, capacity in use, guests and drift."),
     "force-unlock": ("ivmctl.cli.status:force_unlock", "Remove a state lock left behind."),
+    "init": ("ivmctl.cli.gitops:init", "Start a new configuration directory."),
+    "drift": ("ivmctl.cli.gitops:drift", "Report objects that left their declared state."),
+    "reconcile": ("ivmctl.cli.gitops:reconcile", "Re-plan and apply safe changes on a schedule."),
+    "completion": ("ivmctl.cli.gitops:completion", "Print shell completion for bash, zsh or fish."),
+    "import": ("ivmctl.cli.inventory:import_", "Adopt one existing object (guest.NAME)."),
+    "export": ("ivmctl.cli.inventory:export", "Write YAML for what the runtime has."),
+    "state": ("ivmctl.cli.inventory:state", "List and show what ivmctl owns."),
 }
 
 
