@@ -208,6 +208,7 @@ class _Run:
             if is_template(text):
                 if renderer is None:
                     renderer = Renderer(self.variables(), self.options.filters)
+                source = text
                 try:
                     text = renderer.render(name, text)
                 except TemplateProblem as exc:
@@ -220,7 +221,7 @@ class _Run:
                         kind=TemplateError,
                     )
                     continue
-                self.texts.rendered.add(name)
+                self.texts.templates[name] = source
             self.texts.texts[name] = text
             try:
                 data = cached_parse(text, self.options.cache_dir)

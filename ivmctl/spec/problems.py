@@ -8,6 +8,7 @@ turn the data path into a line and column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -67,7 +68,7 @@ class SourceTexts:
     """The (rendered) text of every file, composed on demand to locate data paths."""
 
     texts: dict[str, str] = field(default_factory=dict)
-    rendered: set[str] = field(default_factory=set)  # files whose text a template produced
+    templates: dict[str, str] = field(default_factory=dict)  # template source of rendered files
     _trees: dict[str, Node | None] = field(default_factory=dict)
     _index: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict)
 
@@ -92,34 +93,75 @@ class SourceTexts:
         if spot is None:
             return Location(address=address, path=path)
         line, column = self.position(spot)
+        if line is not None and spot.file in self.templates:
+            line, column = self._template_position(spot.file, line, column)
         return Location(file=spot.file, line=line, column=column, address=address, path=path)
+
+    def _template_position(self, file: str, line: int, column: int | None) -> tuple[int, int]:
+        """Map a line of a template's output back to the template line that wrote it, when
+        exactly one template line can have produced it; else keep the output line."""
+        output = self.texts[file].splitlines()
+        text = output[line - 1] if line <= len(output) else ""
+        source = self.templates[file].splitlines()
+        origin = template_origin(source, text)
+        if origin is None:
+            return line, column or 1
+        same_prefix = column is not None and source[origin - 1][: column - 1] == text[: column - 1]
+        return origin, column if same_prefix and column is not None else 1
 
     def error(self, problem: Problem) -> IvmctlError:
         location = self.location(problem.spot, address=problem.address, path=problem.path)
-        detail = self._detail(problem.detail, location)
+        detail = self._detail(problem.detail, problem.spot)
         return problem.kind(problem.summary, detail=detail, location=location)
 
     def warning(self, problem: Problem) -> SpecWarning:
         location = self.location(problem.spot, address=problem.address, path=problem.path)
-        detail = self._detail(problem.detail, location)
+        detail = self._detail(problem.detail, problem.spot)
         return SpecWarning(summary=problem.summary, detail=detail, location=location)
 
-    def _detail(self, detail: str | None, location: Location) -> str | None:
-        """In a rendered template, line numbers are those of the output: show that line."""
-        if location.file not in self.rendered or location.line is None:
+    def _detail(self, detail: str | None, spot: Spot | None) -> str | None:
+        """In a template, say which line of the output the problem is on."""
+        if spot is None or spot.file not in self.templates:
             return detail
-        lines = self.texts[location.file].splitlines()
-        shown = lines[location.line - 1].strip() if location.line <= len(lines) else ""
-        note = (
-            f"Line {location.line} of the rendered template reads: {shown}"
-            if shown
-            else "Line numbers refer to the rendered template."
-        )
+        line, _ = self.position(spot)
+        if line is None:
+            return detail
+        output = self.texts[spot.file].splitlines()
+        shown = output[line - 1].strip() if line <= len(output) else ""
+        note = f"Rendered line {line}: {shown}" if shown else f"Rendered line {line}."
         return f"{detail} {note}" if detail else note
 
     def where(self, spot: Spot) -> str:
         """`file:line:col` of a spot, for details such as "first defined at ..."."""
         return str(self.location(spot))
+
+
+_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{#.*?#\}|\{%.*?%\}")
+
+
+def template_origin(source: Sequence[str], output_line: str) -> int | None:
+    """The 1-based template line that produced `output_line`, if exactly one can have.
+
+    Each template line becomes a pattern: literal text as is, `{{ ... }}` as any text,
+    statements and comments as nothing. Lines that are only a statement never match.
+    """
+    found = None
+    target = output_line.rstrip()
+    for number, text in enumerate(source, start=1):
+        if not text.strip() or (_EXPRESSION.sub("", text).strip() == "" and "{{" not in text):
+            continue
+        parts = _EXPRESSION.split(text.rstrip())
+        tags = _EXPRESSION.findall(text.rstrip())
+        pattern = ""
+        for index, part in enumerate(parts):
+            pattern += re.escape(part)
+            if index < len(tags):
+                pattern += ".*?" if tags[index].startswith("{{") else ""
+        if re.fullmatch(pattern, target):
+            if found is not None:
+                return None  # two template lines could have written it: do not guess
+            found = number
+    return found
 
 
 class SourceMap(Mapping[str, Location]):

@@ -147,3 +147,29 @@ def test_a_missing_var_file_is_reported(write_config) -> None:
     with pytest.raises(InvalidConfig) as caught:
         load_spec(config, options(var_files=(Path("nope.vars.yaml"),)))
     assert "nope.vars.yaml: cannot read var file: No such file or directory" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("output", "origin"),
+    [
+        ("    nics: [{vswitch: vswprd}]", 4),
+        ("  web7:", 2),
+        ("    host: vmhost01", None),  # written by two template lines: no guess
+        ("apiVersion: ivmctl/v1", 1),
+        ("something else", None),
+    ],
+)
+def test_an_output_line_maps_back_to_the_one_template_line_that_can_write_it(
+    output: str, origin: int | None
+) -> None:
+    from ivmctl.spec.problems import template_origin
+
+    source = [
+        "apiVersion: ivmctl/v1",
+        "  web{{ i }}:",
+        "    host: vmhost01",
+        "    nics: [{vswitch: {{ name }}}]",
+        "{% for x in y %}",
+        "    host: vmhost01",
+    ]
+    assert template_origin(source, output) == origin
