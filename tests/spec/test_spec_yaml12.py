@@ -95,8 +95,28 @@ def test_merge_keys_may_override_without_being_duplicates() -> None:
 
 
 def test_python_tags_are_refused() -> None:
-    with pytest.raises(YamlProblem, match="could not determine a constructor"):
+    with pytest.raises(YamlProblem, match=r"unsupported YAML tag .*python/object/apply"):
         parse_yaml("a: !!python/object/apply:os.system [echo]\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("!!str 017", "017"), ("!!int '42'", 42), ("!!float 1", 1.0), ("!!null ''", None)],
+)
+def test_core_schema_tags_are_honoured(text: str, value: object) -> None:
+    assert parse_yaml(f"a: {text}\n") == {"a": value}
+
+
+@pytest.mark.parametrize("text", ["!!timestamp 2024-01-01", "!!binary aGk=", "!!set {a}", "!foo x"])
+def test_other_tags_are_refused_with_their_position(text: str) -> None:
+    with pytest.raises(YamlProblem, match="unsupported YAML tag") as caught:
+        parse_yaml(f"x: 1\na: {text}\n")
+    assert (caught.value.line, caught.value.column) == (2, 4)
+
+
+def test_an_invalid_explicit_int_is_refused() -> None:
+    with pytest.raises(YamlProblem, match="'abc' is not a valid int"):
+        parse_yaml("a: !!int abc\n")
 
 
 def test_billion_laughs_is_refused_quickly() -> None:
