@@ -72,6 +72,7 @@ class _Builder:
     errors: list[IvmctlError] = field(default_factory=list)
     alternatives: dict[str, tuple[Operation, ...]] = field(default_factory=dict)
     restart_hints: dict[str, str] = field(default_factory=dict)
+    host_vswitches: dict[str, frozenset[str]] = field(default_factory=dict)  # declared
 
 
 def make_plan(
@@ -86,7 +87,9 @@ def make_plan(
     state_lineage: str = "",
 ) -> Plan:
     """Plan the changes that take `actual` to `desired`; raises PlanError when none is safe."""
-    out = _Builder()
+    out = _Builder(
+        host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()}
+    )
     versions = _check_hosts(desired, actual, out)
     if refresh_only:
         return _refresh_only(desired, actual, inventory, out, state_serial, state_lineage)
@@ -104,8 +107,7 @@ def make_plan(
     changes = _structural_edges(out.changes, desired, actual, out)
     _raise_errors(out.errors)
     model = _capacity_model(desired, actual, changes, out, inventory)
-    affected = sorted(h for h in model.hosts if h in _affected_hosts(changes))
-    check_final_fit(affected, model)
+    check_final_fit(sorted(model.hosts), model)  # the model holds the affected hosts only
     ordered = order_changes(
         changes, model, alternatives=out.alternatives, restart_hints=out.restart_hints
     ).changes
@@ -421,7 +423,7 @@ def _plan_guest(
     _check_guest_refs(want, desired, location)
     ctx = GuestContext(
         host_versions=versions,
-        host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()},
+        host_vswitches=out.host_vswitches,
         restart_allowed=want.lifecycle.restart == "allow" or address in allow_restart,
         restart_by="restart allowed by lifecycle.restart"
         if want.lifecycle.restart == "allow"

@@ -27,7 +27,9 @@ from ivmctl.plan.planner import make_plan
 HOSTS, GUESTS = 1000, 10000
 
 
-def _fleet() -> tuple[DesiredState, ActualState, Inventory]:
+def _fleet(
+    n_hosts: int = n_hosts, n_guests: int = n_guests
+) -> tuple[DesiredState, ActualState, Inventory]:
     hosts = {
         f"h{i}": Host(
             name=f"h{i}",
@@ -35,14 +37,14 @@ def _fleet() -> tuple[DesiredState, ActualState, Inventory]:
             hardware=Hardware(cores=16, memory_mb=262144),
             vswitches={"vsw": VSwitch(host=f"h{i}", name="vsw", nic="lan0")},
         )
-        for i in range(HOSTS)
+        for i in range(n_hosts)
     }
     desired: dict[str, Guest] = {}
     actual: dict[str, ActualGuest] = {}
-    for j in range(GUESTS):
+    for j in range(n_guests):
         guest = Guest(
             name=f"g{j}",
-            host=f"h{j % HOSTS}",
+            host=f"h{j % n_hosts}",
             memory_mb=2048,
             disks=(Disk(backing="lv", path=f"/dev/vg/l{j}"),),
             nics=(Nic(vswitch="vsw"),),
@@ -51,13 +53,13 @@ def _fleet() -> tuple[DesiredState, ActualState, Inventory]:
         have = dataclasses.replace(
             guest,
             disks=(Disk(backing="lv", path=f"/dev/vg/l{j}", address="0,1,0"),),
-            nics=(Nic(vswitch="vsw", mac=0x020000000000 + j, port=j // HOSTS, address="0,5"),),
+            nics=(Nic(vswitch="vsw", mac=0x020000000000 + j, port=j // n_hosts, address="0,5"),),
         )
         actual[guest.name] = ActualGuest(
             guest=have, status=GuestStatus(state="On (OS)", vm_number=j)
         )
     owned = frozenset(
-        [f"guest.g{j}" for j in range(GUESTS)] + [f"vswitch.h{i}.vsw" for i in range(HOSTS)]
+        [f"guest.g{j}" for j in range(n_guests)] + [f"vswitch.h{i}.vsw" for i in range(n_hosts)]
     )
     return (
         DesiredState(hosts=hosts, guests=desired),
@@ -97,3 +99,17 @@ def test_changing_a_tenth_of_ten_thousand_guests_takes_seconds() -> None:
     assert actions == {Action.UPDATE, Action.RESTART, Action.MIGRATE}
     assert len(plan.actionable) == 1200
     assert elapsed < 40, f"a plan of 1,200 changes took {elapsed:.1f} s"
+
+
+def _time_no_op(fleet: tuple[DesiredState, ActualState, Inventory]) -> float:
+    started = time.perf_counter()
+    make_plan(*fleet)
+    return time.perf_counter() - started
+
+
+def test_planning_time_grows_linearly_with_the_fleet() -> None:
+    small = _fleet(HOSTS // 10, GUESTS // 10)
+    small_time = min(_time_no_op(small) for _ in range(3))
+    big_time = _time_no_op(FLEET)
+    # Ten times the fleet: ~10x when linear, ~100x when something is quadratic.
+    assert big_time < 30 * small_time, f"{big_time:.2f} s vs {small_time:.3f} s for a tenth"
