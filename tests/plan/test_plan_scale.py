@@ -28,7 +28,7 @@ HOSTS, GUESTS = 1000, 10000
 
 
 def _fleet(
-    n_hosts: int = n_hosts, n_guests: int = n_guests
+    n_hosts: int = HOSTS, n_guests: int = GUESTS
 ) -> tuple[DesiredState, ActualState, Inventory]:
     hosts = {
         f"h{i}": Host(
