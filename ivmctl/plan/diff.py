@@ -138,19 +138,27 @@ def diff_dicts(before: dict[str, Any], after: dict[str, Any]) -> list[FieldDiff]
     """Field differences of two comparable dicts, sorted by path; [] when equal."""
     if before == after:
         return []
-    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
     found: list[FieldDiff] = []
-    for items in tree.values():
-        for item in items:
-            keys = tuple(item.path(output_format="list"))
-            found.append(
-                FieldDiff(
-                    path=dotted(keys),
-                    keys=keys,
-                    before=_present(item.t1),
-                    after=_present(item.t2),
+    for top in sorted({*before, *after}):
+        old, new = before.get(top), after.get(top)
+        if old == new:
+            continue
+        if not (isinstance(old, dict) and isinstance(new, dict)):
+            found.append(FieldDiff(path=dotted([top]), keys=(top,), before=old, after=new))
+            continue
+        # Only the differing sub-objects go through deepdiff, which is thorough but slow.
+        tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0)
+        for items in tree.values():
+            for item in items:
+                keys = (top, *item.path(output_format="list"))
+                found.append(
+                    FieldDiff(
+                        path=dotted(keys),
+                        keys=keys,
+                        before=_present(item.t1),
+                        after=_present(item.t2),
+                    )
                 )
-            )
     found.sort(key=lambda f: _sort_key(f.keys))
     return found
 
