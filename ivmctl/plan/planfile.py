@@ -289,7 +289,12 @@ def decode_plan(data: bytes) -> Plan:
             "the saved plan's checksum does not match its content (edited or damaged)",
             _REPLAN,
         )
-    plan = plan_from_dict(document["plan"])
+    try:
+        plan = plan_from_dict(document["plan"])
+    except PlanFileError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a value of a wrong type
+        raise _refuse(f"the saved plan is malformed: {exc}", _REPLAN) from None
     if plan_to_dict(plan)["summary"] != document["plan"]["summary"]:
         raise _refuse("the saved plan's summary does not match its changes", _REPLAN)
     problems = graph_problems(plan)

@@ -124,8 +124,9 @@ def _with_body(mutate) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_unknown_fields_in_a_change_are_refused_even_with_a_valid_checksum() -> None:
     data = _with_body(lambda body: body["changes"][0].update(surprise=True))
-    with pytest.raises(PlanFileError, match=r"unknown fields in changes\[0\]: surprise"):
+    with pytest.raises(PlanFileError) as caught:
         decode_plan(data)
+    assert caught.value.summary.startswith("the saved plan has unknown fields in changes[0]")
 
 
 def test_missing_fields_are_refused() -> None:
@@ -194,3 +195,23 @@ def test_a_plan_whose_dependencies_point_forward_is_refused() -> None:
     data = _with_body(lambda body: body["changes"][2].update(depends_on=["guest.b"]))
     with pytest.raises(PlanFileError, match="change graph is broken"):
         decode_plan(data)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda body: body["changes"][2]["operations"][0].update(params=[1, 2]),
+        lambda body: body["changes"][2].update(operations=7),
+        lambda body: body.update(state_serial="seven"),
+        lambda body: body.update(changes=[1]),
+    ],
+    ids=[
+        "params-not-an-object",
+        "operations-not-a-list",
+        "serial-not-a-number",
+        "change-not-an-object",
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_as_malformed(mutate) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PlanFileError, match=r"malformed|invalid"):
+        decode_plan(_with_body(mutate))
