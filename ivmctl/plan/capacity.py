@@ -21,7 +21,7 @@ depends on the earlier changes that free capacity there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
 from ivmctl.plan.model import Action, Change, Operation, OpKind
@@ -29,6 +29,7 @@ from ivmctl.rules import Demand, HostCapacity
 
 MAKE_ROOM = "make-room"
 ONLINE_MOVE_REASON_END = "it moves online"  # how classify ends the reason of an online move
+ONLINE_AFTER_MOVE = " change online on "  # and says what changes online after it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,13 +39,16 @@ class CapacityModel:
     `hosts`: capacity now (running guests admitted), only for hosts whose hardware is
     known; `demands`: what each guest holds once started with its planned
     configuration; `migration_demands`: what an online migration needs on the target
-    (the dynamic-memory maximum); `final_running`: per host, the guests expected to run
-    when the plan is done (for the report and the fit check).
+    (the dynamic-memory maximum of the guest as it runs now); `current_demands`: what
+    a running guest holds now, which it takes along when it migrates; `final_running`:
+    per host, the guests expected to run when the plan is done (for the report and the
+    fit check).
     """
 
     hosts: Mapping[str, HostCapacity]
     demands: Mapping[str, Demand]
     migration_demands: Mapping[str, Demand]
+    current_demands: Mapping[str, Demand] = field(default_factory=dict)
     final_running: Mapping[str, tuple[Demand, ...]]
 
 
@@ -98,7 +102,8 @@ def replay_op(op: Operation, caps: dict[str, HostCapacity], model: CapacityModel
                         problem=f"guest {name!r} cannot migrate online to {target}: "
                         + "; ".join(found),
                     )
-                caps[target] = caps[target].admit(model.demands[name])
+                held = model.current_demands.get(name, model.demands[name])
+                caps[target] = caps[target].admit(held)
             if op.host in caps:
                 caps[op.host] = caps[op.host].release(name)
         elif op.kind is OpKind.GUEST_MODIFY and op.params.get("online"):
@@ -310,8 +315,8 @@ def _try_offline(
                     *_without_online_reason(change.reasons),
                     f"host changes from {(change.before or {}).get('host')} to {change.host}, "
                     f"but an online move does not fit ({refusal.problem}): it is stopped, moved "
-                    "offline and started on the target, where it needs only its boot memory "
-                    "(restart allowed)",
+                    "offline, changed while Off and started on the target, where it needs only "
+                    "what its planned configuration holds (restart allowed)",
                 ),
             )
             return True
@@ -373,7 +378,9 @@ def _try_make_room(
 
 def _without_online_reason(reasons: Sequence[str]) -> tuple[str, ...]:
     """Drop the reason announcing an online move, once the move is made offline instead."""
-    return tuple(r for r in reasons if not r.endswith(ONLINE_MOVE_REASON_END))
+    return tuple(
+        r for r in reasons if not r.endswith(ONLINE_MOVE_REASON_END) and ONLINE_AFTER_MOVE not in r
+    )
 
 
 def _infeasible(

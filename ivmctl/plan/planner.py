@@ -687,7 +687,8 @@ def _capacity_model(
             continue  # only guests of the affected hosts are replayed
         guest = _effective(desired.guests[name], current)
         demands[name] = demand_of(guest)
-        migration[name] = demand_of(guest, migration=True)
+        # An online migration moves the guest as it runs now; changes follow on the target.
+        migration[name] = demand_of(current.guest if current else guest, migration=True)
         if guest.power == "on" and guest.host in final:
             final[guest.host].append(demands[name])
     for name in sorted(actual.guests):
@@ -703,6 +704,7 @@ def _capacity_model(
         hosts=hosts,
         demands=demands,
         migration_demands=migration,
+        current_demands={n: demand_of(g.guest) for n, g in actual.guests.items() if n in demands},
         final_running={h: tuple(d) for h, d in final.items()},
     )
 

@@ -808,6 +808,26 @@ def main() -> None:
         A(two_hosts(), {"web01": running(web)}),
     )
 
+    one_core2 = {
+        "h1": host(hw={"cores": 1, "memory_mb": 65536, "nics": ["lan0"]}),
+        "h2": host(hw={"cores": 1, "memory_mb": 65536, "nics": ["lan0"]}),
+    }
+    hog = guest("h1", _n="hog", vcpus=1, entitlement={"min_pct": 80.0, "max_pct": 100.0})
+    other = guest("h2", _n="other", vcpus=1, entitlement={"min_pct": 50.0, "max_pct": 100.0})
+    write(
+        "online_migration_needs_room_for_the_entitlement_the_guest_has_now",
+        D(
+            one_core2,
+            {
+                "hog": guest(
+                    "h2", _n="hog", vcpus=1, entitlement={"min_pct": 20.0, "max_pct": 100.0}
+                ),
+                "other": other,
+            },
+        ),
+        A(one_core2, {"hog": running(hog, 1), "other": running(other, 2, port=5)}),
+    )
+
 
 if __name__ == "__main__":
     main()
