@@ -306,6 +306,10 @@ def swaps(draw: st.DrawFn) -> tuple[DesiredState, ActualState, Inventory]:
             guest,
             host=there if draw(st.booleans()) or i < 2 else here,
             nics=(Nic(vswitch="vsw"),),
+            entitlement=Entitlement(
+                min_pct=draw(st.sampled_from([guest.entitlement.min_pct, 10.0, 50.0]))
+            ),
+            memory_mb=draw(st.sampled_from([guest.memory_mb, 2048])),
             lifecycle=Lifecycle(restart=draw(st.sampled_from(["allow", "deny"]))),
         )
     # The actual placement must be one the hosts admit.
