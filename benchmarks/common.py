@@ -1,0 +1,148 @@
+"""What every benchmark shares: running a command as a measured child process, and the
+result tables the runner prints and writes as JSON.
+
+Each measured command runs in its own process, so its figures include interpreter
+start-up and imports, as a user sees them. Wall time is taken around the child;
+peak memory is the child's own `ru_maxrss`, read from `os.wait4` (the rusage of
+exactly that child, not the running maximum over all children that
+`RUSAGE_CHILDREN` gives).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fleet import BenchmarkError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """One child process: how long it took, its peak memory, what it printed."""
+
+    seconds: float
+    peak_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def ivmctl_command() -> list[str]:
+    """The installed `ivmctl` next to this interpreter, else `python -m ivmctl`."""
+    script = Path(sys.executable).parent / "ivmctl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ivmctl"]
+
+
+def measure(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    ok_codes: Sequence[int] = (0,),
+) -> Measured:
+    """Run `argv` as a child process and measure it; raises BenchmarkError when it
+    exits with a status not in `ok_codes`."""
+    environ = dict(os.environ if env is None else env)
+    # the benchmarks package must import in children; an existing PYTHONPATH (a Rust
+    # parser installed aside, for the floor) is kept after it
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        child = subprocess.Popen(
+            list(argv), cwd=cwd, env=environ, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - began
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    if child.returncode not in ok_codes:
+        raise BenchmarkError(
+            f"{' '.join(argv)} exited with {child.returncode}:\n{stderr[-2000:]}{stdout[-2000:]}"
+        )
+    return Measured(
+        seconds=seconds,
+        peak_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        returncode=child.returncode,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def ivmctl(
+    directory: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    ok_codes: Sequence[int] = (0,),
+) -> Measured:
+    """`ivmctl -C DIRECTORY ARGS...`, measured."""
+    return measure([*ivmctl_command(), "-C", str(directory), *args], env=env, ok_codes=ok_codes)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of measured runs: ours, without IVMCTL_* settings that would
+    change what is measured (a latency, another emulator file), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVMCTL_")}
+    env.update(extra)
+    return env
+
+
+@dataclass(kw_only=True)
+class Table:
+    """One benchmark's result: a printed table and the same rows for the JSON file."""
+
+    name: str  # the benchmark's name, as `--only` takes it
+    title: str
+    columns: tuple[str, ...]  # keys of each row, in print order
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        cells = [[_cell(row.get(col)) for col in self.columns] for row in self.rows]
+        widths = [
+            max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(self.columns)
+        ]
+        lines = [self.title, ""]
+        lines.append("  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True)))
+        lines.append("  ".join("-" * w for w in widths))
+        numeric = [
+            all(isinstance(row.get(col), int | float | None) for row in self.rows)
+            for col in self.columns
+        ]
+        for r in cells:
+            lines.append(
+                "  ".join(
+                    c.rjust(w) if right else c.ljust(w)
+                    for c, w, right in zip(r, widths, numeric, strict=True)
+                ).rstrip()
+            )
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": self.rows,
+            "notes": self.notes,
+        }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 0.1 else f"{value:.2f}"
+    return str(value)
