@@ -75,7 +75,7 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
         )
     host = hosts.get(guest.host)
     if host is None:
-        if f"host.{guest.host}" not in merged.broken:
+        if guest.host not in merged.hosts:  # declared but unreadable: reported already
             _error(
                 out,
                 f'no host "{guest.host}"' + did_you_mean(guest.host, list(hosts)),
@@ -85,13 +85,26 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
                 detail="Declare it under hosts: or correct the name.",
             )
         return
+    # Fields dropped for schema problems hold defaults, not the user's values: never judge
+    # them, nor a host whose version is in doubt.
+    unknown = (
+        merged.dropped_fields(address)
+        | merged.dropped_fields(f"profile.{profile}")
+        | merged.dropped_fields("defaults.guests")
+    )
+    host_unknown = merged.dropped_fields(f"host.{host.name}")
+    _check_dynamic_memory(guest, address, out, unknown)
+    _check_nics(guest, host, address, out, merged, host_unknown)
+    _check_paths(guest, address, out)
+    if "version" in host_unknown:
+        return
     limits = rules.limits_for(host.version)
     version = host.version
     if guest.label:
         problem = rules.label_problem(guest.label, version)
         if problem:
             _error(out, f"invalid label: {problem}", address, "label")
-    if guest.vcpus > limits.max_vcpus:
+    if "vcpus" not in unknown and guest.vcpus > limits.max_vcpus:
         _error(
             out,
             f"{guest.vcpus} vCPUs exceed the limit of {limits.max_vcpus} per guest "
@@ -99,7 +112,7 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
             address,
             "vcpus",
         )
-    if host.hardware is not None and guest.vcpus > host.hardware.cores:
+    if "vcpus" not in unknown and host.hardware is not None and guest.vcpus > host.hardware.cores:
         _error(
             out,
             f"{guest.vcpus} vCPUs exceed the {host.hardware.cores} physical cores of "
@@ -108,7 +121,9 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
             "vcpus",
             detail="A guest can never have more vCPUs than its host has cores.",
         )
-    if guest.vm_type != "vpar" and guest.memory_mb > limits.max_memory_mb:
+    if unknown.isdisjoint({"vm_type", "memory"}) and (
+        guest.vm_type != "vpar" and guest.memory_mb > limits.max_memory_mb
+    ):
         _error(
             out,
             f"{rules.format_memory_display(guest.memory_mb)} of memory exceeds the "
@@ -128,12 +143,10 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
             address,
             "entitlement.max",
         )
-    if guest.vm_type == "vpar" and not limits.vm_type:
+    if "vm_type" not in unknown and guest.vm_type == "vpar" and not limits.vm_type:
         _error(
             out, f"vPars need Integrity VM 6.x; host {host.name} runs {version}", address, "vm_type"
         )
-    _check_dynamic_memory(guest, address, out)
-    _check_nics(guest, host, address, out)
     devices = len(guest.disks) + len(guest.dvds) + len(guest.nics)
     if devices > limits.max_devices:
         _error(
@@ -143,6 +156,9 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
             address,
             None,
         )
+
+
+def _check_paths(guest: Guest, address: str, out: Collector) -> None:
     seen: dict[str, str] = {}
     for kind, devices_of_kind in (("disks", guest.disks), ("dvds", guest.dvds)):
         for index, disk in enumerate(devices_of_kind):
@@ -157,11 +173,11 @@ def check_guest(guest: Guest, merged: Merged, hosts: Mapping[str, Host], out: Co
             seen.setdefault(disk.path, where)
 
 
-def _check_dynamic_memory(guest: Guest, address: str, out: Collector) -> None:
+def _check_dynamic_memory(guest: Guest, address: str, out: Collector, unknown: set[str]) -> None:
     dyn = guest.dynamic_memory
     if dyn is None:
         return
-    if guest.os != rules.OsType.HPUX.value:
+    if "os" not in unknown and guest.os != rules.OsType.HPUX.value:
         _error(
             out,
             f"dynamic memory needs an HP-UX guest; this guest's os is {guest.os}",
@@ -169,7 +185,7 @@ def _check_dynamic_memory(guest: Guest, address: str, out: Collector) -> None:
             "dynamic_memory",
             detail="Set os: hpux or remove dynamic_memory.",
         )
-    if guest.vm_type == "vpar":
+    if "vm_type" not in unknown and guest.vm_type == "vpar":
         _error(out, "vPars have no dynamic memory", address, "dynamic_memory")
     if dyn.min_mb and dyn.max_mb and dyn.min_mb > dyn.max_mb:
         _error(
@@ -188,9 +204,15 @@ def _check_dynamic_memory(guest: Guest, address: str, out: Collector) -> None:
         )
 
 
-def _check_nics(guest: Guest, host: Host, address: str, out: Collector) -> None:
+def _check_nics(
+    guest: Guest, host: Host, address: str, out: Collector, merged: Merged, host_unknown: set[str]
+) -> None:
+    if "vswitches" in host_unknown:
+        return
     for index, nic in enumerate(guest.nics):
         path = f"nics[{index}]"
+        if (host.name, nic.vswitch) in merged.unsure_vswitches:
+            continue
         if not host.has_vswitch(nic.vswitch):
             known = [*host.vswitches, rules.LOCALNET]
             _error(

@@ -252,10 +252,8 @@ class _Run:
             problems = validate_document(data, name)
             for problem in problems:
                 self.problem(problem)
-                if problem.address:
-                    merged.broken.add(problem.address)
-                    if problem.address.startswith("vswitch."):
-                        merged.broken.add("host." + problem.address.split(".")[1])
+                if problem.spot is not None:
+                    _mark(merged, problem.spot.ypath)
             versions = versions or "apiVersion" in data
             provider = data.get("provider")
             if isinstance(provider, dict):
@@ -275,7 +273,7 @@ class _Run:
                 for key, value in entries.items():
                     item = Item(
                         name=str(key),
-                        data=value if isinstance(value, dict) else {},
+                        data=_usable(merged, section, key, value),
                         file=name,
                         ypath=(section, key),
                     )
@@ -289,6 +287,8 @@ class _Run:
             guest_defaults = defaults.get("guests") if isinstance(defaults, dict) else None
             if isinstance(guest_defaults, dict):
                 for key, value in guest_defaults.items():
+                    if key in merged.dropped_fields("defaults.guests"):
+                        continue
                     item = Item(
                         name=str(key), data={key: value}, file=name, ypath=("defaults", "guests")
                     )
@@ -340,16 +340,11 @@ class _Run:
             host = self._safely(partial(normalize.build_host, item, out), f"host.{name}", item)
             if isinstance(host, Host):
                 hosts[name] = host
-        defaults_broken = any(a.startswith("defaults") for a in merged.broken)
         guests: dict[str, Guest] = {}
         for name in sorted(merged.guests):
             item = merged.guests[name]
             profile = item.data.get("profile")
-            if (
-                f"guest.{name}" in merged.broken
-                or f"profile.{profile}" in merged.broken
-                or defaults_broken
-            ):
+            if f"guest.{name}" in merged.broken or f"profile.{profile}" in merged.broken:
                 continue
             build = partial(normalize.build_guest, item, merged, hosts, out)
             guest = self._safely(build, f"guest.{name}", item)
@@ -370,6 +365,38 @@ class _Run:
                 Problem(summary=f"cannot read this object: {exc}", spot=item.spot, address=address)
             )
             return None
+
+
+_REQUIRED = {"guests": {"host", "profile"}, "hosts": set(), "profiles": set()}
+_KINDS = {"guests": "guest", "hosts": "host", "profiles": "profile"}
+
+
+def _usable(merged: Merged, section: str, key: Any, value: Any) -> dict[str, Any]:
+    """An object's data without the fields that have schema problems."""
+    if not isinstance(value, dict):
+        return {}
+    dropped = merged.dropped_fields(f"{_KINDS[section]}.{key}")
+    data = {k: v for k, v in value.items() if k not in dropped} if dropped else value
+    if section == "hosts" and isinstance(data.get("vswitches"), dict):
+        unsure = {v for h, v in merged.unsure_vswitches if h == str(key)}
+        if unsure:
+            vswitches = {v: s for v, s in data["vswitches"].items() if v not in unsure}
+            data = {**data, "vswitches": vswitches}
+    return data
+
+
+def _mark(merged: Merged, ypath: Sequence[Any]) -> None:
+    """Record what a schema problem at `ypath` makes unusable: a field, or the object."""
+    if len(ypath) >= 2 and ypath[0] in _KINDS:
+        address = f"{_KINDS[ypath[0]]}.{ypath[1]}"
+        if len(ypath) == 2 or ypath[2] in _REQUIRED[ypath[0]]:
+            merged.broken.add(address)
+        elif ypath[0] == "hosts" and ypath[2] == "vswitches" and len(ypath) >= 4:
+            merged.unsure_vswitches.add((str(ypath[1]), str(ypath[3])))
+        else:
+            merged.dropped.setdefault(address, set()).add(str(ypath[2]))
+    elif len(ypath) >= 3 and tuple(ypath[:2]) == ("defaults", "guests"):
+        merged.dropped.setdefault("defaults.guests", set()).add(str(ypath[2]))
 
 
 def digest_of(desired: DesiredState) -> str:

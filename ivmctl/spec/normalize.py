@@ -63,7 +63,16 @@ class Merged:
     profiles: dict[str, Item] = field(default_factory=dict)
     guests: dict[str, Item] = field(default_factory=dict)
     guest_defaults: dict[str, Item] = field(default_factory=dict)  # field -> one-field item
-    broken: set[str] = field(default_factory=set)  # addresses with schema problems
+    # Schema problems do not stop the other checks. An object whose identity is in doubt
+    # (not a mapping, a required field missing or wrong) is left out: `broken`. A field
+    # with a problem is dropped, `dropped[address]`, and checks that would judge its
+    # default instead of the user's value are skipped (see checks.Unknowns).
+    broken: set[str] = field(default_factory=set)  # "guest.x", "host.h", "profile.p"
+    dropped: dict[str, set[str]] = field(default_factory=dict)  # address -> fields
+    unsure_vswitches: set[tuple[str, str]] = field(default_factory=set)  # (host, vswitch)
+
+    def dropped_fields(self, address: str) -> set[str]:
+        return self.dropped.get(address, set())
 
 
 @dataclass(kw_only=True)
@@ -364,6 +373,13 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
             if value.spot is not None:
                 out.source(f"{address}:{field_name}", value.spot, address, field_name)
     host_name = str(item.data["host"])
+    if "profile" in item.data:
+        out.source(
+            f"{address}:profile",
+            Spot(file=item.file, ypath=(*item.ypath, "profile")),
+            address,
+            "profile",
+        )
     out.source(
         f"{address}:host", Spot(file=item.file, ypath=(*item.ypath, "host")), address, "host"
     )

@@ -71,7 +71,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     _Parser = PurePythonParser
     HAVE_LIBYAML = False
 
-PARSER_VERSION = "1"  # bump when parse results change, so cached results are not reused
+PARSER_VERSION = "2"  # bump when parse results change, so cached results are not reused
 MAX_DEPTH = 100  # nesting levels; real configurations use fewer than 10
 MAX_ALIAS_GROWTH = 10  # expanded nodes may be at most this many times the written ones...
 ALIAS_ALLOWANCE = 100_000  # ...plus this many
