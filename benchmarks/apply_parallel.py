@@ -32,7 +32,7 @@ from benchmarks.common import Measured, Table, clean_env, ivmctl
 from benchmarks.fleet import BenchmarkError, provision_hosts, write_fleet
 
 HOSTS, GUESTS, LATENCY, PARALLELISM = 20, 200, 1.0, (1, 10, 50)
-QUICK = (3, 12, 0.05, (1, 4))
+QUICK = (2, 6, 0.02, (1, 4))
 
 
 def apply_once(

@@ -1,0 +1,87 @@
+"""The benchmark code paths, at a tiny size, so `make bench` cannot rot between runs.
+
+These tests check behaviour and the shape of the output (every benchmark ran, every
+plan planned what it should, the JSON file is versioned), never a time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _benchmarks_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def test_plain_and_templated_fleets_load_to_the_same_desired_state(tmp_path: Path) -> None:
+    from benchmarks.fleet import write_fleet
+    from ivmctl.spec import SpecOptions, load_spec
+
+    plain = write_fleet(tmp_path / "plain", hosts=3, guests=25)
+    jinja = write_fleet(tmp_path / "jinja", hosts=3, guests=25, templated=True)
+    a = load_spec(plain.directory, SpecOptions(environ={}))
+    b = load_spec(jinja.directory, SpecOptions(environ={}))
+    assert len(a.desired.hosts) == 3 and len(a.desired.guests) == 25
+    assert a.desired.digest == b.desired.digest
+    assert not a.warnings and not b.warnings
+    devices = [len(g.disks) + len(g.nics) for g in a.desired.guests.values()]
+    assert min(devices) == 2 and max(devices) == 4
+
+
+def test_drift_spreads_the_chosen_fraction_over_the_fleet(tmp_path: Path) -> None:
+    from benchmarks.fleet import drifted_guests, write_fleet
+
+    fleet = write_fleet(tmp_path, hosts=10, guests=1000)
+    assert drifted_guests(fleet, 0.01) == list(range(0, 1000, 100))
+    assert len(drifted_guests(fleet, 0.0001)) == 1  # at least one when asked for drift
+    assert drifted_guests(fleet, 0.0) == []
+
+
+def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--sizes", "10", "--profile", "5",
+         "--only", "startup", "--only", "scale", "--only", "apply_parallel",
+         "--only", "floors", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["format_version"] == 1
+    assert document["machine"]["cpus"] >= 1
+    tables: dict[str, dict[str, Any]] = {t["name"]: t for t in document["tables"]}
+    assert set(tables) >= {"startup", "scale", "scaling", "apply_parallel", "floors",
+                           "profile plan no-op (warm)", "profile validate (cold)"}  # fmt: skip
+
+    scale = {row["command"]: row for row in tables["scale"]["rows"]}
+    for command in ("validate (cold)", "validate (warm)", "validate Jinja (cold)",
+                    "plan create-all", "apply create-all", "plan no-op (cold)",
+                    "plan no-op (warm)", "plan 1% drift", "floor libyaml"):  # fmt: skip
+        assert scale[command]["wall s"] > 0
+        assert scale[command]["peak MiB"] > 0
+    assert scale["plan no-op (warm)"]["detail"].startswith("No changes")
+    assert "1 to change" in scale["plan 1% drift"]["detail"]
+    assert scale["floor rust"]["detail"]  # a parser's name, or "not installed"
+
+    parallel = tables["apply_parallel"]["rows"]
+    assert [row["parallelism"] for row in parallel] == [1, 4]
+    assert all(row["ratio"] > 0 and row["ideal s"] > 0 for row in parallel)
+    assert any("critical path" in note for note in tables["apply_parallel"]["notes"])
+
+    profile = tables["profile plan no-op (warm)"]["rows"]
+    assert 0 < len(profile) <= 5 and all(row["cumulative s"] >= 0 for row in profile)
+    for name in ("Fleet scale", "Scaling", "Parallel apply", "Start-up", "Where the time goes"):
+        assert name in done.stdout
