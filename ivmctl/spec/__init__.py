@@ -18,6 +18,10 @@ field keys such as "guest.web01:memory" or "guest.web01:nics[0].vswitch" to the 
 they were written at (computed on first lookup). `DesiredState.digest` is a stable
 "sha256:..." hash of the normalised state.
 
+Files: `*.yaml`, `*.yml`, `*.yaml.j2`, `*.yml.j2` of the directory, in name order (hidden
+files and `*.vars.yaml` variable files excluded); the format and the merge, template and
+normalisation rules are in docs/yaml-reference.md, generated from the JSON Schema.
+
 Modules: yamlio (YAML 1.2 fast parser, guards, cache), templates (Jinja2 sandbox), schema
 (JSON Schema and its messages), normalize (units, profiles, defaults), checks (semantic
 rules), loader (the pipeline), fmt (canonical formatting), reference (docs generator).

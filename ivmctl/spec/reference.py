@@ -106,10 +106,30 @@ def render() -> str:
         "yaml-language-server complete and check files that start with",
         "`# yaml-language-server: $schema=<path to the schema>`.",
         "",
-        "Where a guest field comes from, first found wins: the guest itself, its profile, "
+        "## Files, merging and templates",
+        "",
+        "* Every `*.yaml`, `*.yml`, `*.yaml.j2` and `*.yml.j2` file of the configuration "
+        "directory (`-C DIR`) is read, in name order; hidden files and `*.vars.yaml` "
+        "variable files are not configuration. Their top-level maps are merged; a host, "
+        "guest, profile or default defined twice, in one file or in two, is an error naming "
+        "both places. At least one file declares `apiVersion: ivmctl/v1`.",
+        "* YAML 1.2: `on`, `off`, `yes` and `no` are text (so `power: on` is the string "
+        '"on"), booleans are `true` and `false`, `017` is 17. Duplicate keys, anchors that '
+        "expand too far, tags other than the core ones and nesting deeper than 100 levels "
+        "are refused.",
+        "* A file holding `{{`, `{%` or `{#` is rendered with Jinja2 first, in a sandbox; an "
+        "undefined variable is an error. Variables come from `IVMCTL_VAR_<name>`, then "
+        "`--var-file FILE` (YAML, inside the configuration directory), then `--var "
+        "name=value`, later ones winning; each is a template global and all are in `vars`. "
+        "Plugins may add filters. Problems in a template's output point at the template "
+        "line that wrote them when only one can have.",
+        "* Where a guest field comes from, first found wins: the guest itself, its profile, "
         "`defaults.guests`, then the hpvmcreate default listed here. Values replace whole, "
-        "except `lifecycle`, whose keys are taken one by one. Values the runtime chooses "
-        "(MAC, port, PCI address) are never a diff unless pinned.",
+        "except `lifecycle`, whose keys are taken one by one.",
+        "* One meaning, one value: `4G` = `4096M` = `4GiB` = `4096` (MB, rounded up to "
+        "64 MB granules with a warning); entitlement `20%` = `20` = `{min: 20%}` (maximum "
+        "100 %); `mac: auto` = no mac; `power: true` = `on`. Values the runtime chooses "
+        "(MAC, vswitch port, PCI address) are never a diff unless pinned.",
         "",
     ]
     defs = schema["$defs"]
