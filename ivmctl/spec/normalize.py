@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ivmctl import rules
 from ivmctl.errors import RuleViolation, SpecError
@@ -106,9 +106,11 @@ class Collector:
         self.sources[key] = (spot, address, path)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Value:
-    """A field's value and where it was written (None: a built-in default)."""
+class Value(NamedTuple):
+    """A field's value and where it was written (None: a built-in default).
+
+    A NamedTuple: one is made for every field of every guest.
+    """
 
     value: Any
     spot: Spot | None
@@ -324,17 +326,26 @@ GUEST_FIELDS = (
 )
 
 
+_GUEST_FIELD_SET = frozenset(GUEST_FIELDS)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Layers:
     """The places a guest's field may come from, most specific first."""
 
     layers: tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...]
 
-    def get(self, name: str) -> Value | None:
+    def fields(self) -> dict[str, Value]:
+        """Every guest field that some layer sets, from the most specific layer setting it."""
+        chosen: dict[str, tuple[Any, str, tuple[PathItem, ...]]] = {}
         for data, file, ypath in self.layers:
-            if name in data:
-                return Value(value=data[name], spot=Spot(file=file, ypath=(*ypath, name)))
-        return None
+            for name, value in data.items():
+                if name not in chosen and name in _GUEST_FIELD_SET:
+                    chosen[name] = (value, file, ypath)
+        return {
+            name: Value(value=value, spot=Spot(file=file, ypath=(*ypath, name)))
+            for name, (value, file, ypath) in chosen.items()
+        }
 
     def lifecycle(self) -> dict[str, Value]:
         found: dict[str, Value] = {}
@@ -365,13 +376,10 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
     address = guest_address(name)
     out.source(address, item.spot, address)
     layers = guest_layers(item, merged)
-    found: dict[str, Value] = {}
-    for field_name in GUEST_FIELDS:
-        value = layers.get(field_name)
-        if value is not None:
-            found[field_name] = value
-            if value.spot is not None:
-                out.source(f"{address}:{field_name}", value.spot, address, field_name)
+    found = layers.fields()
+    for field_name, value in found.items():
+        if value.spot is not None:
+            out.source(f"{address}:{field_name}", value.spot, address, field_name)
     host_name = str(item.data["host"])
     if "profile" in item.data:
         out.source(
