@@ -30,7 +30,7 @@ from ivmctl.spec.templates import (
     is_template,
     variable_name_problem,
 )
-from ivmctl.spec.yamlio import YamlProblem, cached_parse, gc_paused, parse_yaml
+from ivmctl.spec.yamlio import YamlProblem, cached_parse, gc_paused, parse_yaml, prune_cache
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
@@ -112,6 +112,7 @@ class _Run:
     options: SpecOptions
     out: Collector = field(default_factory=Collector)
     texts: SourceTexts = field(default_factory=SourceTexts)
+    cache_used: set[Path] = field(default_factory=set)
 
     def problem(self, problem: Problem) -> None:
         self.out.errors.append(problem)
@@ -193,6 +194,7 @@ class _Run:
             return []
         renderer: Renderer | None = None
         documents: list[tuple[str, Any]] = []
+
         for path in paths:
             name = display_name(self.config_dir, path)
             try:
@@ -224,7 +226,7 @@ class _Run:
                 self.texts.templates[name] = source
             self.texts.texts[name] = text
             try:
-                data = cached_parse(text, self.options.cache_dir)
+                data = cached_parse(text, self.options.cache_dir, self.cache_used)
             except YamlProblem as exc:
                 self.file_problem(
                     name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
@@ -242,6 +244,8 @@ class _Run:
                 )
                 continue
             documents.append((name, data))
+        if self.options.cache_dir is not None:
+            prune_cache(self.options.cache_dir, self.cache_used)
         return documents
 
     # -- merging -----------------------------------------------------------------------------

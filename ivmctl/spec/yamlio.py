@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import marshal
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,7 @@ __all__ = [
     "gc_paused",
     "locate",
     "parse_yaml",
+    "prune_cache",
 ]
 from yaml.composer import Composer
 from yaml.parser import Parser
@@ -494,16 +496,19 @@ def _key_matches(node: Node, item: Any) -> bool:
 _CACHE_TAG = f"{PARSER_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
 
 
-def cached_parse(text: str, cache_dir: Path | None) -> Any:
+def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = None) -> Any:
     """`parse_yaml(text)`, reusing an earlier result for the same text from `cache_dir`.
 
     Results are stored with `marshal` (plain data only; loading never runs code). Only
     successful parses are stored; any cache read or write problem just means a parse.
+    The entry read or written is added to `used` (see `prune_cache`).
     """
     if cache_dir is None:
         return parse_yaml(text)
     digest = hashlib.sha256(f"{_CACHE_TAG}\0{text}".encode()).hexdigest()
     entry = cache_dir / digest[:2] / f"{digest}.marshal"
+    if used is not None:
+        used.add(entry)
     try:
         with gc_paused():
             return marshal.loads(entry.read_bytes())
@@ -513,9 +518,26 @@ def cached_parse(text: str, cache_dir: Path | None) -> Any:
     try:
         payload = marshal.dumps(data)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(".tmp")
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never collide
         tmp.write_bytes(payload)
         tmp.replace(entry)
     except (OSError, ValueError):
         pass
     return data
+
+
+def prune_cache(cache_dir: Path, used: set[Path], *, slack: int = 64) -> None:
+    """Delete entries this run did not use once there are `slack` more than it used.
+
+    Every edit of a file leaves its old parse behind; this keeps the cache about the size
+    of the configuration. Problems (permissions, a concurrent prune) are ignored.
+    """
+    try:
+        entries = list(cache_dir.glob("*/*.marshal"))
+        if len(entries) <= len(used) + slack:
+            return
+        for entry in entries:
+            if entry not in used:
+                entry.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -168,3 +168,16 @@ def test_a_corrupt_cache_entry_is_ignored(tmp_path: Path) -> None:
     for entry in tmp_path.rglob("*.marshal"):
         entry.write_bytes(b"\x00garbage")
     assert cached_parse(text, tmp_path) == {"a": 1}
+
+
+def test_the_cache_forgets_old_versions_of_files(tmp_path: Path) -> None:
+    from ivmctl.spec.yamlio import prune_cache
+
+    used: set[Path] = set()
+    for n in range(10):
+        cached_parse(f"a: {n}\n", tmp_path)
+    cached_parse("a: current\n", tmp_path, used)
+    prune_cache(tmp_path, used, slack=5)
+    assert list(tmp_path.rglob("*.marshal")) == list(used)
+    prune_cache(tmp_path, used, slack=5)  # nothing more to do
+    assert len(list(tmp_path.rglob("*.marshal"))) == 1
