@@ -26,6 +26,7 @@ from ivmctl.rules import (
     OsType,
     Placement,
     StartAttr,
+    dynamic_memory_problem,
     field_change_kind,
     host_pool_mb,
     label_problem,
@@ -343,16 +344,9 @@ def _check_dynamic_memory(ctx: Ctx, g: Guest) -> Guest:
     limit = limits_for(ctx.host.version).max_memory_mb
     if dyn_max > limit:
         raise ctx.refuse(g.name, f"ram_dyn_max {dyn_max} MB exceeds the {limit} MB limit.")
-    if not dyn_min < dyn_max:
-        raise ctx.refuse(
-            g.name, f"ram_dyn_min ({dyn_min} MB) must be less than ram_dyn_max ({dyn_max} MB)."
-        )
-    if not dyn_min <= target <= dyn_max:
-        raise ctx.refuse(
-            g.name,
-            f"The dynamic memory target {target} MB must lie between "
-            f"ram_dyn_min ({dyn_min} MB) and ram_dyn_max ({dyn_max} MB).",
-        )
+    problem = dynamic_memory_problem(min_mb=dyn_min, max_mb=dyn_max, target_mb=target)
+    if problem:
+        raise ctx.refuse(g.name, problem[0].upper() + problem[1:] + ".")
     return replace(g, dyn_min=dyn_min, dyn_max=dyn_max, dyn_target=target)
 
 

@@ -34,7 +34,8 @@ def guests(draw: st.DrawFn) -> model.Guest:
     dynamic = None
     os_type = draw(st.sampled_from(["hpux", "linux", "windows", "openvms", "unknown"]))
     if os_type == "hpux" and draw(st.booleans()):
-        low = 64 * draw(st.integers(min_value=8, max_value=memory_mb // 64))
+        # ram_dyn_min must be strictly below ram_dyn_max (rules.dynamic_memory_problem)
+        low = 64 * draw(st.integers(min_value=8, max_value=memory_mb // 64 - 1))
         target = 64 * draw(st.integers(min_value=low // 64, max_value=memory_mb // 64))
         dynamic = model.DynamicMemory(min_mb=low, max_mb=memory_mb, target_mb=target)
     label = draw(st.from_regex(LABEL_RE, fullmatch=True).filter(lambda s: len(s) <= 40))
