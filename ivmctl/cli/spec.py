@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,34 @@ def _summary(result: LoadResult) -> str:
     )
 
 
+def _config_dir_option(function: Any) -> Any:
+    """`-C DIR` after the subcommand too (`ivmctl validate -C DIR`), as before it."""
+    return click.option(
+        "-C",
+        "--config-dir",
+        "local_config_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Directory holding the *.yaml configuration (default: the global -C, or .).",
+    )(function)
+
+
+def _context(ctx: click.Context, local_config_dir: Path | None) -> CliContext:
+    obj: CliContext = ctx.obj
+    return obj if local_config_dir is None else replace(obj, config_dir=local_config_dir)
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 @variable_options
+@_config_dir_option
 @click.pass_context
 def validate(
-    ctx: click.Context, as_json: bool, variables: tuple[str, ...], var_files: tuple[Path, ...]
+    ctx: click.Context,
+    as_json: bool,
+    variables: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    local_config_dir: Path | None,
 ) -> None:
     """Check the configuration and report every problem.
 
@@ -108,7 +131,7 @@ def validate(
     """
     from ivmctl.providers.manager import get_plugin_manager, template_filters
 
-    obj: CliContext = ctx.obj
+    obj = _context(ctx, local_config_dir)
     pm = get_plugin_manager()
     options = options_from(obj, variables, var_files, template_filters(pm))
     try:
@@ -159,8 +182,9 @@ def validate(
 @click.command()
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff.")
+@_config_dir_option
 @click.pass_context
-def fmt(ctx: click.Context, check: bool, show_diff: bool) -> None:
+def fmt(ctx: click.Context, check: bool, show_diff: bool, local_config_dir: Path | None) -> None:
     """Rewrite configuration files in canonical style (comments are kept).
 
     \b
@@ -169,7 +193,7 @@ def fmt(ctx: click.Context, check: bool, show_diff: bool) -> None:
     """
     from ivmctl.spec.fmt import format_dir
 
-    obj: CliContext = ctx.obj
+    obj = _context(ctx, local_config_dir)
     if not obj.config_dir.is_dir():
         raise SpecError(f"{obj.config_dir}: configuration directory does not exist")
     try:

@@ -283,3 +283,10 @@ def test_validate_json_lists_policy_problems(write_config, capsys, with_policy) 
 def test_fmt_of_a_missing_directory_is_reported(tmp_path: Path, capsys) -> None:
     code, _, err = run(["-C", str(tmp_path / "nope"), "fmt"], capsys)
     assert code == 1 and "configuration directory does not exist" in err
+
+
+def test_dash_c_may_also_follow_the_subcommand(tmp_path: Path, capsys) -> None:
+    (tmp_path / "c.yaml").write_text(VALID.replace("4100M", "4G"), encoding="utf-8")
+    code, out, _ = run(["validate", "-C", str(tmp_path)], capsys)
+    assert code == 0 and "valid" in out
+    assert run(["fmt", "--check", "-C", str(tmp_path)], capsys)[0] == 0
