@@ -33,7 +33,7 @@ def guests(draw: st.DrawFn) -> model.Guest:
     memory_mb = 64 * draw(st.integers(min_value=8, max_value=4096))
     dynamic = None
     os_type = draw(st.sampled_from(["hpux", "linux", "windows", "openvms", "unknown"]))
-    if os_type == "hpux" and draw(st.booleans()):
+    if os_type == "hpux" and memory_mb > 512 and draw(st.booleans()):
         # ram_dyn_min must be strictly below ram_dyn_max (rules.dynamic_memory_problem)
         low = 64 * draw(st.integers(min_value=8, max_value=memory_mb // 64 - 1))
         target = 64 * draw(st.integers(min_value=low // 64, max_value=memory_mb // 64))
