@@ -151,6 +151,10 @@ def build_host(item: Item, out: Collector) -> Host:
     data = item.data
     address = host_address(item.name)
     out.source(address, item.spot, address)
+    for field_name in ("version", "hardware", "vswitches"):
+        if field_name in data:
+            field_spot = Spot(file=item.file, ypath=(*item.ypath, field_name))
+            out.source(f"{address}:{field_name}", field_spot, address, field_name)
     problem = rules.name_problem(item.name)
     if problem:
         out.error(f"invalid host name: {problem}", item.spot, address, None)
@@ -173,6 +177,9 @@ def build_host(item: Item, out: Collector) -> Host:
         vs_address = vswitch_address(item.name, name)
         spot = Spot(file=item.file, ypath=(*item.ypath, "vswitches", name), key=True)
         out.source(vs_address, spot, vs_address)
+        if isinstance(spec, dict) and "nic" in spec:
+            nic_field = Spot(file=item.file, ypath=(*item.ypath, "vswitches", name, "nic"))
+            out.source(f"{vs_address}:nic", nic_field, vs_address, "nic")
         nic = (spec or {}).get("nic")
         if name == rules.LOCALNET:
             out.error(

@@ -183,3 +183,12 @@ def test_sources_is_a_complete_read_only_mapping(write_config) -> None:
     assert "guest.web01:nics[0].vswitch" in sources
     assert len(sources) == len(list(sources))
     assert all(sources[key].file == "a.yaml" for key in sources)
+
+
+def test_sources_cover_host_and_vswitch_fields(write_config) -> None:
+    config = write_config({"a.yaml": HOSTS})
+    sources = load_desired(config, environ={}).sources
+    assert str(sources["host.vmhost01:hardware"]) == "a.yaml:4:5: host.vmhost01: hardware"
+    assert str(sources["vswitch.vmhost01.vswprod:nic"]) == (
+        "a.yaml:6:22: vswitch.vmhost01.vswprod: nic"
+    )
