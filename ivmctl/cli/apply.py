@@ -39,6 +39,13 @@ def apply_options(function: Any) -> Any:
             metavar="SECONDS",
             help="Wait this long for another run's state lock.",
         ),
+        click.option(
+            "--step-timeout",
+            default=None,
+            type=click.FloatRange(0, min_open=True),
+            metavar="SECONDS",
+            help="Fail a step (one hpvm* command) that runs longer; apply moves on.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print apply events as JSON lines."),
     ]
     for option in reversed(options):
@@ -92,6 +99,7 @@ def run_apply(session: Any, planned: Any, *, saved: bool, options: dict[str, Any
             saved=saved,
             on_event=progress,
             stop_requested=interrupts.stop.is_set,
+            step_timeout=options["step_timeout"],
         )
     if not options["as_json"]:
         print_summary(result, stream=sys.stdout, errors=sys.stderr)
@@ -148,6 +156,9 @@ def apply(
             click.echo(f"warning: {warning}", err=True)
         print_plan(planned.plan)
         if not planned.plan.actionable:
+            for address in session.forget_vanished(planned):
+                click.echo(f"{address}: gone from the runtime and the configuration; "
+                           "removed from the state.")  # fmt: skip
             return
         if not options["auto_approve"] and not confirm("\nApply these changes?"):
             raise IvmctlError(

@@ -7,7 +7,13 @@ and lets independent work finish (or everything stops with `fail_fast`); an
 interrupt stops starting new work and lets running changes finish. Every finished
 change is reported through `on_change_done` at once, so ownership is recorded as
 changes complete, not only at the end. Apply never re-decides: it only executes the
-operations of each change and verifies the result.
+operations of each change and verifies the result. With `step_timeout`, a step that runs
+longer is reported as failed (the command may still finish on the host: the next plan
+shows what it did) and apply moves on; nothing is retried.
+
+Every apply event is also a crash point of the reliability tests' seam
+(runtime/crashpoints.py: `IVMCTL_TEST_KILL_AT=N` kills the process there); unset, it
+does nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Protocol
 
 from ivmctl.errors import IvmctlError, ProviderError
 from ivmctl.plan.model import Action, Change, Operation, OpKind, Plan
+from ivmctl.runtime.crashpoints import crash_point
 
 
 class StepLike(Protocol):
@@ -94,6 +101,37 @@ class StepFailed(ProviderError):
     """A step of a change failed; the message carries the command's own words."""
 
 
+class StepTimedOut(StepFailed):
+    """A step ran longer than the step timeout; it may still complete on the host."""
+
+
+def _execute_within(executor: Executor, step: StepLike, timeout: float | None) -> StepOutcome:
+    """Run one step; with a timeout, in a daemon thread that is abandoned if it overruns."""
+    if timeout is None:
+        return executor.execute(step)
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["outcome"] = executor.execute(step)
+        except BaseException as exc:  # reported by the waiting thread, or dropped if abandoned
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="apply-step", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise StepTimedOut(
+            f"{step.description} did not finish within the step timeout ({timeout:g} s) "
+            f"on {step.host}: abandoned, not retried",
+            detail="It may still complete on the host; run `ivmctl plan` to see what it "
+            "did, or raise --step-timeout.",
+        )
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["outcome"]  # type: ignore[return-value]
+
+
 class _Incomplete(Exception):
     """A change stopped part-way: its root cause and the operations that did complete."""
 
@@ -144,10 +182,16 @@ def apply_plan(
     on_change_failed: Callable[[Change, tuple[Operation, ...]], None] = lambda change, ops: None,
     stop_requested: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
+    step_timeout: float | None = None,
 ) -> ApplyResult:
-    """Execute `plan`; returns what was done, failed and skipped."""
+    """Execute `plan`; returns what was done, failed and skipped.
+
+    `step_timeout` (seconds) fails a step that runs longer; None waits for every step.
+    """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
+    if step_timeout is not None and not step_timeout > 0:
+        raise ValueError("step_timeout must be a positive number of seconds")
     # Graph nodes are change keys: an address, or address#phase for a preparatory change.
     changes = {c.key: c for c in plan.actionable}
     graph = TopologicalSorter({a: [d for d in c.depends_on if d in changes]
@@ -160,6 +204,7 @@ def apply_plan(
     def emit(event: ApplyEvent) -> None:
         with emit_lock:
             on_event(event)
+        crash_point(f"{event.kind.value} {event.address} {event.message}".rstrip())
 
     def run(change: Change) -> tuple[str, ...]:
         started = clock()
@@ -185,7 +230,7 @@ def apply_plan(
                 lock.acquire()
             try:
                 emit(_step_event(EventKind.STEP_STARTED, change, step, clock() - started))
-                outcome = executor.execute(step)
+                outcome = _execute_within(executor, step, step_timeout)
             finally:
                 for lock in reversed(held):
                     lock.release()

@@ -24,6 +24,7 @@ from ivmctl.core.apply import ApplyEvent, ApplyResult, apply_plan
 from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
 from ivmctl.plan.planner import make_plan
+from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.state import LocalBackend, ResourceRecord, State
 
 STATE_DIR = ".ivmctl"
@@ -93,7 +94,10 @@ class Session:
 
         self.workspace = workspace
         self.pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
-        self.backend = LocalBackend(workspace.state_dir)
+        self.backend = LocalBackend(
+            workspace.state_dir,
+            before_replace=lambda: crash_point("state write: new file written, not yet renamed"),
+        )
         self._provider: Any = None
         self._provider_config: model.ProviderConfig | None = None
         self._locked = False
@@ -257,6 +261,29 @@ class Session:
                 detail="Run `ivmctl plan -out FILE` again and apply the new plan.",
             )
 
+    def forget_vanished(self, planned: Planned) -> tuple[str, ...]:
+        """Drop from the state what ivmctl owns but neither the runtime nor the
+        configuration has any more (a delete whose record a crash lost, or an object
+        removed by hand), so the name can never be taken for ivmctl's own again.
+
+        Only with a freshly refreshed plan, under the lock, if the state did not change
+        since; returns the addresses forgotten.
+        """
+        actual = planned.actual
+        if actual is None:
+            return ()
+        gone = _vanished(planned.state, planned.desired, actual)
+        if not gone:
+            return ()
+        with self.lock(operation="apply"):
+            state = self.backend.read()
+            if state.serial != planned.state.serial or state.lineage != planned.state.lineage:
+                return ()
+            for address in gone:
+                state = state.without(address)
+            self.backend.write(state)
+        return gone
+
     def apply(
         self,
         planned: Planned,
@@ -267,6 +294,7 @@ class Session:
         saved: bool = False,
         on_event: Callable[[ApplyEvent], None] = lambda event: None,
         stop_requested: Callable[[], bool] = lambda: False,
+        step_timeout: float | None = None,
     ) -> ApplyResult:
         """Apply a plan under the state lock, recording ownership as changes complete."""
         from ivmctl.providers.manager import after_apply, before_apply
@@ -283,6 +311,8 @@ class Session:
                     "the state changed while this plan was shown (another run applied)",
                     detail="Run the command again to plan from the current state.",
                 )
+            if self.forget_vanished(planned):
+                state = self.backend.read()
             before_apply(self.pm, plan)
             recorder = _Recorder(self.backend, state, desired)
             executor = ProviderExecutor(self.provider(desired.provider), desired)
@@ -295,9 +325,30 @@ class Session:
                 on_change_done=recorder,
                 on_change_failed=recorder.partial,
                 stop_requested=stop_requested,
+                step_timeout=step_timeout,
             )
             after_apply(self.pm, plan, result)
         return result
+
+
+def _vanished(
+    state: State, desired: model.DesiredState, actual: model.ActualState
+) -> tuple[str, ...]:
+    """Owned addresses that are neither declared nor anywhere in the runtime."""
+    stale = {name for _, name in actual.not_runnable}
+    gone = []
+    for address, record in sorted(state.resources.items()):
+        kind, _, rest = address.partition(".")
+        if kind == "guest":
+            if rest not in desired.guests and rest not in actual.guests and rest not in stale:
+                gone.append(address)
+        elif kind == "vswitch":
+            host, _, name = rest.partition(".")
+            declared = host in desired.hosts and name in desired.hosts[host].vswitches
+            present = host in actual.hosts and name in actual.hosts[host].vswitches
+            if not declared and not present and host == record.host:
+                gone.append(address)
+    return tuple(gone)
 
 
 def _without_guests_and_vswitches(desired: model.DesiredState) -> model.DesiredState:
@@ -386,6 +437,7 @@ class _Recorder:
         if change.phase:
             return
         address = change.address
+        crash_point(f"state write: recording {address}")
         if change.action is Action.DELETE:
             if address in self.state.resources:
                 self.state = self.backend.write(self.state.without(address))

@@ -22,6 +22,7 @@ from ivmctl.errors import EmulatorError, RuleViolation
 from ivmctl.rules import LOCALNET, MEMORY_GRANULE_MB, limits_for, name_problem
 from ivmctl.runtime import commands
 from ivmctl.runtime.context import EXIT_UNREACHABLE, Ctx, Refused
+from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
 from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
 
@@ -437,6 +438,7 @@ class World:
                 conn.execute(
                     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
                 )
+                crash_point(f"inside {kind} on {host}: changed, not yet committed")
             conn.execute(
                 "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)",
                 (found.id, ctx.now, json.dumps(args), code),

@@ -46,12 +46,16 @@ class LocalBackend:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        before_replace: Callable[[], None] = lambda: None,
     ) -> None:
+        # before_replace is a test seam: called when the new state is on disk under its
+        # temporary name, just before it replaces the old file (crash tests kill there).
         self.directory = directory
         self.path = directory / STATE_FILE
         self.lock_path = directory / LOCK_FILE
         self._clock = clock
         self._sleep = sleep
+        self._before_replace = before_replace
 
     # -- state --------------------------------------------------------------------------------
     def read(self) -> State:
@@ -87,6 +91,7 @@ class LocalBackend:
                 handle.write(written.to_json())
                 handle.flush()
                 os.fsync(handle.fileno())
+            self._before_replace()
             os.replace(tmp, self.path)
         finally:
             with contextlib.suppress(FileNotFoundError):

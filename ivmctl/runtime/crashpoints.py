@@ -1,0 +1,42 @@
+"""A test seam: kill this process with SIGKILL at a numbered crash point.
+
+The reliability tests stop `ivmctl apply` at precise moments to prove that nothing is
+lost: before and after each step, inside an emulator command's transaction (the change
+is made but not committed), and while the state file is being replaced. The moments
+call `crash_point(name)`; the points are numbered in the order a process passes them.
+
+* `IVMCTL_TEST_KILL_AT=N` — SIGKILL this process when it reaches point N (1-based).
+* `IVMCTL_TEST_KILL_TRACE=FILE` — append `N name` to FILE for every point passed, so a
+  test can list the points of a run before it kills another run at each of them.
+
+With neither variable set (normal use), `crash_point` returns at once and does nothing.
+It lives in runtime/, the lowest layer that has crash points, so one counter serves the
+emulator, the state backend (through an injected hook) and the apply walk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+KILL_AT_ENV = "IVMCTL_TEST_KILL_AT"
+KILL_TRACE_ENV = "IVMCTL_TEST_KILL_TRACE"
+
+_guard = threading.Lock()
+_count = 0
+
+
+def crash_point(name: str) -> None:
+    """Count this point; SIGKILL the process if it is the one IVMCTL_TEST_KILL_AT names."""
+    global _count
+    kill_at, trace = os.environ.get(KILL_AT_ENV), os.environ.get(KILL_TRACE_ENV)
+    if not kill_at and not trace:
+        return
+    with _guard:
+        _count += 1
+        if trace:
+            with open(trace, "a", encoding="utf-8") as handle:
+                handle.write(f"{_count} {name}\n")
+        if kill_at and kill_at.isdigit() and _count == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
