@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, print its table, write benchmarks/out/results.json.
 
     python -m benchmarks [--quick] [--only NAME ...] [--sizes 100,1000] [--profile N]
-                         [--out FILE]
+                         [--apply-budget SECONDS] [--out FILE]
 
 Benchmarks: startup, apply_parallel, scale (with the floors, the scaling table and
 the profiles of the largest size), floors (alone). Without --only, all but the
@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="top N functions profiled at the largest size (default 20, 0 with --quick)",
     )
+    parser.add_argument(
+        "--apply-budget",
+        type=float,
+        default=scale.APPLY_BUDGET,
+        metavar="SECONDS",
+        help="stop (Ctrl-C) an apply create-all that runs longer, report its rate, and "
+        "finish the fleet untimed (default %(default)s)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="JSON results file")
     args = parser.parse_args(argv)
     names = tuple(dict.fromkeys(args.only or DEFAULT))
@@ -79,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "apply_parallel":
             tables = [apply_parallel.run(quick=args.quick)]
         elif name == "scale":
-            tables = scale.run(quick=args.quick, sizes=sizes, profile_top=profile_top)
+            tables = scale.run(
+                quick=args.quick,
+                sizes=sizes,
+                profile_top=profile_top,
+                apply_budget=args.apply_budget,
+            )
         else:
             chosen = sizes or (scale.QUICK_SIZES if args.quick else scale.SIZES)
             tables = [floors.run(quick=args.quick, sizes=chosen)]
@@ -92,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "format_version": FORMAT_VERSION,
         "started": began.isoformat(timespec="seconds"),
         "quick": args.quick,
+        "argv": sys.argv[1:] if argv is None else argv,
         "machine": machine(),
         "benchmark_seconds": timings,
         "tables": [t.as_json() for t in results],

@@ -11,9 +11,11 @@ exactly that child, not the running maximum over all children that
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) when its time budget ran out
 
 
 def ivmctl_command() -> list[str]:
@@ -48,9 +51,11 @@ def measure(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     ok_codes: Sequence[int] = (0,),
+    budget: float | None = None,
 ) -> Measured:
     """Run `argv` as a child process and measure it; raises BenchmarkError when it
-    exits with a status not in `ok_codes`."""
+    exits with a status not in `ok_codes`. After `budget` seconds the child gets a
+    Ctrl-C (SIGINT) and is measured until it stops; then any exit status is accepted."""
     environ = dict(os.environ if env is None else env)
     # the benchmarks package must import in children; an existing PYTHONPATH (a Rust
     # parser installed aside, for the floor) is kept after it
@@ -60,14 +65,21 @@ def measure(
         child = subprocess.Popen(
             list(argv), cwd=cwd, env=environ, stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
+        interrupt = None
+        if budget is not None:
+            interrupt = threading.Timer(budget, child.send_signal, (signal.SIGINT,))
+            interrupt.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - began
+        interrupted = interrupt is not None and interrupt.finished.is_set()
+        if interrupt is not None:
+            interrupt.cancel()
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    if child.returncode not in ok_codes:
+    if child.returncode not in ok_codes and not interrupted:
         raise BenchmarkError(
             f"{' '.join(argv)} exited with {child.returncode}:\n{stderr[-2000:]}{stdout[-2000:]}"
         )
@@ -77,6 +89,7 @@ def measure(
         returncode=child.returncode,
         stdout=stdout,
         stderr=stderr,
+        interrupted=interrupted,
     )
 
 
@@ -85,9 +98,15 @@ def ivmctl(
     *args: str,
     env: Mapping[str, str] | None = None,
     ok_codes: Sequence[int] = (0,),
+    budget: float | None = None,
 ) -> Measured:
     """`ivmctl -C DIRECTORY ARGS...`, measured."""
-    return measure([*ivmctl_command(), "-C", str(directory), *args], env=env, ok_codes=ok_codes)
+    return measure(
+        [*ivmctl_command(), "-C", str(directory), *args],
+        env=env,
+        ok_codes=ok_codes,
+        budget=budget,
+    )
 
 
 def clean_env(**extra: str) -> dict[str, str]:

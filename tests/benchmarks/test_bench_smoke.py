@@ -85,3 +85,20 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     assert 0 < len(profile) <= 5 and all(row["cumulative s"] >= 0 for row in profile)
     for name in ("Fleet scale", "Scaling", "Parallel apply", "Start-up", "Where the time goes"):
         assert name in done.stdout
+
+
+def test_complete_brings_a_fleet_to_its_applied_state(tmp_path: Path) -> None:
+    from benchmarks.common import ivmctl
+    from benchmarks.fleet import complete, write_fleet
+
+    fleet = write_fleet(tmp_path, hosts=2, guests=6)
+    assert complete(fleet) == 6 + 2 * 4  # guests, hosts provisioned, 3 vswitches each
+    assert ivmctl(fleet.directory, "plan", "--detailed-exitcode").returncode == 0
+
+
+def test_a_command_over_its_budget_is_interrupted_and_measured() -> None:
+    from benchmarks.common import measure
+
+    out = measure([sys.executable, "-c", "import time; time.sleep(60)"], budget=0.5)
+    assert out.interrupted and out.returncode != 0
+    assert out.seconds < 30
