@@ -74,7 +74,7 @@ def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # Pipelines and docs run `ivmctl` lines; a subprocess costs ~1 s each, so the lines run
 # in this process through ivmctl.cli.main. Supported, and nothing else (anything else
 # fails the test, naming the line): `ivmctl ARGS`, `> FILE`, `>> FILE`, `A && B`,
-# `A || true`, `A || status=$?`, `exit "${status:-0}"`, `$VAR` / `${VAR:-default}`.
+# `A || true`, `A || status=$?`, `cd DIR`, `exit "${status:-0}"`, `$VAR` / `${VAR:-default}`.
 _VAR = re.compile(r"\$\{(\w+):-([^}]*)\}|\$\{(\w+)\}|\$(\w+|\?)")
 
 
@@ -94,8 +94,11 @@ def run_ivmctl(args: list[str]) -> Ran:
 class MiniShell:
     """Runs script lines like `bash -e` would, for the forms listed above."""
 
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, cwd: Path, env: dict[str, str], chdir: Callable[[Path], None] = os.chdir
+    ) -> None:
         self.cwd = cwd
+        self.chdir = chdir
         self.vars = dict(env)
         self.last: Ran = Ran(code=0, out="", err="")
         self.log: list[str] = []
@@ -124,6 +127,10 @@ class MiniShell:
             target, mode = words[-1], words[-2]
             words = words[:-2]
         words = [self.expand(w) for w in words]
+        if words[0] == "cd" and len(words) == 2:
+            self.cwd = (self.cwd / words[1]).resolve()
+            self.chdir(self.cwd)
+            return 0
         if words[0] == "exit":
             raise _Exit(int(words[1]) if len(words) > 1 else self.last.code)
         if words[0] != "ivmctl":
@@ -173,6 +180,8 @@ def mini_shell(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Callable[[Pa
 
     def make(cwd: Path) -> MiniShell:
         monkeypatch.chdir(cwd)
-        return MiniShell(cwd, {"GITHUB_STEP_SUMMARY": str(cwd / "step-summary.md")})
+        return MiniShell(
+            cwd, {"GITHUB_STEP_SUMMARY": str(cwd / "step-summary.md")}, chdir=monkeypatch.chdir
+        )
 
     return make

@@ -43,3 +43,18 @@ def test_every_command_help_has_an_example(path: str, command: click.Command) ->
     assert "Example" in help_, f"`{path} --help` shows no example"
     examples = help_.split("Example", 1)[1]
     assert "ivmctl" in examples, f"`{path} --help`: the example does not show a command line"
+
+
+def test_the_readme_exit_table_lists_the_codes_ivmctl_uses() -> None:
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Exit status", 1)[1].split("\n## ", 1)[0]
+    codes = {int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ")
+             and line.split("|")[1].strip().isdigit()}  # fmt: skip
+    assert codes == {s.value for s in ExitStatus} - {ExitStatus.USAGE}
+
+
+def test_the_readme_quick_start_is_the_two_make_commands() -> None:
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = quick.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split()[:2] for line in block.splitlines()] == [["make", "demo"], ["make", "test"]]
