@@ -126,7 +126,7 @@ def world_dump(db: Path) -> list[tuple[Any, ...]]:
         return [
             (table, *row)
             for table in tables
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608
+            for row in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
         ]
     finally:
         conn.close()

@@ -168,13 +168,14 @@ def _spread(count: int, total: int) -> list[int]:
 
 
 def _survive(base: Baseline, tmp: Path, points: list[int], parallelism: int, figures: Any) -> None:
-    for point in points:
-        name = kill_and_recover(base, tmp / f"p{parallelism}-{point}", point,
+    for index, point in enumerate(points):
+        name = kill_and_recover(base, tmp / f"{index}-p{parallelism}-{point}", point,
                                 parallelism=parallelism)  # fmt: skip
         if name:
             figures.add("crash", "kill_points_tried")
             figures.add("crash", "kill_points_survived")
             figures.add("crash", f"killed_at_{name.split(' ')[0]}")
+            figures.add("crash", f"parallelism_{parallelism}_points_survived")
 
 
 def test_apply_killed_at_a_handful_of_points_recovers_and_converges(
