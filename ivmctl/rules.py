@@ -299,19 +299,22 @@ def field_change_kind(field_path: str) -> ChangeKind:
     raise RuleViolation(f"no change rule for field {field_path!r}")
 
 
-def dynamic_memory_problem(*, min_mb: int, max_mb: int, target_mb: int) -> str | None:
-    """Why a dynamic-memory range is invalid, or None [R60][R53].
+class DynamicMemoryProblem(StrEnum):
+    """What is wrong with a dynamic-memory range; each front end words it its own way."""
 
-    `ram_dyn_min` must be below `ram_dyn_max` (strictly), and the target must lie
-    between them; all in 64 MB steps.
-    """
+    MIN_NOT_BELOW_MAX = "min_not_below_max"
+    TARGET_OUTSIDE = "target_outside"
+
+
+def dynamic_memory_problem(
+    *, min_mb: int, max_mb: int, target_mb: int
+) -> DynamicMemoryProblem | None:
+    """The rule for a dynamic-memory range [R60][R53]: `ram_dyn_min` strictly below
+    `ram_dyn_max`, the target between them (inclusive)."""
     if not min_mb < max_mb:
-        return f"ram_dyn_min ({min_mb} MB) must be less than ram_dyn_max ({max_mb} MB)"
+        return DynamicMemoryProblem.MIN_NOT_BELOW_MAX
     if not min_mb <= target_mb <= max_mb:
-        return (
-            f"the dynamic memory target {target_mb} MB must lie between "
-            f"ram_dyn_min ({min_mb} MB) and ram_dyn_max ({max_mb} MB)"
-        )
+        return DynamicMemoryProblem.TARGET_OUTSIDE
     return None
 
 

@@ -22,6 +22,7 @@ from ivmctl.rules import (
     DEFAULT_VCPUS,
     ChangeKind,
     Demand,
+    DynamicMemoryProblem,
     HostCapacity,
     OsType,
     Placement,
@@ -345,8 +346,16 @@ def _check_dynamic_memory(ctx: Ctx, g: Guest) -> Guest:
     if dyn_max > limit:
         raise ctx.refuse(g.name, f"ram_dyn_max {dyn_max} MB exceeds the {limit} MB limit.")
     problem = dynamic_memory_problem(min_mb=dyn_min, max_mb=dyn_max, target_mb=target)
-    if problem:
-        raise ctx.refuse(g.name, problem[0].upper() + problem[1:] + ".")
+    if problem is DynamicMemoryProblem.MIN_NOT_BELOW_MAX:
+        raise ctx.refuse(
+            g.name, f"ram_dyn_min ({dyn_min} MB) must be less than ram_dyn_max ({dyn_max} MB)."
+        )
+    if problem is DynamicMemoryProblem.TARGET_OUTSIDE:
+        raise ctx.refuse(
+            g.name,
+            f"The dynamic memory target {target} MB must lie between "
+            f"ram_dyn_min ({dyn_min} MB) and ram_dyn_max ({dyn_max} MB).",
+        )
     return replace(g, dyn_min=dyn_min, dyn_max=dyn_max, dyn_target=target)
 
 

@@ -187,14 +187,19 @@ def _check_dynamic_memory(guest: Guest, address: str, out: Collector, unknown: s
         )
     if "vm_type" not in unknown and guest.vm_type == "vpar":
         _error(out, "vPars have no dynamic memory", address, "dynamic_memory")
-    if dyn.min_mb and dyn.max_mb and dyn.min_mb > dyn.max_mb:
+    if not (dyn.min_mb and dyn.max_mb):
+        return
+    problem = rules.dynamic_memory_problem(
+        min_mb=dyn.min_mb, max_mb=dyn.max_mb, target_mb=dyn.target_mb
+    )
+    if problem is rules.DynamicMemoryProblem.MIN_NOT_BELOW_MAX:
         _error(
             out,
-            f"dynamic memory min {dyn.min_mb} MB is above max {dyn.max_mb} MB",
+            f"dynamic memory min {dyn.min_mb} MB must be below max {dyn.max_mb} MB",
             address,
             "dynamic_memory.min",
         )
-    elif dyn.min_mb and dyn.max_mb and not dyn.min_mb <= dyn.target_mb <= dyn.max_mb:
+    elif problem is rules.DynamicMemoryProblem.TARGET_OUTSIDE:
         _error(
             out,
             f"dynamic memory target {dyn.target_mb} MB is outside min {dyn.min_mb} MB "
