@@ -204,9 +204,15 @@ def test_ctrl_c_lets_running_changes_finish_and_a_rerun_converges(
         "--nics", "lan0,lan1")  # fmt: skip
     run("emulator", "faults", "vmhost01", "--latency", "create=1.0")
     proc = start("apply", "--auto-approve", "--parallelism", "1")
-    time.sleep(2.0)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # wait until apply is under way and one change is done
+        seen.append(line)
+        if ": done (" in line:
+            break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    out = "".join(seen) + out
     assert proc.returncode == 1, err
     assert "Interrupted" in out
     state = json.loads((quickstart / ".ivmctl" / "state.json").read_text())
