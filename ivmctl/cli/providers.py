@@ -17,6 +17,11 @@ def providers(as_json: bool) -> None:
     \b
     Plugins are found in the `ivmctl` entry-point group; the emulator provider is
     built in. A misspelt hook or a provider name used twice is reported here first.
+
+    \b
+    Examples:
+      ivmctl providers
+      ivmctl providers --json
     """
     pm = manager.get_plugin_manager()
     found = manager.providers(pm)
