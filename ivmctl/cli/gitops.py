@@ -43,15 +43,18 @@ def init(ctx: CliContext, directory: Path | None) -> None:
     Example:
       ivmctl init fleet && cd fleet && ivmctl plan
     """
+    from importlib import resources
+
     from ivmctl import templates
-    from ivmctl.spec.schema import SCHEMA_FILE, load_schema
+    from ivmctl.spec.schema import SCHEMA_FILE
 
     target = directory if directory is not None else ctx.config_dir
     schema_rel = f"{templates.SCHEMA_DIR}/{SCHEMA_FILE}"
     files = {
         templates.CONFIG_FILE: templates.CONFIG.format(schema=schema_rel),
         templates.GITIGNORE_FILE: templates.GITIGNORE,
-        schema_rel: json.dumps(load_schema(), indent=2) + "\n",
+        # the shipped file as it is, so a vendored copy diffs cleanly against a new release
+        schema_rel: resources.files("ivmctl").joinpath("schemas", SCHEMA_FILE).read_text("utf-8"),
     }
     if target.exists() and not target.is_dir():
         raise InitError(f"{target} exists and is not a directory", detail="Choose another path.")

@@ -9,6 +9,8 @@ import pytest
 
 from ivmctl.spec.schema import load_schema
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_init_writes_a_commented_example_that_validates_plans_and_applies(
     ivmctl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -32,8 +34,9 @@ def test_init_modeline_points_at_the_shipped_schema_written_next_to_it(
     ivmctl("init", str(tmp_path / "new"))
     first = (tmp_path / "new" / "ivmctl.yaml").read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=schemas/ivmctl-v1.schema.json"
-    written = json.loads((tmp_path / "new" / "schemas" / "ivmctl-v1.schema.json").read_text())
-    assert written == load_schema()
+    written = (tmp_path / "new" / "schemas" / "ivmctl-v1.schema.json").read_text()
+    assert json.loads(written) == load_schema()
+    assert written == (ROOT / "schemas" / "ivmctl-v1.schema.json").read_text()
 
 
 def test_init_ignores_the_state_directory(ivmctl, tmp_path: Path) -> None:
