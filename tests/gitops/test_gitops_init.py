@@ -23,6 +23,7 @@ def test_init_writes_a_commented_example_that_validates_plans_and_applies(
     assert config.count("\n#") >= 5  # commented for a first reader
     monkeypatch.chdir(tmp_path / "fleet")
     ivmctl("validate")
+    ivmctl("fmt", "--check")  # a new user's first pre-commit run passes
     assert "Plan: 3 to add" in ivmctl("plan").out
     ivmctl("apply", "--auto-approve")
     assert "No changes." in ivmctl("plan", "--detailed-exitcode").out
