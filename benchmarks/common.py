@@ -135,10 +135,7 @@ class Table:
         lines = [self.title, ""]
         lines.append("  ".join(col.ljust(w) for col, w in zip(self.columns, widths, strict=True)))
         lines.append("  ".join("-" * w for w in widths))
-        numeric = [
-            all(isinstance(row.get(col), int | float | None) for row in self.rows)
-            for col in self.columns
-        ]
+        numeric = [_numeric(self.rows, col) for col in self.columns]
         for r in cells:
             lines.append(
                 "  ".join(
@@ -149,6 +146,26 @@ class Table:
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
+    def markdown(self) -> str:
+        """The table in Markdown, as docs/performance.md shows it."""
+        lines = [
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---:" if _numeric(self.rows, c) else "---" for c in self.columns) + "|",
+        ]
+        for row in self.rows:
+            lines.append("| " + " | ".join(_cell(row.get(c)) for c in self.columns) + " |")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Table:
+        return cls(
+            name=data["name"],
+            title=data["title"],
+            columns=tuple(data["columns"]),
+            rows=list(data["rows"]),
+            notes=list(data["notes"]),
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -157,6 +174,10 @@ class Table:
             "rows": self.rows,
             "notes": self.notes,
         }
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    return all(isinstance(row.get(column), int | float | None) for row in rows)
 
 
 def _cell(value: Any) -> str:

@@ -86,6 +86,11 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     for name in ("Fleet scale", "Scaling", "Parallel apply", "Start-up", "Where the time goes"):
         assert name in done.stdout
 
+    from benchmarks.report import render
+
+    markdown = render(document)
+    assert "### Parallel apply" in markdown and "| parallelism |" in markdown
+
 
 def test_complete_brings_a_fleet_to_its_applied_state(tmp_path: Path) -> None:
     from benchmarks.common import ivmctl
