@@ -170,3 +170,18 @@ def test_every_inventory_command_has_help_with_an_example(
     assert code == 0
     assert "Example:" in out
     assert f"ivmctl {command[0]}" in out.split("Example:")[1]
+
+
+def test_docs_state_md_documents_every_key_of_the_state_file() -> None:
+    import re
+
+    from ivmctl.state import ResourceRecord, State
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "state.md").read_text()
+    table = doc.split("## The state file")[1].split("##")[0]
+    documented = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    state = State.new().with_record(ResourceRecord(address="guest.a", host="h"))
+    body = json.loads(state.to_json())
+    assert documented == set(body)
+    for key in body["resources"]["guest.a"]:
+        assert f"`{key}`" in table
