@@ -10,7 +10,8 @@ from its inventory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -23,13 +24,21 @@ from ivmctl.providers.transport import CommandOutput, Transport
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
 REFRESH_PARALLELISM = 8  # hosts read at once
+# A read (hpvmstatus, hpvmnet listings, hpvmdevmgmt -l) changes nothing, so when the
+# connection fails (exit 255, as ssh reports it) it is safe to try again after these
+# pauses. Steps (creations, migrations, ...) are never retried.
+READ_RETRY_PAUSES = (0.2, 0.5)
+EXIT_CONNECTION_FAILED = 255
 
 
 class HpvmProvider:
     """Refresh, steps and execution for VM Hosts reached through a Transport."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(
+        self, transport: Transport, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.transport = transport
+        self._sleep = sleep
 
     # -- contract ---------------------------------------------------------------------------
     @property
@@ -137,7 +146,13 @@ class HpvmProvider:
         return None if facts is None else self._read_host(facts)
 
     def _run(self, host: str, *argv: str) -> str:
+        """Run a read-only command; retried only when the connection itself failed."""
         output: CommandOutput = self.transport.run(host, argv)
+        for pause in READ_RETRY_PAUSES:
+            if output.exit_code != EXIT_CONNECTION_FAILED:
+                break
+            self._sleep(pause)
+            output = self.transport.run(host, argv)
         if output.exit_code != 0:
             said = (output.stderr or output.stdout).strip() or "no output"
             raise ProviderError(

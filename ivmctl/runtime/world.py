@@ -358,9 +358,12 @@ class World:
             )
         delay = float(latency or 0.0)
         if hang_kind is not None:
-            with self._store.transaction() as txn:  # a hang happens once
-                txn.execute("DELETE FROM hangs WHERE host_id=? AND kind=?", (host_id, hang_kind))
-            delay += float(hang)
+            with self._store.transaction() as txn:  # a hang happens once: to whoever takes it
+                taken = txn.execute(
+                    "DELETE FROM hangs WHERE host_id=? AND kind=?", (host_id, hang_kind)
+                ).rowcount
+            if taken:
+                delay += float(hang)
         with self._serialised(host, kind, args) as refusal:
             if delay > 0:
                 self._sleep(delay)
