@@ -46,6 +46,7 @@ def init(ctx: CliContext, directory: Path | None) -> None:
     from importlib import resources
 
     from ivmctl import templates
+    from ivmctl.spec import config_files
     from ivmctl.spec.schema import SCHEMA_FILE
 
     target = directory if directory is not None else ctx.config_dir
@@ -64,7 +65,7 @@ def init(ctx: CliContext, directory: Path | None) -> None:
             f"{target} already has {', '.join(existing)}; ivmctl init never overwrites files",
             detail="Run it in an empty directory (ivmctl init NEWDIR), or move those files away.",
         )
-    configs = sorted(p.name for p in target.glob("*.y*ml*") if not p.name.startswith("."))
+    configs = [p.name for p in config_files(target)] if target.is_dir() else []
     if configs:
         raise InitError(
             f"{target} already holds configuration ({', '.join(configs)})",
