@@ -106,3 +106,14 @@ def test_drift_on_an_invalid_configuration_exits_1_without_traceback(ivmctl, app
     ran = ivmctl("drift", expect=1)
     assert ran.err.startswith("error:")
     assert "Traceback" not in ran.err
+
+
+def test_after_an_applied_update_a_later_hand_change_is_still_drift(ivmctl, applied: Path) -> None:
+    config = applied / "ivmctl.yaml"
+    config.write_text(config.read_text().replace("{min: 20%, max: 60%}", "{min: 30%, max: 60%}"))
+    ivmctl("apply", "--auto-approve")
+    hpvm(ivmctl, "hpvmmodify", "-P", "web02", "-e", "40")
+    report = json.loads(ivmctl("drift", "--json", expect=2).out)
+    assert [(i["address"], i["kind"], i["declared"]) for i in report["items"]] == [
+        ("guest.web02", "drift", 30.0)
+    ]
