@@ -32,6 +32,15 @@ HOSTS = ("h1", "h2")
 VSWITCHES = {"vswa": "lan0", "vswb": None}  # one with an uplink, one host-local
 
 
+def _disk_choices(name: str) -> list[list[dict[str, Any]]]:
+    """The disk lists a guest may have. g3 always has a file-backed disk: adding one to an
+    existing guest is bug B3 (test_b3_... below), kept out of the random search."""
+    if name == "g3":
+        return [[{"backing": "file", "path": f"/ivm/{name}/root.img", "size": "8G"}]]
+    lv = f"/dev/vg01/rlvol_{name}"
+    return [[], [{"backing": "lv", "path": lv}], [{"backing": "lv", "path": lv, "adapter": "scsi"}]]
+
+
 @dataclass(frozen=True)
 class World:
     """The hosts' fixed hardware and versions, shared by both configurations."""
@@ -49,7 +58,7 @@ def worlds(draw: st.DrawFn) -> World:
         hosts=hosts,
         cores={h: draw(st.sampled_from([2, 4, 8])) for h in hosts},
         memory={h: draw(st.sampled_from(["8G", "16G"])) for h in hosts},
-        versions={h: draw(st.sampled_from(["6.3", "6.3", "6.2"])) for h in hosts},
+        versions={h: draw(st.sampled_from(["6.3", "6.3", "6.2", "4.2"])) for h in hosts},
     )
 
 
@@ -83,18 +92,28 @@ def configurations(draw: st.DrawFn, world: World) -> dict[str, Any]:
             nics.append(nic)
         minimum = draw(st.sampled_from([10, 20, 50]))
         maximum = draw(st.sampled_from([minimum, 100]))
+        os = draw(st.sampled_from(["hpux", "hpux", "linux"]))
         guest: dict[str, Any] = {
             "host": host,
-            "os": "hpux",
+            "os": os,
             # At most the smallest host's cores: a guest moving with more vCPUs than its target
             # has cores is bug B1 (test_b1_... below), kept out of the random search.
             "vcpus": draw(st.integers(1, min(4, *world.cores.values()))),
             "entitlement": {"min": f"{minimum}%", "max": f"{maximum}%"},
             "memory": draw(st.sampled_from(["1G", "2G", "3G", "4G"])),
             "power": draw(st.sampled_from(["on", "on", "off"])),
+            "start": draw(st.sampled_from(["auto", "manual"])),
             "label": draw(st.sampled_from(["", "app"])),
+            "disks": draw(st.sampled_from(_disk_choices(f"g{i}"))),
             "nics": nics,
+            "online_migration": draw(st.sampled_from([True, True, False])),
         }
+        if os == "hpux" and draw(st.booleans()):
+            guest["dynamic_memory"] = {
+                "min": draw(st.sampled_from(["512M", "1G"])),
+                "max": draw(st.sampled_from(["4G", "8G"])),
+                "target": draw(st.sampled_from([guest["memory"], "1G"])),
+            }
         if draw(st.integers(0, 5)) == 0:
             guest["lifecycle"] = {"restart": "deny"}
         guests[f"g{i}"] = guest
@@ -237,6 +256,7 @@ def _one_guest_move(before: dict[str, Any], after: dict[str, Any]) -> tuple[Worl
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="bug B1 (plan/classify.py): a guest that moves to a host with fewer cores than "
     "its current vCPUs is migrated first and shrunk on the target; hpvmmigrate refuses "
     "('VM Host h1 can never run the guest'). The vCPU change belongs on the source, "
@@ -247,5 +267,22 @@ def test_b1_a_guest_shrunk_to_fit_a_smaller_host_is_shrunk_before_it_moves() -> 
         *_one_guest_move(
             {"host": "h2", "vcpus": 3, "memory": "1G", "power": "off"},
             {"host": "h1", "vcpus": 1, "memory": "1G", "power": "off"},
+        )
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug B3 (plan/classify.py): a file-backed disk added to an existing guest is "
+    "planned as `hpvmmodify -a disk:avio_stor::file:PATH` without the storage.file_create "
+    "that a new guest gets; hpvmmodify refuses ('Backing file ... does not exist').",
+)
+def test_b3_a_file_backed_disk_added_to_an_existing_guest_is_created_first() -> None:
+    disk = {"backing": "file", "path": "/ivm/g0/data.img", "size": "8G"}
+    _check(
+        *_one_guest_move(
+            {"host": "h1", "memory": "1G"},
+            {"host": "h1", "memory": "1G", "disks": [disk]},
         )
     )
