@@ -74,6 +74,35 @@ def _enabled(flag: bool) -> str:
     return "enabled" if flag else "disabled"
 
 
+def backing_path_problem(path: str) -> str | None:
+    """Why a host path cannot be handed to an hpvm* command, or None.
+
+    Commands are argument lists, so shell metacharacters are harmless and pass literally;
+    what is refused would make the command act elsewhere than declared (`..`, a relative
+    path), break the colon-separated resource-statement grammar (`:`), or break the
+    line-oriented output a refresh parses (control characters).
+    """
+    if not path.startswith("/"):
+        return "it is not an absolute path"
+    if any(part in (".", "..") for part in path.split("/")):
+        return "it has a '.' or '..' component"
+    if ":" in path:
+        return "it contains ':', the separator of resource statements"
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "it contains a control character"
+    return None
+
+
+def _checked_path(op: Operation, path: str) -> str:
+    problem = backing_path_problem(path)
+    if problem:
+        raise ProviderError(
+            f"operation {op.kind} on {op.host}: refusing backing path {path!r}: {problem}",
+            detail="Declare the backing with a plain absolute path (/ivm/NAME/disk.img).",
+        )
+    return path
+
+
 def _statements(op: Operation, key: str) -> list[str]:
     value = op.params.get(key) or []
     if not isinstance(value, Sequence) or isinstance(value, str):
@@ -81,7 +110,12 @@ def _statements(op: Operation, key: str) -> list[str]:
             f"operation {op.kind} on {op.host}: {key!r} must be a list of resource statements",
             detail="The plan is malformed; compute it again with `ivmctl plan`.",
         )
-    return [str(v) for v in value]
+    statements = [str(v) for v in value]
+    for statement in statements:
+        parts = statement.split(":", 4)
+        if parts[0] != "network" and len(parts) == 5:
+            _checked_path(op, parts[4])
+    return statements
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,14 +295,14 @@ def port_vlan(op: Operation) -> tuple[Step, ...]:
 
 def file_create(op: Operation) -> tuple[Step, ...]:
     """`hpvmdevmgmt -S SIZE PATH`: create a backing file."""
-    path = _param(op, "path", str)
+    path = _checked_path(op, _param(op, "path", str))
     size = format_memory_arg(_param(op, "size_mb", int))
     return (_step(op, f"create backing file {path} ({size})", "hpvmdevmgmt", "-S", size, path),)
 
 
 def device_share(op: Operation) -> tuple[Step, ...]:
     """`hpvmdevmgmt -m gdev:PATH:attr:SHARE=YES`."""
-    path = _param(op, "path", str)
+    path = _checked_path(op, _param(op, "path", str))
     return (
         _step(op, f"mark {path} shareable", "hpvmdevmgmt", "-m", f"gdev:{path}:attr:SHARE=YES"),
     )
