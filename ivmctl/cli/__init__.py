@@ -26,7 +26,7 @@ class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  # anything went wrong; the message says what
     CHANGES = 2  # plan --detailed-exitcode / drift: there is something to do
-    USAGE = 64  # click usage errors keep their own code below
+    USAGE = 64  # a mistyped command, option or argument (EX_USAGE)
     INTERRUPTED = 130
 
 
@@ -117,13 +117,27 @@ def fail(error: IvmctlError, *, debug: bool = False) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point."""
+    """Console-script entry point: runs a command and maps every outcome to an ExitStatus.
+
+    Usage mistakes exit 64, not 2, so that `plan --detailed-exitcode` and `drift` can use
+    2 for "there are changes" without a pipeline mistaking a typo for drift.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        return cli.main(args=args, prog_name="ivmctl", standalone_mode=True)
+        # Without standalone mode click returns the code of ctx.exit(N) instead of exiting.
+        code = cli.main(args=args, prog_name="ivmctl", standalone_mode=False)
     except IvmctlError as error:
         fail(error, debug=debug)
-    except KeyboardInterrupt:
+    except click.UsageError as error:
+        error.show()
+        sys.exit(ExitStatus.USAGE)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(ExitStatus.ERROR)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         print("ivmctl: interrupted.", file=sys.stderr)
         sys.exit(ExitStatus.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)

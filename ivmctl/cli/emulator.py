@@ -39,12 +39,23 @@ def _open(path: Path | None, *, create: bool = False) -> World:
 
 @click.group()
 def emulator() -> None:
-    """Drive the bundled Integrity VM emulator."""
+    """Drive the bundled Integrity VM emulator.
+
+    \b
+    Example:
+      ivmctl emulator host add vmhost01 --cores 8 --memory 64G --nics lan0,lan1
+      ivmctl emulator exec vmhost01 -- hpvmstatus
+    """
 
 
 @emulator.group()
 def host() -> None:
-    """Provision, list and remove emulated VM Hosts."""
+    """Provision, list and remove emulated VM Hosts.
+
+    \b
+    Example:
+      ivmctl emulator host list
+    """
 
 
 @host.command("add")
@@ -58,7 +69,12 @@ def host() -> None:
 def host_add(
     name: str, cores: int, memory: str, nics: str, version: str, mhz: int, path: Path | None
 ) -> None:
-    """Add a VM Host with its hardware (it starts with localnet only)."""
+    """Add a VM Host with its hardware (it starts with localnet only).
+
+    \b
+    Example:
+      ivmctl emulator host add vmhost01 --cores 8 --memory 64G --nics lan0,lan1 --version 6.3
+    """
     try:
         memory_mb = parse_memory_mb(memory)
     except RuleViolation as exc:
@@ -81,7 +97,12 @@ def host_add(
 @host.command("list")
 @path_option
 def host_list(path: Path | None) -> None:
-    """List the VM Hosts of the world."""
+    """List the VM Hosts of the world.
+
+    \b
+    Example:
+      ivmctl emulator host list
+    """
     with _open(path) as world:
         hosts = world.hosts()
     click.echo(f"{'NAME':<16} {'VERSION':<8} {'CORES':>5} {'MEMORY':>8} {'MHZ':>5}  NICS")
@@ -96,7 +117,12 @@ def host_list(path: Path | None) -> None:
 @click.argument("name")
 @path_option
 def host_remove(name: str, path: Path | None) -> None:
-    """Remove a VM Host (refused while it has guests)."""
+    """Remove a VM Host (refused while it has guests).
+
+    \b
+    Example:
+      ivmctl emulator host remove vmhost09
+    """
     with _open(path) as world:
         world.remove_host(name)
     click.echo(f"host {name} removed")
@@ -107,7 +133,13 @@ def host_remove(name: str, path: Path | None) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @path_option
 def exec_(host_name: str, command: tuple[str, ...], path: Path | None) -> None:
-    """Run an hpvm* command line on HOST: ivmctl emulator exec HOST -- hpvmstatus -M"""
+    """Run an hpvm* command line on HOST and print what it prints.
+
+    \b
+    Example:
+      ivmctl emulator exec vmhost01 -- hpvmstatus -M
+      ivmctl emulator exec vmhost01 -- hpvmmodify -P web01 -e 40
+    """
     with _open(path) as world:
         result = world.execute(host_name, list(command))
     sys.stdout.write(result.stdout)
@@ -120,7 +152,12 @@ def exec_(host_name: str, command: tuple[str, ...], path: Path | None) -> None:
 @click.argument("host_name", metavar="HOST")
 @path_option
 def log(host_name: str, path: Path | None) -> None:
-    """Show HOST's command log: time, exit status, command line."""
+    """Show HOST's command log: time, exit status, command line.
+
+    \b
+    Example:
+      ivmctl emulator log vmhost01
+    """
     import shlex
     import time
 
@@ -171,7 +208,14 @@ def faults(
     list_: bool,
     path: Path | None,
 ) -> None:
-    """Inject faults and latency on HOST, or --list them."""
+    """Inject faults and latency on HOST, or --list them.
+
+    \b
+    Example:
+      ivmctl emulator faults vmhost01 --fail-starts 1
+      ivmctl emulator faults vmhost01 --latency start=1.0
+      ivmctl emulator faults --list
+    """
     with _open(path) as world:
         changing = any(
             [fail_starts is not None, abort_migration, unreachable is not None, latency, hang,

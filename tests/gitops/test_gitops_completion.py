@@ -22,7 +22,7 @@ def test_completion_prints_the_script_for_each_shell(ivmctl, shell: str) -> None
 
 
 def test_completion_refuses_an_unknown_shell(ivmctl) -> None:
-    ran = ivmctl("completion", "tcsh", expect=2)
+    ran = ivmctl("completion", "tcsh", expect=64)
     assert "'tcsh' is not one of" in ran.err
 
 

@@ -255,7 +255,7 @@ def test_reconcile_without_auto_approve_safe_changes_nothing(ivmctl, quickstart:
 
 
 def test_reconcile_allow_all_needs_auto_approve_safe(ivmctl, quickstart: Path) -> None:
-    ran = ivmctl("reconcile", "--once", "--allow-all", expect=2)
+    ran = ivmctl("reconcile", "--once", "--allow-all", expect=64)
     assert "--allow-all only makes sense with --auto-approve-safe" in ran.err
 
 
