@@ -148,3 +148,25 @@ def test_destroy_on_a_terminal_needs_the_exact_count(run: Any, config: Path, fig
     assert guests_on_host(run) == []
     assert files_on_host(config) == {"/ivm/data01/root.img": 8192}
     figures.add("data_protection", "destroy_confirmations_checked", 2)
+
+
+def test_an_owned_guest_gone_from_runtime_and_configuration_is_forgotten_not_reclaimed(
+    run: Any, config: Path, figures: Any
+) -> None:
+    """Found by the crash harness: killed after `hpvmremove` but before the state write,
+    the state kept owning a guest that no longer existed, and a guest later made by hand
+    under that name would have been deleted as ivmctl's own. Now apply forgets it."""
+    (config / "fleet.yaml").write_text(FLEET.replace("PREVENT", "false"))
+    run("apply", "--auto-approve")
+    run("emulator", "exec", "vmhost01", "--", "hpvmstop", "-P", "data01", "-F")
+    run("emulator", "exec", "vmhost01", "--", "hpvmremove", "-P", "data01", "-F")
+    (config / "fleet.yaml").write_text(FLEET.replace(DATA01, ""))
+    forgot = run("apply", "--auto-approve").stdout
+    assert (
+        "guest.data01: gone from the runtime and the configuration; removed from the state"
+        in forgot
+    )
+    run("emulator", "exec", "vmhost01", "--", "hpvmcreate", "-P", "data01")
+    plan = run("plan").stdout
+    assert "Unmanaged, left alone: guest.data01" in plan and "No changes." in plan
+    figures.add("data_protection", "vanished_records_forgotten")
