@@ -607,3 +607,19 @@ def online_migration_problem(source_version: str, target_version: str) -> str | 
             f"is not supported (allowed targets: {', '.join(sorted(allowed))})"
         )
     return None
+
+
+def migration_device_problem(*, backing: str, path: str, shared: bool) -> str | None:
+    """Why one storage device of a guest blocks its migration, or None [obs R21][R9][R12].
+
+    A shared device (SHARE=YES) never migrates; a file backing lives on its own host's
+    file system, and ivmctl copies no storage during a migration [inf], so a guest with
+    one cannot move. Disks and LVs are presented to every host; empty DVDs hold nothing.
+    """
+    if backing == "null":
+        return None
+    if shared:
+        return f"{path} is shared; a guest with shared storage devices cannot be migrated"
+    if backing == "file":
+        return f"{path} is a file on the source host's file system; migrations do not copy storage"
+    return None

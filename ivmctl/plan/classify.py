@@ -26,6 +26,7 @@ from ivmctl.rules import (
     Demand,
     device_change_kind,
     field_change_kind,
+    migration_device_problem,
     offline_migration_problem,
     online_migration_problem,
 )
@@ -689,6 +690,21 @@ def _plan_move(
             f"{', '.join(missing)}, which {desired.host} does not declare",
             detail="A migration needs the same vswitches on the target. Declare them on "
             f"{desired.host}, or move the NICs to another vswitch in an earlier apply.",
+            location=ctx.location or Location(address=desired.address, path="host"),
+        )
+    blocked = [
+        problem
+        for disk in (*actual.guest.disks, *actual.guest.dvds)
+        if (problem := migration_device_problem(
+            backing=disk.backing, path=disk.path, shared=disk.shared
+        ))
+    ]  # fmt: skip
+    if blocked:
+        raise PlanError(
+            f"{desired.address} cannot move to {desired.host}: " + "; ".join(blocked),
+            detail="A migrating guest needs storage both hosts reach and no shared device: "
+            "use SAN disks (backing: disk) or LVs, drop the shared device, or delete the "
+            f"guest and create it on {desired.host}.",
             location=ctx.location or Location(address=desired.address, path="host"),
         )
     carried = _carry_vlans(desired, actual.guest, edits)

@@ -347,6 +347,18 @@ def main() -> None:
         D(two_hosts(), {"web01": guest("h2", online_migration=False, lifecycle=deny)}),
         A(two_hosts(), {"web01": running(guest(online_migration=False))}),
     )
+    file_backed = {"disks": [{"backing": "file", "path": "/ivm/web01.img"}]}
+    write(
+        "migration_of_a_guest_on_a_host_local_file_is_a_plan_error",
+        D(two_hosts(), {"web01": guest("h2", **file_backed)}),
+        A(two_hosts(), {"web01": running(guest(**file_backed))}),
+    )
+    quorum_disk = {"disks": [{"backing": "disk", "path": "/dev/rdisk/disk30", "shared": True}]}
+    write(
+        "migration_of_a_guest_with_a_shared_device_is_a_plan_error",
+        D(two_hosts(), {"web01": guest("h2", **quorum_disk)}),
+        A(two_hosts(), {"web01": running(guest(**quorum_disk))}),
+    )
     write(
         "migration_between_version_families_is_a_plan_error",
         D({"h1": host("4.0"), "h2": host("6.3")}, {"web01": guest("h2", power="off")}),
