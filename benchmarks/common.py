@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks.fleet import BenchmarkError
 
 ROOT = Path(__file__).resolve().parents[1]
+GRACE = 30.0  # seconds a command may take to stop after its Ctrl-C before it is killed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +37,8 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
-    interrupted: bool = False  # stopped by Ctrl-C (SIGINT) when its time budget ran out
+    interrupted: bool = False  # stopped (Ctrl-C, then kill) when its time budget ran out
+    killed: bool = False  # still running GRACE seconds after the Ctrl-C: killed
 
 
 def ivmctl_command() -> list[str]:
@@ -55,7 +57,8 @@ def measure(
 ) -> Measured:
     """Run `argv` as a child process and measure it; raises BenchmarkError when it
     exits with a status not in `ok_codes`. After `budget` seconds the child gets a
-    Ctrl-C (SIGINT) and is measured until it stops; then any exit status is accepted."""
+    Ctrl-C (SIGINT) and is measured until it stops, and GRACE seconds later it is killed;
+    then any exit status is accepted."""
     environ = dict(os.environ if env is None else env)
     # the benchmarks package must import in children; an existing PYTHONPATH (a Rust
     # parser installed aside, for the floor) is kept after it
@@ -65,15 +68,20 @@ def measure(
         child = subprocess.Popen(
             list(argv), cwd=cwd, env=environ, stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
-        interrupt = None
+        timers = []
         if budget is not None:
-            interrupt = threading.Timer(budget, child.send_signal, (signal.SIGINT,))
-            interrupt.start()
+            timers = [
+                threading.Timer(budget, child.send_signal, (signal.SIGINT,)),
+                threading.Timer(budget + GRACE, child.send_signal, (signal.SIGKILL,)),
+            ]
+            for timer in timers:
+                timer.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - began
-        interrupted = interrupt is not None and interrupt.finished.is_set()
-        if interrupt is not None:
-            interrupt.cancel()
+        fired = [timer.finished.is_set() for timer in timers]
+        for timer in timers:
+            timer.cancel()
+        interrupted, killed = any(fired), len(fired) == 2 and fired[1]
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -90,6 +98,7 @@ def measure(
         stdout=stdout,
         stderr=stderr,
         interrupted=interrupted,
+        killed=killed,
     )
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Measured, Table, clean_env, ivmctl
+from benchmarks.common import GRACE, Measured, Table, clean_env, ivmctl
 from benchmarks.fleet import BenchmarkError, complete, drift, write_fleet
 from benchmarks.floors import measure_floors
 from benchmarks.profile import profile_command
@@ -123,9 +123,14 @@ def measure_size(
             done = re.findall(rf"\((\d+)/{total}\)", out.stdout)
             count = int(done[-1]) if done else 0
             record("apply create-all", out)
+            how = (
+                f"killed {GRACE:g} s after a Ctrl-C that did not stop it"
+                if out.killed
+                else "stopped by Ctrl-C"
+            )
             rows[-1]["detail"] = (
-                f"stopped by Ctrl-C after the {apply_budget:g} s budget: {count} of {total} "
-                f"changes done ({count / out.seconds:.1f}/s); the rest completed untimed"
+                f"over the {apply_budget:g} s budget, {how}: {count} of {total} changes done "
+                f"({count / out.seconds:.1f}/s); the rest completed untimed"
             )
             rows[-1]["complete"] = False
             complete(fleet, environ=env)

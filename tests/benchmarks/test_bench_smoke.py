@@ -105,5 +105,14 @@ def test_a_command_over_its_budget_is_interrupted_and_measured() -> None:
     from benchmarks.common import measure
 
     out = measure([sys.executable, "-c", "import time; time.sleep(60)"], budget=0.5)
-    assert out.interrupted and out.returncode != 0
+    assert out.interrupted and not out.killed and out.returncode != 0
     assert out.seconds < 30
+
+
+def test_a_command_that_ignores_its_ctrl_c_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "GRACE", 0.5)
+    ignore = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
+    out = common.measure([sys.executable, "-c", ignore], budget=0.5)
+    assert out.interrupted and out.killed and out.seconds < 30
