@@ -119,7 +119,9 @@ def check_consistent_after_kill(config: Path, base: Baseline) -> None:
         conn.close()
 
 
-def kill_and_recover(base: Baseline, where: Path, point: int, *, parallelism: int) -> str:
+def kill_and_recover(
+    base: Baseline, where: Path, point: int, *, parallelism: int, figures: Any
+) -> str:
     """Kill apply at `point`, check, converge, compare; returns the point's name ('' if the
     run finished before reaching it)."""
     config = where / "config"
@@ -134,6 +136,7 @@ def kill_and_recover(base: Baseline, where: Path, point: int, *, parallelism: in
         return ""
     assert proc.returncode == -9, proc.stderr
     name = passed[-1].split(" ", 1)[1]
+    figures.add("crash", "kill_points_tried")
     finished = {p.split()[2] for p in passed if p.split()[1] == "change_done"}
 
     check_consistent_after_kill(config, base)
@@ -170,9 +173,8 @@ def _spread(count: int, total: int) -> list[int]:
 def _survive(base: Baseline, tmp: Path, points: list[int], parallelism: int, figures: Any) -> None:
     for index, point in enumerate(points):
         name = kill_and_recover(base, tmp / f"{index}-p{parallelism}-{point}", point,
-                                parallelism=parallelism)  # fmt: skip
+                                parallelism=parallelism, figures=figures)  # fmt: skip
         if name:
-            figures.add("crash", "kill_points_tried")
             figures.add("crash", "kill_points_survived")
             figures.add("crash", f"killed_at_{name.split(' ')[0]}")
             figures.add("crash", f"parallelism_{parallelism}_points_survived")
