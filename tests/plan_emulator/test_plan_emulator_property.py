@@ -7,13 +7,15 @@ its changes strictly in plan order succeeds step by step (every hpvm* step exits
 every change verifies) and the next plan is empty.
 
 Small worlds: 1-2 hosts, 0-4 guests; random vCPUs, memory, entitlement, power,
-vswitches (created, deleted, NICs moved between them) and host moves.
+vswitches (created, deleted, NICs moved between them) and host moves. Between the two
+configurations, objects may be forgotten from the state (adopted again, or left alone as
+unmanaged) and a guest created by hand, which the plan must never touch.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 from ivmctl.core.session import Planned, PlanOptions, Session, Workspace
 from ivmctl.errors import PlanError
 from ivmctl.plan.model import Plan
+from ivmctl.providers.base import Step
 
 
 def _in_plan_order(plan: Plan) -> Plan:
@@ -50,7 +53,42 @@ def _apply_in_order(session: Session, planned: Planned) -> None:
     assert set(result.done) == {c.key for c in plan.actionable}
 
 
-def _check(world: World, first: dict[str, Any], second: dict[str, Any]) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Meddling:
+    """What happens between the two configurations, outside ivmctl's plan."""
+
+    unmanaged_on: str | None = None  # a guest `u0` created (and started) by hand there
+    forget: tuple[str, ...] = ()  # addresses dropped from the state (`state rm`)
+
+
+def _meddle(session: Session, meddling: Meddling) -> None:
+    state = session.backend.read()
+    for address in meddling.forget:
+        if address in state.resources:
+            state = session.backend.write(state.without(address))
+    host = meddling.unmanaged_on
+    desired, _ = session.load()
+    provider = session.provider(desired.provider)
+    if host is None or host not in provider.refresh([host]).hosts:
+        return
+    create = ("hpvmcreate", "-P", "u0", "-O", "linux", "-c", "1", "-r", "1G")
+    assert provider.execute(Step(host=host, argv=create, description="create u0")).ok
+    provider.execute(Step(host=host, argv=("hpvmstart", "-P", "u0"), description="start u0"))
+
+
+def _unmanaged_guest(session: Session) -> tuple[str, int, int, bool] | None:
+    desired, _ = session.load()
+    actual = session.provider(desired.provider).refresh(sorted(desired.hosts))
+    found = actual.guests.get("u0")
+    if found is None:
+        return None
+    guest = found.guest
+    return guest.host, guest.vcpus, guest.memory_mb, found.status.running
+
+
+def _check(
+    world: World, first: dict[str, Any], second: dict[str, Any], meddling: Meddling = Meddling()
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config_dir = Path(tmp)
         workspace = Workspace(config_dir=config_dir, environ={})
@@ -62,6 +100,8 @@ def _check(world: World, first: dict[str, Any], second: dict[str, Any]) -> None:
                 planned = None  # the earlier state does not fit: the world stays empty
             if planned is not None:
                 _apply_in_order(session, planned)
+            _meddle(session, meddling)
+            unmanaged = _unmanaged_guest(session)
         write_config(config_dir, second)
         with Session(workspace, plugin_manager=PM) as session:
             try:
@@ -70,17 +110,36 @@ def _check(world: World, first: dict[str, Any], second: dict[str, Any]) -> None:
                 assert exc.summary.strip(), "a refused plan says why"
                 return
             assert all(c.reasons for c in planned.plan.changes)
+            assert all(c.address != "guest.u0" for c in planned.plan.actionable)
             _apply_in_order(session, planned)
         with Session(workspace, plugin_manager=PM) as session:
             again = session.plan().plan
             left = [(c.key, c.action.value, c.reasons) for c in again.actionable]
             assert left == [], f"the plan after apply is not empty: {left}"
+            assert _unmanaged_guest(session) == unmanaged, "an unmanaged guest was touched"
+            if unmanaged is not None:
+                assert "guest.u0" in again.unmanaged
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[World, dict[str, Any], dict[str, Any]]:
+def meddlings(draw: st.DrawFn, world: World, first: dict[str, Any]) -> Meddling:
+    owned = sorted(
+        [f"guest.{name}" for name in first["guests"]]
+        + [f"vswitch.{h}.{v}" for h, host in first["hosts"].items() for v in host["vswitches"]]
+    )
+    return Meddling(
+        unmanaged_on=draw(st.sampled_from([None, None, *world.hosts])),
+        forget=tuple(draw(st.lists(st.sampled_from(owned), max_size=2, unique=True)))
+        if owned
+        else (),
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[World, dict[str, Any], dict[str, Any], Meddling]:
     world = draw(worlds())
-    return world, draw(configurations(world)), draw(configurations(world))
+    first = draw(configurations(world))
+    return world, first, draw(configurations(world)), draw(meddlings(world, first))
 
 
 @settings(
@@ -90,7 +149,7 @@ def scenarios(draw: st.DrawFn) -> tuple[World, dict[str, Any], dict[str, Any]]:
 )
 @given(scenarios())
 def test_a_plan_on_the_emulator_is_refused_with_a_reason_or_applies_in_order_and_converges(
-    scenario: tuple[World, dict[str, Any], dict[str, Any]],
+    scenario: tuple[World, dict[str, Any], dict[str, Any], Meddling],
 ) -> None:
     _check(*scenario)
 
@@ -103,7 +162,7 @@ def test_a_plan_on_the_emulator_is_refused_with_a_reason_or_applies_in_order_and
 )
 @given(scenarios())
 def test_soak_a_plan_on_the_emulator_is_refused_or_applies_in_order_and_converges(
-    scenario: tuple[World, dict[str, Any], dict[str, Any]],
+    scenario: tuple[World, dict[str, Any], dict[str, Any], Meddling],
 ) -> None:
     _check(*scenario)
 
@@ -205,3 +264,20 @@ def test_b4_a_nic_added_where_a_disk_was_removed_keeps_its_declared_position() -
     for document in (first, second):
         document["hosts"]["h1"]["vswitches"] = {"vswa": {"nic": "lan0"}}
     _check(world, first, second)
+
+
+def test_meddling_creates_an_unmanaged_guest_and_forgets_ownership() -> None:
+    """The property test's meddling really happens: u0 exists and is unmanaged, a forgotten
+    guest is adopted again, and the next plan converges without touching u0."""
+    world, first, _ = _one_guest_move({"host": "h2", "memory": "1G"}, {})
+    with tempfile.TemporaryDirectory() as tmp:
+        config_dir = Path(tmp)
+        write_config(config_dir, first)
+        with Session(Workspace(config_dir=config_dir, environ={}), plugin_manager=PM) as session:
+            _apply_in_order(session, session.plan())
+            _meddle(session, Meddling(unmanaged_on="h1", forget=("guest.g0",)))
+            assert _unmanaged_guest(session) == ("h1", 1, 1024, True)
+            plan = session.plan().plan
+            assert [(c.address, c.action.value) for c in plan.actionable] == [("guest.g0", "adopt")]
+            assert "guest.u0" in plan.unmanaged
+    _check(world, first, first, Meddling(unmanaged_on="h2", forget=("guest.g0",)))
