@@ -107,7 +107,14 @@ def _check_declared(session: Session, desired: model.DesiredState, address: Addr
         if address.name in desired.guests:
             return
         where = _runtime_host_of(session, desired, address.name)
-        hint = where or "HOST"
+        if where is None:
+            raise ImportRefused(
+                f"{address.text} is not declared in the configuration, and no declared host has it",
+                detail="Declare it first, then import it. `ivmctl export --host HOST` prints "
+                "the YAML of what host HOST has, to copy from.",
+                location=Location(address=address.text),
+            )
+        hint = where
     else:
         host = desired.hosts.get(address.host)
         if host is not None and address.name in host.vswitches:

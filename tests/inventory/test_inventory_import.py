@@ -146,3 +146,12 @@ def test_import_records_prevent_destroy_from_the_configuration(quickstart: Path)
     assert result.differences == ()
     with pytest.raises(ImportRefused, match="already owned"):
         import_object(session_for(quickstart), "guest.web01")
+
+
+def test_import_of_a_guest_nobody_has_says_so_and_still_points_at_export(
+    quickstart: Path, ivmctl: Ivmctl
+) -> None:
+    code, _, err = ivmctl("-C", str(quickstart), "import", "guest.ghost")
+    assert code == 1
+    assert "guest.ghost is not declared in the configuration, and no declared host has it" in err
+    assert "ivmctl export --host HOST" in err
