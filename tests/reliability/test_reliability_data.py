@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import environ, snapshot
 
@@ -98,6 +100,7 @@ def test_prevent_destroy_is_remembered_for_a_guest_removed_from_the_configuratio
     assert guests_on_host(run) == ["data01", "keep01"]
 
 
+@pytest.mark.soak  # tests/e2e covers the refusal; the pty test below covers the count
 def test_destroy_without_a_terminal_is_refused_and_names_the_count(
     run: Any, config: Path, figures: Any
 ) -> None:

