@@ -6,6 +6,8 @@ is made but not committed), and while the state file is being replaced. The mome
 call `crash_point(name)`; the points are numbered in the order a process passes them.
 
 * `IVMCTL_TEST_KILL_AT=N` — SIGKILL this process when it reaches point N (1-based).
+  `IVMCTL_TEST_KILL_AT=TEXT#K` — at the Kth point whose name contains TEXT (`#K` may be
+  left out for the first), so a test can name a moment whatever the thread timing.
 * `IVMCTL_TEST_KILL_TRACE=FILE` — append `N name` to FILE for every point passed, so a
   test can list the points of a run before it kills another run at each of them.
 
@@ -25,11 +27,12 @@ KILL_TRACE_ENV = "IVMCTL_TEST_KILL_TRACE"
 
 _guard = threading.Lock()
 _count = 0
+_matched = 0
 
 
 def crash_point(name: str) -> None:
     """Count this point; SIGKILL the process if it is the one IVMCTL_TEST_KILL_AT names."""
-    global _count
+    global _count, _matched
     kill_at, trace = os.environ.get(KILL_AT_ENV), os.environ.get(KILL_TRACE_ENV)
     if not kill_at and not trace:
         return
@@ -38,5 +41,13 @@ def crash_point(name: str) -> None:
         if trace:
             with open(trace, "a", encoding="utf-8") as handle:
                 handle.write(f"{_count} {name}\n")
-        if kill_at and kill_at.isdigit() and _count == int(kill_at):
+        if not kill_at:
+            return
+        if kill_at.isdigit():
+            hit = _count == int(kill_at)
+        else:
+            text, _, nth = kill_at.rpartition("#") if "#" in kill_at else (kill_at, "", "1")
+            _matched += text in name
+            hit = text in name and str(_matched) == nth
+        if hit:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -120,7 +120,7 @@ def check_consistent_after_kill(config: Path, base: Baseline) -> None:
 
 
 def kill_and_recover(
-    base: Baseline, where: Path, point: int, *, parallelism: int, figures: Any
+    base: Baseline, where: Path, point: int | str, *, parallelism: int, figures: Any
 ) -> str:
     """Kill apply at `point`, check, converge, compare; returns the point's name ('' if the
     run finished before reaching it)."""
@@ -132,7 +132,7 @@ def kill_and_recover(
                                           IVMCTL_TEST_KILL_TRACE=str(trace)))  # fmt: skip
     passed = trace.read_text().splitlines() if trace.exists() else []
     if proc.returncode == 0:
-        assert len(passed) < point
+        assert isinstance(point, int) and len(passed) < point
         return ""
     assert proc.returncode == -9, proc.stderr
     name = passed[-1].split(" ", 1)[1]
@@ -166,13 +166,9 @@ def test_every_uninterrupted_point_is_known(baseline: Baseline) -> None:
     }  # fmt: skip
 
 
-def _spread(count: int, total: int) -> list[int]:
-    return sorted({1 + (i * (total - 1)) // (count - 1) for i in range(count)})
-
-
-def _survive(base: Baseline, tmp: Path, points: list[int], parallelism: int, figures: Any) -> None:
+def _survive(base: Baseline, tmp: Path, points: list[Any], parallelism: int, figures: Any) -> None:
     for index, point in enumerate(points):
-        name = kill_and_recover(base, tmp / f"{index}-p{parallelism}-{point}", point,
+        name = kill_and_recover(base, tmp / f"{index}-p{parallelism}", point,
                                 parallelism=parallelism, figures=figures)  # fmt: skip
         if name:
             figures.add("crash", "kill_points_survived")
@@ -180,17 +176,22 @@ def _survive(base: Baseline, tmp: Path, points: list[int], parallelism: int, fig
             figures.add("crash", f"parallelism_{parallelism}_points_survived")
 
 
-def test_apply_killed_at_a_handful_of_points_recovers_and_converges(
+# The moments most likely to lose something, named (IVMCTL_TEST_KILL_AT=TEXT#K):
+NAMED_POINTS = [
+    "step_finished guest.new01 create guest new01",  # created, not yet owned
+    "inside hpvmmigrate",  # the migration made, its transaction not committed
+    "step_finished guest.old01 remove guest old01",  # deleted, not yet forgotten
+    "state write: new file written, not yet renamed#2",  # the state half replaced
+]
+
+
+def test_apply_killed_at_the_riskiest_moments_recovers_and_converges(
     baseline: Baseline, tmp_path: Path, figures: Any
 ) -> None:
-    total = len(baseline.points)
-    figures.note("crash", "points_in_one_serial_apply", total)
-    # two points spread over the run, one inside the migration's transaction, one while
-    # the state file is being replaced
-    chosen = _spread(4, total)[1:3]
-    chosen.append(next(i + 1 for i, p in enumerate(baseline.points) if "hpvmmigrate" in p))
-    chosen.append(next(i + 1 for i, p in enumerate(baseline.points) if "not yet renamed" in p))
-    _survive(baseline, tmp_path, sorted(set(chosen)), 1, figures)
+    figures.note("crash", "points_in_one_serial_apply", len(baseline.points))
+    for named in NAMED_POINTS:
+        assert any(named.split("#")[0] in p for p in baseline.points), named
+    _survive(baseline, tmp_path, list(NAMED_POINTS), 1, figures)
 
 
 @pytest.mark.soak
@@ -219,3 +220,19 @@ def test_the_kill_seam_does_nothing_when_unset(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=environ(), capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert proc.stdout == "alive\n"
+
+
+@pytest.mark.parametrize(("kill_at", "printed"), [("3", "a1 b1 "), ("b#2", "a1 b1 a2 "),
+                                                  ("c", "a1 b1 a2 b2 end")])  # fmt: skip
+def test_the_kill_seam_kills_at_the_named_or_numbered_point(kill_at: str, printed: str) -> None:
+    code = (
+        "import sys\n"
+        "from ivmctl.runtime.crashpoints import crash_point\n"
+        "for name in ['a1', 'b1', 'a2', 'b2']:\n"
+        "    crash_point(name); sys.stdout.write(name + ' '); sys.stdout.flush()\n"
+        "sys.stdout.write('end')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ(IVMCTL_TEST_KILL_AT=kill_at))  # fmt: skip
+    assert proc.stdout.strip() == printed.strip()
+    assert proc.returncode == (0 if printed.endswith("end") else -9)
