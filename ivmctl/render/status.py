@@ -65,7 +65,10 @@ def host_block(row: HostRow) -> Group:
 
 
 def print_status(rows: list[HostRow], *, console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=True)
+    if console is None:
+        console = Console(highlight=False, soft_wrap=True)
+        if not console.is_terminal:
+            console.width = 160  # logs: no wrapping of a guest's drift list at 80 columns
     if not rows:
         console.print("No hosts: nothing is declared and nothing is owned.")
         return
