@@ -217,8 +217,18 @@ def _enum(kind: Any, value: Any, where: str) -> Any:
         ) from None
 
 
+def _object_or_null(value: Any, what: str, where: str) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise _refuse(
+            f"the saved plan is malformed: {what} of {where} is not an object or null", _REPLAN
+        )
+    return value
+
+
 def _change_from(obj: Any, where: str) -> Change:
     data = _check_keys(obj, _CHANGE_KEYS, _CHANGE_KEYS - {"phase"}, where)
+    for key in ("before", "after"):
+        _object_or_null(data[key], key, where)
     operations = []
     for i, raw in enumerate(data["operations"]):
         op = _check_keys(raw, _OP_KEYS, _OP_KEYS, f"{where}.operations[{i}]")
@@ -291,11 +301,12 @@ def decode_plan(data: bytes) -> Plan:
         )
     try:
         plan = plan_from_dict(document["plan"])
+        summary = plan_to_dict(plan)["summary"]
     except PlanFileError:
         raise
     except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a value of a wrong type
         raise _refuse(f"the saved plan is malformed: {exc}", _REPLAN) from None
-    if plan_to_dict(plan)["summary"] != document["plan"]["summary"]:
+    if summary != document["plan"]["summary"]:
         raise _refuse("the saved plan's summary does not match its changes", _REPLAN)
     problems = graph_problems(plan)
     if problems:

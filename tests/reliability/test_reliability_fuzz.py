@@ -298,3 +298,15 @@ def test_fuzz_plan_file_reader(figures: Any) -> None:
 @pytest.mark.soak
 def test_fuzz_plan_file_reader_long(figures: Any) -> None:
     _planfile_fuzz(SOAK_EXAMPLES * 5, figures)
+
+
+def test_a_resealed_plan_whose_after_is_not_an_object_is_refused() -> None:
+    """Found by the soak fuzzer: `"after": false` in a plan re-sealed with a valid
+    checksum escaped decode_plan as a TypeError."""
+    from ivmctl.plan.planfile import checksum_of
+
+    body = json.loads(REAL_PLAN)
+    body["plan"]["changes"][1]["after"] = False
+    body["checksum"] = checksum_of(body["plan"])
+    with pytest.raises(PlanFileError, match="after of changes\\[1\\] is not an object or null"):
+        decode_plan(json.dumps(body).encode())
