@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, Plan
+from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, OpKind, Plan
 from ivmctl.rules import format_memory_display
 
 SYMBOLS: dict[Action, tuple[str, str]] = {
@@ -48,8 +48,15 @@ def _headline(change: Change) -> str:
         return "will RESTART (stop, modify, start)"
     if change.action is Action.MIGRATE:
         source = (change.before or {}).get("host", "?")
-        online = any(op.params.get("online") for op in change.operations)
-        how = "online" if online else "offline: stop, move, start"
+        kinds = [op.kind for op in change.operations]
+        if any(op.kind is OpKind.GUEST_MIGRATE and op.params.get("online")
+               for op in change.operations):  # fmt: skip
+            how = "online"
+        else:
+            steps = [word for kind, word in ((OpKind.GUEST_STOP, "stop"),
+                     (OpKind.GUEST_MIGRATE, "move"), (OpKind.GUEST_START, "start"))
+                     if kind in kinds]  # fmt: skip
+            how = "offline: " + ", ".join(steps)
         return f"will MIGRATE from {source} to {change.host} ({how})"
     if change.action is Action.START:
         return "will be started"
