@@ -159,6 +159,7 @@ def apply(
             for address in session.forget_vanished(planned):
                 click.echo(f"{address}: gone from the runtime and the configuration; "
                            "removed from the state.")  # fmt: skip
+            session.remember_protection(planned.desired)
             return
         if not options["auto_approve"] and not confirm("\nApply these changes?"):
             raise IvmctlError(

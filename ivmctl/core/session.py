@@ -327,8 +327,19 @@ class Session:
                 stop_requested=stop_requested,
                 step_timeout=step_timeout,
             )
+            recorder.remember_protection()
             after_apply(self.pm, plan, result)
         return result
+
+    def remember_protection(self, desired: model.DesiredState) -> None:
+        """Record every owned guest's declared `prevent_destroy` in the state.
+
+        Declaring protection changes nothing in the runtime, so no change carries it; an
+        apply with nothing to do must still remember it, or removing the guest from the
+        configuration later would plan its deletion.
+        """
+        with self.lock(operation="apply"):
+            _Recorder(self.backend, self.backend.read(), desired).remember_protection()
 
 
 def _vanished(
@@ -462,6 +473,22 @@ class _Recorder:
         if change.action is Action.DELETE or not any(op.kind in made for op in completed):
             return
         self(change)
+
+    def remember_protection(self) -> None:
+        """Bring `prevent_destroy` of every owned, declared guest in line with the config."""
+        current = self.backend.read()
+        if current.serial != self.state.serial:
+            self.state = current
+        updated = self.state
+        for address, record in sorted(self.state.resources.items()):
+            guest = self.desired.guests.get(address.removeprefix("guest."))
+            if not address.startswith("guest.") or guest is None:
+                continue  # undeclared: keep what was remembered
+            wanted = guest.lifecycle.prevent_destroy
+            if record.prevent_destroy != wanted:
+                updated = updated.with_record(replace(record, prevent_destroy=wanted))
+        if updated is not self.state:
+            self.state = self.backend.write(updated)
 
     def _prevent_destroy(self, address: str) -> bool:
         if address.startswith("guest."):

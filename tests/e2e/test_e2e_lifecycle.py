@@ -219,3 +219,18 @@ def test_ctrl_c_lets_running_changes_finish_and_a_rerun_converges(
     assert state["resources"], "changes finished before the interrupt are recorded"
     run("apply", "--auto-approve")
     assert NO_CHANGES in run("plan").stdout
+
+
+def test_protection_declared_later_is_remembered_by_an_apply_with_nothing_to_do(
+    run: Run, quickstart: Path
+) -> None:
+    run("apply", "--auto-approve")
+    edit(quickstart / "ivmctl.yaml", "      ignore_changes: [label]",
+         "      ignore_changes: [label]\n      prevent_destroy: true")  # fmt: skip
+    assert "No changes." in run("apply", "--auto-approve").stdout
+    text = (quickstart / "ivmctl.yaml").read_text()
+    (quickstart / "ivmctl.yaml").write_text(
+        text[: text.index("  web01:")] + text[text.index("  web02:") :]
+    )
+    refused = run("plan", check=1)
+    assert "guest.web01" in refused.stderr and "prevent_destroy" in refused.stderr

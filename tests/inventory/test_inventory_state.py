@@ -34,13 +34,7 @@ def protected(quickstart: Path, ivmctl: Ivmctl) -> Path:
     return quickstart
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug B2 (plan/planner.py + cli/apply.py): declaring lifecycle.prevent_destroy on "
-    "an existing guest plans 'No changes', so the state never records it; removing the "
-    "guest from the configuration afterwards plans its deletion.",
-)
-def test_b2_prevent_destroy_declared_later_protects_the_guest_once_applied(
+def test_prevent_destroy_declared_later_protects_the_guest_once_applied(
     quickstart: Path,
 ) -> None:
     config = quickstart / "ivmctl.yaml"
