@@ -97,7 +97,16 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(self.directory)
+        self._remove_abandoned_temporaries()
         return written
+
+    def _remove_abandoned_temporaries(self) -> None:
+        """Delete temporary state files of processes that died while writing (never read)."""
+        for leftover in self.directory.glob(f"{self.path.stem}.tmp.*"):
+            pid = leftover.name.split(".")[2]
+            if pid.isdigit() and int(pid) != os.getpid() and not _is_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     # -- lock ---------------------------------------------------------------------------------
     def holder(self) -> LockInfo | None:
@@ -176,13 +185,17 @@ class LocalBackend:
 def _is_dead_local(holder: LockInfo) -> bool:
     if holder.hostname != socket.gethostname() or holder.pid <= 0:
         return False
+    return not _is_alive(holder.pid)
+
+
+def _is_alive(pid: int) -> bool:
     try:
-        os.kill(holder.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:

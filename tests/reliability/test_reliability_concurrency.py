@@ -91,10 +91,13 @@ LOCKED = re.compile(r"the state is locked: lock [0-9a-f-]+ held by '(apply|destr
 def test_two_applies_one_waits_one_fails_naming_the_holder(
     run: Any, config: Path, started: list[subprocess.Popen[str]], figures: Any
 ) -> None:
-    names = prepare(run, config, 2, "create=1.0")
+    names = prepare(run, config, 2, "create=3.0")
     first = popen(config, "apply", "--auto-approve", "--target", f"guest.{names[0]}")
     started.append(first)
-    time.sleep(0.8)  # let the first take the lock; its creations take a second each
+    lock = config / ".ivmctl" / "state.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first holds the lock while its creation takes 3 s
     waiting = popen(config, "apply", "--auto-approve", "--lock-timeout", "120",
                     "--target", f"guest.{names[1]}")  # fmt: skip
     started.append(waiting)

@@ -155,6 +155,7 @@ def kill_and_recover(
         assert not s.plan().plan.actionable, f"after {name}: no convergence"
     assert fleet_view(config) == base.final, f"after {name}"
     assert not (config / ".ivmctl" / "state.lock").exists()
+    assert not list((config / ".ivmctl").glob("state.tmp.*")), "a half-written state was left"
     return name
 
 
