@@ -298,6 +298,7 @@ class _Edits:
     remove: list[str] = field(default_factory=list)
     modify: list[str] = field(default_factory=list)
     shares: list[str] = field(default_factory=list)  # paths to mark shareable
+    files: list[tuple[str, int]] = field(default_factory=list)  # backing files to create, MB
     known_paths: frozenset[str] = frozenset()  # paths the host's device database already has
     vlans: list[tuple[str, int, int | None]] = field(default_factory=list)  # vswitch, port, vlan
     needs_off: list[FieldChange] = field(default_factory=list)
@@ -418,6 +419,12 @@ def _collect_edits(
                 if all(record(d, _HOW[kind]) for d in group):
                     if new_disk.shared:
                         edits.shares.append(new_disk.path)
+                    if (
+                        new_disk.backing == "file"
+                        and new_disk.size_mb is not None
+                        and new_disk.path not in edits.known_paths
+                    ):
+                        edits.files.append((new_disk.path, new_disk.size_mb))
                     edits.add.append(disk_statement(new_disk))
             elif new_disk is None and old_disk is not None:  # removed
                 kind = device_change_kind(old_disk.adapter)
@@ -512,8 +519,9 @@ def _modify_op(host: str, name: str, edits: _Edits, *, online: bool) -> Operatio
 
 
 def _edit_ops(host: str, name: str, edits: _Edits, *, online: bool) -> list[Operation]:
-    """Shares, the modify itself, then the VLANs of the ports it uses."""
-    ops = [_op(OpKind.DEVICE_SHARE, host, path=p) for p in edits.shares if p in edits.known_paths]
+    """New backing files, shares, the modify itself, then the VLANs of the ports it uses."""
+    ops = [_op(OpKind.FILE_CREATE, host, path=p, size_mb=mb) for p, mb in edits.files]
+    ops += [_op(OpKind.DEVICE_SHARE, host, path=p) for p in edits.shares if p in edits.known_paths]
     if edits.modifies:
         ops.append(_modify_op(host, name, edits, online=online))
     ops += [

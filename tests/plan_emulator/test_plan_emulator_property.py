@@ -252,14 +252,7 @@ def test_b1_a_guest_shrunk_to_fit_a_smaller_host_is_shrunk_before_it_moves() -> 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug B3 (plan/classify.py): a file-backed disk added to an existing guest is "
-    "planned as `hpvmmodify -a disk:avio_stor::file:PATH` without the storage.file_create "
-    "that a new guest gets; hpvmmodify refuses ('Backing file ... does not exist').",
-)
-def test_b3_a_file_backed_disk_added_to_an_existing_guest_is_created_first() -> None:
+def test_a_file_backed_disk_added_to_an_existing_guest_is_created_first() -> None:
     disk = {"backing": "file", "path": "/ivm/g0/data.img", "size": "8G"}
     _check(
         *_one_guest_move(
