@@ -26,6 +26,7 @@ from ivmctl.rules import (
     Demand,
     device_change_kind,
     field_change_kind,
+    limits_for,
     migration_device_problem,
     offline_migration_problem,
     online_migration_problem,
@@ -723,6 +724,12 @@ def _plan_move(
     return replace(move, reasons=(*move.reasons, note))
 
 
+def _fits_version(guest: Guest, version: str) -> bool:
+    """Whether the guest's vCPUs and memory are within the limits of `version`."""
+    limits = limits_for(version)
+    return guest.vcpus <= limits.max_vcpus and guest.memory_mb <= limits.max_memory_mb
+
+
 def _move_ops(
     desired: Guest,
     actual: ActualGuest,
@@ -743,14 +750,22 @@ def _move_ops(
     online_problem = online_move_problem(desired, actual, versions)
     needs_off = bool(edits.needs_off)
 
+    # Offline, the guest's own settings change on the source before it moves, so the
+    # target checks the configuration it will run (a guest shrunk to fit a smaller host
+    # must shrink first); devices change on the target, where their vswitches are.
+    settings_first = bool(edits.set) and _fits_version(desired, versions[src])
+    moved_edits = replace(edits, set={}) if settings_first else edits
+
     def offline_ops(*, stop: bool, start: bool) -> list[Operation]:
         ops: list[Operation] = []
         if stop:
             ops.append(_op(OpKind.GUEST_STOP, src, name=name, graceful=True))
+        if settings_first:
+            ops.append(_modify_op(src, name, _Edits(set=dict(edits.set)), online=False))
         ops += before_move
         ops.append(_op(OpKind.GUEST_MIGRATE, src, name=name, target=dst, online=False))
         ops.append(leave_source)
-        ops += _edit_ops(dst, name, edits, online=False)
+        ops += _edit_ops(dst, name, moved_edits, online=False)
         if start:
             ops.append(_op(OpKind.GUEST_START, dst, name=name))
         return ops + stale_ops
@@ -802,5 +817,6 @@ def _move_ops(
     if want_on:
         reasons.append("power: on is declared: it is started on the target")
     if _field_paths(edits):
-        reasons.append(f"{_field_paths(edits)} change on {dst} after the move")
+        where = f"on {src} before the move" if settings_first else f"on {dst} after the move"
+        reasons.append(f"{_field_paths(edits)} change {where}")
     return _Move(reasons=tuple(reasons), operations=tuple(offline_ops(stop=False, start=want_on)))

@@ -235,15 +235,7 @@ def _one_guest_move(before: dict[str, Any], after: dict[str, Any]) -> tuple[Worl
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug B1 (plan/classify.py): a guest that moves to a host with fewer cores than "
-    "its current vCPUs is migrated first and shrunk on the target; hpvmmigrate refuses "
-    "('VM Host h1 can never run the guest'). The vCPU change belongs on the source, "
-    "before the move.",
-)
-def test_b1_a_guest_shrunk_to_fit_a_smaller_host_is_shrunk_before_it_moves() -> None:
+def test_a_guest_shrunk_to_fit_a_smaller_host_is_shrunk_before_it_moves() -> None:
     _check(
         *_one_guest_move(
             {"host": "h2", "vcpus": 3, "memory": "1G", "power": "off"},
