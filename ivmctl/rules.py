@@ -623,3 +623,27 @@ def migration_device_problem(*, backing: str, path: str, shared: bool) -> str | 
     if backing == "file":
         return f"{path} is a file on the source host's file system; migrations do not copy storage"
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Backing paths
+# --------------------------------------------------------------------------------------------
+
+
+def backing_path_problem(path: str) -> str | None:
+    """Why a host path cannot be handed to an hpvm* command, or None.
+
+    Commands are argument lists, so shell metacharacters are harmless and pass literally;
+    what is refused would make the command act elsewhere than declared (`..`, a relative
+    path), break the colon-separated resource-statement grammar (`:`), or break the
+    line-oriented output a refresh parses (control characters).
+    """
+    if not path.startswith("/"):
+        return "it is not an absolute path"
+    if any(part in (".", "..") for part in path.split("/")):
+        return "it has a '.' or '..' component"
+    if ":" in path:
+        return "it contains ':', the separator of resource statements"
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "it contains a control character"
+    return None

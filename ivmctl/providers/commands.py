@@ -15,7 +15,7 @@ from typing import Any
 from ivmctl.errors import ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers.base import Step
-from ivmctl.rules import format_memory_arg, format_percent
+from ivmctl.rules import backing_path_problem, format_memory_arg, format_percent
 
 # hpvmcreate/hpvmmodify -O takes these; "unknown" is the default and has no spelling.
 _OS_ARGS = frozenset({"hpux", "linux", "windows", "openvms"})
@@ -72,25 +72,6 @@ def _dynamic_memory(op: Operation, value: Any) -> list[str]:
 
 def _enabled(flag: bool) -> str:
     return "enabled" if flag else "disabled"
-
-
-def backing_path_problem(path: str) -> str | None:
-    """Why a host path cannot be handed to an hpvm* command, or None.
-
-    Commands are argument lists, so shell metacharacters are harmless and pass literally;
-    what is refused would make the command act elsewhere than declared (`..`, a relative
-    path), break the colon-separated resource-statement grammar (`:`), or break the
-    line-oriented output a refresh parses (control characters).
-    """
-    if not path.startswith("/"):
-        return "it is not an absolute path"
-    if any(part in (".", "..") for part in path.split("/")):
-        return "it has a '.' or '..' component"
-    if ":" in path:
-        return "it contains ':', the separator of resource statements"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "it contains a control character"
-    return None
 
 
 def _checked_path(op: Operation, path: str) -> str:

@@ -163,6 +163,15 @@ def _check_paths(guest: Guest, address: str, out: Collector) -> None:
     for kind, devices_of_kind in (("disks", guest.disks), ("dvds", guest.dvds)):
         for index, disk in enumerate(devices_of_kind):
             where = f"{kind}[{index}]"
+            problem = rules.backing_path_problem(disk.path)
+            if problem:
+                _error(
+                    out,
+                    f'backing path "{disk.path}" cannot be used: {problem}',
+                    address,
+                    f"{where}.path",
+                    detail="Use a plain absolute path such as /ivm/NAME/disk.img.",
+                )
             if disk.path in seen:
                 _error(
                     out,

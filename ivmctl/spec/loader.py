@@ -246,6 +246,10 @@ class _Run:
             documents.append((name, data))
         if self.options.cache_dir is not None:
             prune_cache(self.options.cache_dir, self.cache_used)
+        if renderer is None and self.options.var_files:
+            # No template needed the variables, but a bad --var-file is still an error:
+            # reading it checks where it lies and that it is a YAML mapping.
+            self.variables()
         return documents
 
     # -- merging -----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_the_readme_exit_table_lists_the_codes_ivmctl_uses() -> None:
     table = readme.split("## Exit status", 1)[1].split("\n## ", 1)[0]
     codes = {int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ")
              and line.split("|")[1].strip().isdigit()}  # fmt: skip
-    assert codes == {s.value for s in ExitStatus} - {ExitStatus.USAGE}
+    assert codes == {s.value for s in ExitStatus}
 
 
 def test_the_readme_quick_start_is_the_two_make_commands() -> None:

@@ -192,3 +192,16 @@ def test_sources_cover_host_and_vswitch_fields(write_config) -> None:
     assert str(sources["vswitch.vmhost01.vswprod:nic"]) == (
         "a.yaml:6:22: vswitch.vmhost01.vswprod: nic"
     )
+
+
+def test_a_var_file_outside_the_directory_is_refused_even_without_templates(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yaml").write_text("apiVersion: ivmctl/v1\n")
+    outside = tmp_path / "vars.yaml"
+    outside.write_text("env: prod\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_spec(config, SpecOptions(var_files=(outside,), environ={}))
+    assert "lies outside the configuration directory" in str(caught.value)

@@ -221,3 +221,14 @@ def test_online_migration_paths_are_forward_only(source: str, target: str, ok: b
 )
 def test_offline_migration_paths_stay_within_a_family(source: str, target: str, ok: bool) -> None:
     assert (rules.offline_migration_problem(source, target) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [("/ivm/web01.img", None), ("/ivm/$(touch x).img", None), ("ivm/rel.img", "not an absolute"),
+     ("/ivm/../etc/passwd", "'..'"), ("/ivm/./x", "'..'"), ("/ivm/a:b", "':'"),
+     ("/ivm/a\nb", "control character")],
+)  # fmt: skip
+def test_backing_paths_that_would_act_elsewhere_are_refused(path: str, why: str | None) -> None:
+    problem = rules.backing_path_problem(path)
+    assert (problem is None) if why is None else (why in (problem or ""))
