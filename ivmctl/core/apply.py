@@ -249,11 +249,22 @@ def apply_plan(
     stopping = False
     running: dict[Future[tuple[str, ...]], Change] = {}
 
+    # Hosts whose start/migration lock each change needs: a worker is never handed a
+    # change that would only queue behind another running change's start on that host
+    # while changes for other hosts wait to start.
+    serial_hosts = {
+        key: frozenset(h for op in change.operations for h in _hosts_held(op))
+        for key, change in changes.items()
+    }
+    pending: list[str] = []  # ready, not started yet, in plan order
+
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") as pool:
         while graph.is_active():
             if not stopping and (stop_requested() or (fail_fast and failed)):
                 stopping = True
-            for address in sorted(graph.get_ready(), key=order.__getitem__):
+            pending = sorted({*pending, *graph.get_ready()}, key=order.__getitem__)
+            startable: list[str] = []
+            for address in pending:
                 change = changes[address]
                 if stopping or any(d in blocked for d in change.depends_on):
                     skipped.add(address)
@@ -263,7 +274,17 @@ def apply_plan(
                                     message=f"not started: {why}"))  # fmt: skip
                     graph.done(address)
                     continue
-                running[pool.submit(run, change)] = change
+                startable.append(address)
+            pending = startable
+            while pending and len(running) < parallelism:
+                busy = frozenset().union(*(serial_hosts[c.key] for c in running.values()))
+                pick = next((a for a in pending if not serial_hosts[a] & busy), None)
+                if pick is None:
+                    if running:
+                        break  # everything ready waits for a busy host; keep workers free
+                    pick = pending[0]
+                pending.remove(pick)
+                running[pool.submit(run, changes[pick])] = changes[pick]
             if not running:
                 continue
             finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)

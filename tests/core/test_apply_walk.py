@@ -182,3 +182,33 @@ def test_a_change_that_fails_part_way_reports_the_operations_that_completed() ->
         on_change_failed=lambda c, ops: partial.append((c.key, tuple(o.kind for o in ops))),
     )
     assert partial == [("guest.a", (OpKind.GUEST_CREATE,))]
+
+
+def test_a_stop_skips_ready_changes_that_have_not_started() -> None:
+    executor = FakeExecutor(delay=0.01)
+    stop = threading.Event()
+    plan = Plan(changes=tuple(guest(f"g{i}", host=f"h{i}") for i in range(20)))
+    result = apply_plan(
+        plan, executor, parallelism=1, on_change_done=lambda c: stop.set(),
+        stop_requested=stop.is_set,
+    )  # fmt: skip
+    assert result.interrupted
+    assert len(result.done) == 1 and len(result.skipped) == 19
+
+
+def test_fail_fast_skips_independent_ready_changes_too() -> None:
+    executor = FakeExecutor(fail={"guest.create g0"})
+    plan = Plan(changes=tuple(guest(f"g{i}", host=f"h{i}") for i in range(10)))
+    result = apply_plan(plan, executor, parallelism=1, fail_fast=True)
+    assert list(result.failed) == ["guest.g0"] and len(result.skipped) == 9
+
+
+def test_workers_go_to_other_hosts_instead_of_queueing_behind_one_hosts_starts() -> None:
+    executor = FakeExecutor(delay=0.03)
+    changes = [guest(f"{h}{i}", host=h, kinds=[OpKind.GUEST_START]) for i in range(3)
+               for h in ("a", "b", "c", "d")]  # fmt: skip
+    result = apply_plan(Plan(changes=tuple(sorted(changes, key=lambda c: c.host))), executor,
+                        parallelism=4)  # fmt: skip
+    assert result.ok
+    assert executor.max_parallel_starts == {"a": 1, "b": 1, "c": 1, "d": 1}
+    assert executor.max_running == 4
