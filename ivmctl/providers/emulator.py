@@ -154,6 +154,7 @@ class EmulatorProvider(HpvmProvider):
         self.emulator = transport or EmulatorTransport(
             lambda: _open_world(options.path), latency=options.latency
         )
+        self._known_hosts: tuple[int, frozenset[str]] | None = None
         super().__init__(self.emulator)
 
     @property
@@ -162,9 +163,20 @@ class EmulatorProvider(HpvmProvider):
 
     def host_facts(self, host: str) -> model.Host | None:
         """None for a host the world does not have; else read through `hpvmstatus -s`."""
-        if host not in {found.name for found in self.emulator.world.hosts()}:
+        if host not in self._host_names():
             return None
         return super().host_facts(host)
+
+    def _host_names(self) -> frozenset[str]:
+        """The world's host names, listed once per runtime generation (a refresh of N
+        hosts asks N times; listing every time cost N² rows)."""
+        world = self.emulator.world
+        generation = world.generation
+        known = self._known_hosts
+        if known is None or known[0] != generation:
+            known = (generation, frozenset(found.name for found in world.hosts()))
+            self._known_hosts = known
+        return known[1]
 
     def steps(self, operation: Operation) -> tuple[Step, ...]:
         if operation.kind is OpKind.HOST_PROVISION:

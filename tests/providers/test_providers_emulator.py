@@ -275,3 +275,25 @@ def test_a_provider_that_cannot_provision_refuses_host_provision(world: Any) -> 
     with pytest.raises(ProviderError, match="cannot provision host vmhost09"):
         plain.steps(provision())
     assert plain.host_facts("vmhost01") == provider_for(world).host_facts("vmhost01")
+
+
+def test_a_refresh_lists_the_worlds_hosts_once_not_once_per_host(tmp_path: Path) -> None:
+    from ivmctl.providers.emulator import create_provider
+
+    made = create_provider({"path": "world.db"}, config_dir=tmp_path, environ={})
+    hardware = model.Hardware(cores=2, memory_mb=4096, nics=("lan0",))
+    names = [f"h{i:02d}" for i in range(12)]
+    for name in names:
+        made.ensure_host(model.Host(name=name, version="6.3", hardware=hardware))
+    world = made.emulator.world
+    listed: list[int] = []
+    original = world.hosts
+
+    def counting_hosts() -> Any:
+        listed.append(1)
+        return original()
+
+    world.hosts = counting_hosts  # type: ignore[method-assign]
+    actual = made.refresh(names)
+    assert sorted(actual.hosts) == names
+    assert len(listed) == 1
