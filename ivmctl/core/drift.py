@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from ivmctl import model
-from ivmctl.core.session import Planned, _digest
+from ivmctl.core.session import Planned, view_digest
 from ivmctl.plan.classify import is_ignored
 from ivmctl.plan.model import ChangeHow
 from ivmctl.plan.views import guest_view, vswitch_view
@@ -113,7 +113,7 @@ class DriftReport:
 def _applied_unchanged(planned: Planned, address: str, view: dict[str, Any]) -> bool:
     """True when the object is owned and its configuration is the one last applied."""
     record = planned.state.resources.get(address)
-    return record is not None and bool(record.digest) and record.digest == _digest(view)
+    return record is not None and bool(record.digest) and record.digest == view_digest(view)
 
 
 def _declared_views(desired: model.DesiredState) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ivmctl import model
-from ivmctl.core.session import Session, _digest
+from ivmctl.core.session import Session, view_digest
 from ivmctl.errors import Location, ProviderError, StateError
 from ivmctl.plan.classify import is_ignored
 from ivmctl.plan.diff import diff_guest
@@ -175,7 +175,7 @@ def _guest_record(
         prevent_destroy=want.lifecycle.prevent_destroy,
         # A digest says "this configuration was applied"; only true when nothing differs,
         # so a pending difference is reported as a configuration change, not as drift.
-        digest="" if differences else _digest(guest_view(want)),
+        digest="" if differences else view_digest(guest_view(want)),
     )
     return record, tuple(differences)
 
@@ -198,7 +198,7 @@ def _vswitch_record(
     record = ResourceRecord(
         address=address.text,
         host=address.host,
-        digest="" if differences else _digest(vswitch_view(want)),
+        digest="" if differences else view_digest(vswitch_view(want)),
     )
     return record, differences
 

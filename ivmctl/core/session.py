@@ -461,7 +461,7 @@ class _Recorder:
                     address=address,
                     host=change.host,
                     prevent_destroy=self._prevent_destroy(address),
-                    digest=_digest(change.after),
+                    digest=view_digest(change.after),
                 )
             )
         )
@@ -497,7 +497,8 @@ class _Recorder:
         return False
 
 
-def _digest(view: Mapping[str, Any] | None) -> str:
+def view_digest(view: Mapping[str, Any] | None) -> str:
+    """The digest of an applied object's view, as recorded in the state."""
     import json
 
     body = json.dumps(view, sort_keys=True, default=str).encode()
