@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from ivmctl.plan.graph import waves
 from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, OpKind, Plan
 from ivmctl.rules import format_memory_display
 
@@ -189,6 +190,17 @@ def format_plan(plan: Plan, *, show_noop: bool = False) -> list[tuple[str, str]]
         lines.append((f"warning: {warning}", "yellow"))
     lines.append(("", ""))
     lines.append((plan.summary().line(), "bold"))
+    rounds = waves(plan)
+    if len(plan.actionable) > 1:
+        widest = max(len(r) for r in rounds)
+        lines.append(
+            (
+                f"{len(plan.actionable)} changes in {len(rounds)} "
+                f"round{'' if len(rounds) == 1 else 's'} of the change graph; "
+                f"up to {widest} can run at once (apply --parallelism).",
+                "dim",
+            )
+        )
     return lines
 
 

@@ -53,9 +53,10 @@ def test_the_plan_is_grouped_by_host_and_ends_with_the_summary() -> None:
     assert "# vCPUs cannot change while the guest runs" in text
     assert "guest.app01 will MIGRATE from vmhost01 to vmhost02 (online)" in text
     assert "guest.idle" not in text
-    assert text.rstrip().endswith(
-        "Plan: 1 to add, 0 to change, 1 to restart, 1 to migrate, 0 to destroy."
-    )
+    assert (
+        "Plan: 1 to add, 0 to change, 1 to restart, 1 to migrate, 0 to destroy.\n"
+        "3 changes in 1 round of the change graph; up to 3 can run at once"
+    ) in text
 
 
 def test_an_empty_plan_says_so_plainly() -> None:
