@@ -343,6 +343,14 @@ def guest_footprint_mb(vcpus: int, memory_mb: int, *, vpar: bool = False) -> int
     return round_to_granule(memory_mb) + guest_overhead_mb(vcpus, memory_mb, vpar=vpar)
 
 
+def held_memory_mb(memory_mb: int, dynamic_max_mb: int | None, *, migration: bool) -> int:
+    """Memory a guest must be granted: its boot memory; a migration target must hold the
+    dynamic-memory maximum too, since the guest may grow to it there [R29b]."""
+    if migration and dynamic_max_mb is not None:
+        return max(memory_mb, dynamic_max_mb)
+    return memory_mb
+
+
 @dataclass(frozen=True, kw_only=True)
 class Demand:
     """What a running guest holds on its host."""

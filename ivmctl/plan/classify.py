@@ -26,6 +26,7 @@ from ivmctl.rules import (
     Demand,
     device_change_kind,
     field_change_kind,
+    held_memory_mb,
     limits_for,
     migration_device_problem,
     offline_migration_problem,
@@ -176,9 +177,8 @@ def _op(kind: OpKind, host: str, **params: Any) -> Operation:
 
 def demand_of(guest: Guest, *, migration: bool = False) -> Demand:
     """What `guest` holds while running; a migration needs its dynamic-memory maximum."""
-    memory = guest.memory_mb
-    if migration and guest.dynamic_memory is not None:
-        memory = max(memory, guest.dynamic_memory.max_mb)
+    dyn = guest.dynamic_memory
+    memory = held_memory_mb(guest.memory_mb, dyn.max_mb if dyn else None, migration=migration)
     return Demand(
         name=guest.name,
         vcpus=guest.vcpus,

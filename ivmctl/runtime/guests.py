@@ -29,6 +29,7 @@ from ivmctl.rules import (
     StartAttr,
     dynamic_memory_problem,
     field_change_kind,
+    held_memory_mb,
     host_pool_mb,
     label_problem,
     limits_for,
@@ -367,9 +368,8 @@ OTHERS = "(other running guests)"
 
 def demand_of(g: Guest, *, for_migration: bool = False) -> Demand:
     """What a guest needs to run; a migration target must hold the dyn-mem maximum [R29b]."""
-    memory = g.memory_mb
-    if for_migration and g.dyn_type != "none" and g.dyn_max is not None:
-        memory = max(memory, g.dyn_max)
+    dyn_max = g.dyn_max if g.dyn_type != "none" else None
+    memory = held_memory_mb(g.memory_mb, dyn_max, migration=for_migration)
     return Demand(
         name=g.name,
         vcpus=g.vcpus,

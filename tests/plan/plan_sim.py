@@ -25,6 +25,7 @@ from ivmctl.model import (
     Nic,
     VSwitch,
 )
+from ivmctl.plan.classify import demand_of
 from ivmctl.plan.model import Operation, OpKind, Plan
 from ivmctl.resources import NetworkResource, StorageResource, parse_resource
 from ivmctl.rules import (
@@ -42,16 +43,7 @@ class SimRefused(Exception):
 
 
 def _demand(guest: Guest, *, migration: bool = False) -> Demand:
-    memory = guest.memory_mb
-    if migration and guest.dynamic_memory is not None:
-        memory = max(memory, guest.dynamic_memory.max_mb)
-    return Demand(
-        name=guest.name,
-        vcpus=guest.vcpus,
-        entitlement_pct=guest.entitlement.min_pct,
-        memory_mb=memory,
-        vpar=guest.vm_type == "vpar",
-    )
+    return demand_of(guest, migration=migration)  # the planner's own rule, via rules.py
 
 
 _SET_RULES = {
