@@ -17,6 +17,7 @@ Options (the `provider:` block of the configuration, then the environment):
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ class EmulatorProvider(HpvmProvider):
             lambda: _open_world(options.path), latency=options.latency
         )
         self._known_hosts: tuple[int, frozenset[str]] | None = None
+        self._known_hosts_lock = threading.Lock()
         super().__init__(self.emulator)
 
     @property
@@ -171,12 +173,13 @@ class EmulatorProvider(HpvmProvider):
         """The world's host names, listed once per runtime generation (a refresh of N
         hosts asks N times; listing every time cost N² rows)."""
         world = self.emulator.world
-        generation = world.generation
-        known = self._known_hosts
-        if known is None or known[0] != generation:
-            known = (generation, frozenset(found.name for found in world.hosts()))
-            self._known_hosts = known
-        return known[1]
+        with self._known_hosts_lock:  # refresh reads hosts from several threads at once
+            generation = world.generation
+            known = self._known_hosts
+            if known is None or known[0] != generation:
+                known = (generation, frozenset(found.name for found in world.hosts()))
+                self._known_hosts = known
+            return known[1]
 
     def steps(self, operation: Operation) -> tuple[Step, ...]:
         if operation.kind is OpKind.HOST_PROVISION:
