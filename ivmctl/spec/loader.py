@@ -49,6 +49,19 @@ class InvalidConfig(ErrorGroup, SpecError):
         self.warnings = tuple(warnings)
 
 
+# A 10,000-guest fleet in one file is about 9 MB; far larger files are a mistake or an
+# attack, and parsing them costs seconds and hundreds of MB before any error.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+_SPLIT_HINT = "Split the configuration over several files, or check what generated this one."
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"the file is {size / 1024 / 1024:.1f} MB; configuration files may have at most "
+        f"{MAX_FILE_BYTES // 1024 // 1024} MB"
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SpecOptions:
     """How to load: template variables, var files, environment, extra filters, cache."""
@@ -198,6 +211,10 @@ class _Run:
         for path in paths:
             name = display_name(self.config_dir, path)
             try:
+                size = path.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    self.file_problem(name, _too_big(size), detail=_SPLIT_HINT)
+                    continue
                 text = decode(path.read_bytes())
             except OSError as exc:
                 self.file_problem(name, f"cannot read file: {exc.strerror or exc}")
@@ -222,6 +239,9 @@ class _Run:
                         column=1 if exc.line else None,
                         kind=TemplateError,
                     )
+                    continue
+                if len(text) > MAX_FILE_BYTES:
+                    self.file_problem(name, "rendered: " + _too_big(len(text)), detail=_SPLIT_HINT)
                     continue
                 self.texts.templates[name] = source
             self.texts.texts[name] = text

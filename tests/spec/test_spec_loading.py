@@ -205,3 +205,17 @@ def test_a_var_file_outside_the_directory_is_refused_even_without_templates(
     with pytest.raises(InvalidConfig) as caught:
         load_spec(config, SpecOptions(var_files=(outside,), environ={}))
     assert "lies outside the configuration directory" in str(caught.value)
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    from ivmctl.spec.loader import MAX_FILE_BYTES
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yaml").write_text("apiVersion: ivmctl/v1\n")
+    with open(config / "huge.yaml", "wb") as handle:
+        handle.write(b"# " + b"x" * (MAX_FILE_BYTES + 1) + b"\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load_spec(config, SpecOptions(environ={}))
+    message = str(caught.value)
+    assert "huge.yaml" in message and "configuration files may have at most 32 MB" in message
