@@ -71,8 +71,9 @@ class NetworkResource:
             return ""
         bus = "" if self.bus is None else str(self.bus)
         slot = "" if self.slot is None else str(self.slot)
-        mac = "" if self.mac is None else format_mac(self.mac)
-        return f"{bus},{slot},{mac}"
+        if self.mac is None:
+            return f"{bus},{slot}"
+        return f"{bus},{slot},{format_mac(self.mac)}"
 
     def format(self) -> str:
         text = f"network:{self.adapter}:{self.address}:vswitch:{self.vswitch}"

@@ -21,6 +21,8 @@ from ivmctl.plan.model import Action, ChangeHow, FieldChange, Operation, OpKind
 from ivmctl.plan.views import actual_power
 from ivmctl.resources import NetworkResource, StorageResource
 from ivmctl.rules import (
+    PCI_BUS_RANGE,
+    PCI_SLOT_RANGE,
     PORT_RANGE,
     ChangeKind,
     Demand,
@@ -300,6 +302,7 @@ class _Edits:
     modify: list[str] = field(default_factory=list)
     shares: list[str] = field(default_factory=list)  # paths to mark shareable
     files: list[tuple[str, int]] = field(default_factory=list)  # backing files to create, MB
+    nics_added: int = 0  # NIC statements at the front of `add`
     known_paths: frozenset[str] = frozenset()  # paths the host's device database already has
     vlans: list[tuple[str, int, int | None]] = field(default_factory=list)  # vswitch, port, vlan
     needs_off: list[FieldChange] = field(default_factory=list)
@@ -312,6 +315,48 @@ class _Edits:
     @property
     def active(self) -> list[FieldChange]:
         return [f for f in self.fields if f.how is not ChangeHow.IGNORED]
+
+
+@dataclass(kw_only=True)
+class _SlotPicker:
+    """Virtual PCI slots for NICs added to an existing guest.
+
+    The runtime lists NICs in slot order and the planner matches NICs by position, so a
+    new NIC must sit after every NIC the guest has: left to the runtime it could take a
+    lower slot a removed device freed, and the NICs would swap places.
+    """
+
+    used: set[tuple[int, int]]
+    last_nic: int  # index in row-major slot order of the highest NIC slot, -1 if none
+
+    @staticmethod
+    def _index(bus: int, slot: int) -> int:
+        return bus * len(PCI_SLOT_RANGE) + slot
+
+    @classmethod
+    def of(cls, guest: Guest) -> _SlotPicker:
+        used: set[tuple[int, int]] = set()
+        last = -1
+        addresses = [(d.address, False) for d in (*guest.disks, *guest.dvds)]
+        addresses += [(n.address, True) for n in guest.nics]
+        for address, is_nic in addresses:
+            bus, slot, _ = _address_parts(address)
+            if bus is not None and slot is not None:
+                used.add((bus, slot))
+                if is_nic:
+                    last = max(last, cls._index(bus, slot))
+        return cls(used=used, last_nic=last)
+
+    def after_last_nic(self) -> str | None:
+        """`bus,slot` of the first free slot after the last NIC; None leaves it open."""
+        for bus in PCI_BUS_RANGE:
+            for slot in PCI_SLOT_RANGE:
+                index = self._index(bus, slot)
+                if index > self.last_nic and (bus, slot) not in self.used:
+                    self.used.add((bus, slot))
+                    self.last_nic = index
+                    return f"{bus},{slot}"
+        return None
 
 
 def _field(diff: FieldDiff, how: ChangeHow) -> FieldChange:
@@ -369,6 +414,7 @@ def _collect_edits(
     ignore = desired.lifecycle.ignore_changes
     have = actual.guest
     host = desired.host
+    slots = _SlotPicker.of(have)
 
     def record(diff: FieldDiff, how: ChangeHow) -> bool:
         """Add the field; False when it is ignored (reported as drift only)."""
@@ -458,7 +504,11 @@ def _collect_edits(
                     if new_nic.port is not None
                     else ports.allocate(host, new_nic.vswitch)
                 )
-                edits.add.append(nic_statement(new_nic, port=port))
+                if new_nic.address is None:
+                    new_nic = replace(new_nic, address=slots.after_last_nic())
+                # NICs go first, so a disk added alongside cannot take the pinned slot.
+                edits.add.insert(edits.nics_added, nic_statement(new_nic, port=port))
+                edits.nics_added += 1
                 if new_nic.vlan is not None:
                     edits.vlans.append((new_nic.vswitch, port, new_nic.vlan))
         elif new_nic is None and old_nic is not None:  # removed

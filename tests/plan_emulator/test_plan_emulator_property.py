@@ -254,15 +254,7 @@ def test_a_file_backed_disk_added_to_an_existing_guest_is_created_first() -> Non
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug B4 (plan/classify.py or plan/diff.py): removing a disk and adding a NIC in "
-    "one online update lets the new NIC take the freed PCI slot, so the runtime lists it "
-    "before the existing NIC; NICs are compared by position, so apply reports an "
-    "inconsistency and the next plan restarts the guest to swap them.",
-)
-def test_b4_a_nic_added_where_a_disk_was_removed_keeps_its_declared_position() -> None:
+def test_a_nic_added_where_a_disk_was_removed_keeps_its_declared_position() -> None:
     disk = {"backing": "lv", "path": "/dev/vg01/rlvol_g0"}
     lan = {"vswitch": "localnet", "adapter": "lan"}
     world, first, second = _one_guest_move(

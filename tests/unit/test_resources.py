@@ -69,3 +69,9 @@ def test_any_storage_statement_survives_a_round_trip(
     resource = StorageResource(devtype=devtype, adapter=adapter, backing=backing, path=path,
                                bus=bus, slot=slot, target=target)  # fmt: skip
     assert parse_resource(resource.format()) == resource
+
+
+def test_a_nic_pinned_to_a_slot_without_a_mac_prints_bus_and_slot_only() -> None:
+    nic = NetworkResource(adapter="avio_lan", vswitch="vsw1", bus=0, slot=6, port=3)
+    assert nic.format() == "network:avio_lan:0,6:vswitch:vsw1:portid:3"
+    assert parse_resource(nic.format()) == nic
