@@ -170,7 +170,19 @@ class GuestContext:
     stale_hosts: tuple[str, ...] = ()  # hosts with an Off (NR) copy of this guest to remove
     # host -> device paths its guests use (the device database knows them)
     files_in_use: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    location: Location | None = None
+    sources: Mapping[str, Location] = field(default_factory=dict)  # DesiredState.sources
+    address: str = ""  # the guest's address, for `location`
+
+    @property
+    def location(self) -> Location | None:
+        """Where the guest is declared; looked up only when an error needs it (a lookup
+        re-reads the file, which a plan of 10,000 unchanged guests must not pay)."""
+        if not self.address:
+            return None
+        known = self.sources.get(self.address)
+        if known is None:
+            return Location(address=self.address)
+        return replace(known, address=self.address, path=None)
 
 
 def _op(kind: OpKind, host: str, **params: Any) -> Operation:
@@ -407,7 +419,7 @@ def _collect_edits(
     actual: ActualGuest,
     diffs: Sequence[FieldDiff],
     ports: PortAllocator,
-    location: Location | None,
+    ctx: GuestContext,
     known_paths: frozenset[str] = frozenset(),
 ) -> _Edits:
     edits = _Edits(known_paths=known_paths)
@@ -439,7 +451,7 @@ def _collect_edits(
                 f"guest.{desired.name} cannot change vm_type from {diff.before} to {diff.after}",
                 detail="ivmctl does not transform a VM into a vPar or back; "
                 "declare a new guest instead.",
-                location=location or Location(address=f"guest.{desired.name}", path="vm_type"),
+                location=ctx.location or Location(address=f"guest.{desired.name}", path="vm_type"),
             )
         elif top not in ("disks", "dvds", "nics"):
             try:
@@ -448,7 +460,7 @@ def _collect_edits(
                 raise PlanError(
                     f"guest.{desired.name}: no rule says how to change {diff.path}",
                     detail=exc.summary,
-                    location=location,
+                    location=ctx.location,
                 ) from None
             if record(diff, _HOW[kind]):
                 _scalar_set(edits, desired, have, diff, ignore)
@@ -597,7 +609,7 @@ def plan_change(
     known = ctx.files_in_use.get(desired.host, frozenset())
     if desired.host == actual.guest.host:  # its own devices are known there too
         known |= {d.path for d in (*actual.guest.disks, *actual.guest.dvds)}
-    edits = _collect_edits(desired, actual, diffs, ports, ctx.location, known)
+    edits = _collect_edits(desired, actual, diffs, ports, ctx, known)
     src, dst = actual.guest.host, desired.host
     moving = src != dst
     running = actual.status.running

@@ -419,8 +419,7 @@ def _plan_guest(
         out.changes.append(_guest_change(address, outcome, actual_guest_view(have), None))
         return
 
-    location = _location(desired, address)
-    _check_guest_refs(want, desired, location)
+    _check_guest_refs(want, desired)
     ctx = GuestContext(
         host_versions=versions,
         host_vswitches=out.host_vswitches,
@@ -430,7 +429,8 @@ def _plan_guest(
         else "restart allowed by --allow-restart",
         stale_hosts=stale_hosts,
         files_in_use=files,
-        location=location,
+        sources=desired.sources,
+        address=address,
     )
     if have is None:
         outcome = plan_create(want, ctx, ports)
@@ -472,13 +472,14 @@ def _plan_guest(
         out.restart_hints[change.key] = outcome.restart_hint
 
 
-def _check_guest_refs(guest: Guest, desired: DesiredState, location: Location) -> None:
+def _check_guest_refs(guest: Guest, desired: DesiredState) -> None:
+    # Locations are looked up only for an error: resolving one re-reads its file.
     host = desired.hosts.get(guest.host)
     if host is None:
         raise PlanError(
             f"guest.{guest.name} is placed on host {guest.host}, which is not declared",
             detail="Declare the host under hosts:, or place the guest on a declared host.",
-            location=replace(location, path="host"),
+            location=_location(desired, guest.address, "host"),
         )
     for i, nic in enumerate(guest.nics):
         if not host.has_vswitch(nic.vswitch):
@@ -486,7 +487,7 @@ def _check_guest_refs(guest: Guest, desired: DesiredState, location: Location) -
                 f"guest.{guest.name} uses vswitch {nic.vswitch}, which host {guest.host} "
                 "does not declare",
                 detail=f"Declare it under hosts.{guest.host}.vswitches.",
-                location=replace(location, path=f"nics[{i}].vswitch"),
+                location=_location(desired, guest.address, f"nics[{i}].vswitch"),
             )
 
 
