@@ -551,9 +551,12 @@ def _collect_edits(
                     adapter=new_nic.adapter,
                     vlan=new_nic.vlan,
                     mac=mac,
-                    address=new_nic.address,
+                    # the old NIC's slot keeps the replacement at its position
+                    address=new_nic.address or old_nic.address,
                 )
-                edits.add.append(nic_statement(replacement, port=port))
+                # with the added NICs, before disks, which must not take the kept slot
+                edits.add.insert(edits.nics_added, nic_statement(replacement, port=port))
+                edits.nics_added += 1
             else:
                 moved = Nic(
                     vswitch=new_nic.vswitch,
