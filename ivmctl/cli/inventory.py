@@ -4,15 +4,13 @@ what already exists. The work is in core/inventory.py; this module parses and pr
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from ivmctl.cli import CliContext, ExitStatus
-from ivmctl.cli.common import confirm, variable_options, workspace
+from ivmctl.cli.common import confirm, variable_options, workspace, write_atomically
 from ivmctl.errors import StateError
 from ivmctl.state import LocalBackend
 
@@ -114,27 +112,13 @@ def export(
     if output is None:
         click.echo(exported.text, nl=False)
     else:
-        _write_atomically(output, exported.text)
+        write_atomically(output, exported.text.encode("utf-8"))
         click.echo(
             f"Wrote {output}: {len(exported.hosts)} host(s), {len(exported.guests)} guest(s).",
             err=True,
         )
     for copy in exported.skipped:
         click.echo(f"Left out the Off (NR) copy of {copy}.", err=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.group(name="state")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ import click
 
 from ivmctl import __version__
 from ivmctl.cli import CliContext, ExitStatus
-from ivmctl.cli.common import variable_options, workspace
+from ivmctl.cli.common import variable_options, workspace, write_atomically
 
 
 def plan_options(function: Any) -> Any:
@@ -33,21 +31,6 @@ def plan_options(function: Any) -> Any:
         help="Allow restarting this guest even if its lifecycle.restart is deny. Repeatable.",
     )(function)
     return variable_options(function)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that a reader sees the old content or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def now_iso() -> str:
