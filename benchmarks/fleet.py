@@ -231,7 +231,8 @@ def complete(fleet: Fleet, *, environ: Mapping[str, str] | None = None) -> int:
     """
     from graphlib import TopologicalSorter
 
-    from ivmctl.core.session import PlanOptions, ProviderExecutor, Session, Workspace, _Recorder
+    from ivmctl.core.recording import ProviderExecutor, _Recorder
+    from ivmctl.core.session import PlanOptions, Session, Workspace
 
     workspace = Workspace(config_dir=fleet.directory, environ=dict(environ or {}))
     with Session(workspace) as session:
