@@ -20,7 +20,7 @@ from ivmctl.errors import ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.transport import CommandOutput, Transport
+from ivmctl.providers.transport import Transport, run_many
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
 REFRESH_PARALLELISM = 8  # hosts read at once
@@ -101,18 +101,22 @@ class HpvmProvider:
         )
 
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
-        statuses = parsers.parse_machine_status(self._run(host, "hpvmstatus", "-M"))
+        status_text, shared_text = self._run_many(
+            host, ("hpvmstatus", "-M"), ("hpvmdevmgmt", "-l", "all")
+        )
+        statuses = parsers.parse_machine_status(status_text)
         status = next((s for s in statuses if s.name == name), None)
         if status is None:
             return None
-        devices = parsers.parse_device_listing(self._run(host, "hpvmstatus", "-d", "-P", name))
+        (listing,) = self._run_many(host, ("hpvmstatus", "-d", "-P", name))
+        devices = parsers.parse_device_listing(listing)
+        used = sorted({nic.vswitch for nic in devices.network})
+        details = self._run_many(host, *(("hpvmnet", "-S", vswitch) for vswitch in used))
         vlans = {
-            vswitch: self._vswitch_detail(host, vswitch).port_vlans
-            for vswitch in sorted({nic.vswitch for nic in devices.network})
+            vswitch: parsers.parse_vswitch_detail(text).port_vlans
+            for vswitch, text in zip(used, details, strict=True)
         }
-        shared = parsers.shared_paths(
-            parsers.parse_device_entries(self._run(host, "hpvmdevmgmt", "-l", "all"))
-        )
+        shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
         return parsers.actual_guest(status, devices, host=host, shared=shared, port_vlans=vlans)
 
     # -- what subclasses answer ---------------------------------------------------------------
@@ -147,27 +151,51 @@ class HpvmProvider:
 
     def _run(self, host: str, *argv: str) -> str:
         """Run a read-only command; retried only when the connection itself failed."""
-        output: CommandOutput = self.transport.run(host, argv)
+        (stdout,) = self._run_many(host, argv)
+        return stdout
+
+    def _run_many(self, host: str, *argvs: Sequence[str]) -> list[str]:
+        """Run read-only commands in one round trip; their outputs, in order.
+
+        Retried (all of them) only when the connection itself failed.
+        """
+        if not argvs:
+            return []
+        outputs = run_many(self.transport, host, argvs)
         for pause in READ_RETRY_PAUSES:
-            if output.exit_code != EXIT_CONNECTION_FAILED:
+            if not any(o.exit_code == EXIT_CONNECTION_FAILED for o in outputs):
                 break
             self._sleep(pause)
-            output = self.transport.run(host, argv)
-        if output.exit_code != 0:
-            said = (output.stderr or output.stdout).strip() or "no output"
-            raise ProviderError(
-                f"cannot read host {host}: {' '.join(argv)} exited with {output.exit_code}",
-                detail=f"It said: {said}",
-            )
-        return output.stdout
-
-    def _vswitch_detail(self, host: str, vswitch: str) -> parsers.VSwitchDetail:
-        return parsers.parse_vswitch_detail(self._run(host, "hpvmnet", "-S", vswitch))
+            outputs = run_many(self.transport, host, argvs)
+        for argv, output in zip(argvs, outputs, strict=True):
+            if output.exit_code != 0:
+                said = (output.stderr or output.stdout).strip() or "no output"
+                raise ProviderError(
+                    f"cannot read host {host}: {' '.join(argv)} exited with {output.exit_code}",
+                    detail=f"It said: {said}",
+                )
+        return [output.stdout for output in outputs]
 
     def _read_host(self, facts: model.Host) -> tuple[model.Host, list[model.ActualGuest]]:
+        """Everything about one host in two round trips: the listings, then the port
+        tables of its vswitches (whose names the first listing gives)."""
         name = facts.name
-        rows = parsers.parse_vswitch_list(self._run(name, "hpvmnet"))
-        details = {row.name: self._vswitch_detail(name, row.name) for row in rows}
+        vswitch_text, shared_text, status_text, devices_text = self._run_many(
+            name,
+            ("hpvmnet",),
+            ("hpvmdevmgmt", "-l", "all"),
+            ("hpvmstatus", "-M"),
+            ("hpvmstatus", "-X"),
+        )
+        rows = parsers.parse_vswitch_list(vswitch_text)
+        details = {
+            row.name: parsers.parse_vswitch_detail(text)
+            for row, text in zip(
+                rows,
+                self._run_many(name, *(("hpvmnet", "-S", row.name) for row in rows)),
+                strict=True,
+            )
+        }
         vswitches = {
             row.name: model.VSwitch(
                 host=name,
@@ -180,16 +208,19 @@ class HpvmProvider:
             if row.name != LOCALNET
         }
         vlans: Mapping[str, Mapping[int, int]] = {n: d.port_vlans for n, d in details.items()}
-        shared = parsers.shared_paths(
-            parsers.parse_device_entries(self._run(name, "hpvmdevmgmt", "-l", "all"))
-        )
+        shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
+        devices = parsers.parse_xml_devices(devices_text)
         guests = []
-        for status in parsers.parse_machine_status(self._run(name, "hpvmstatus", "-M")):
-            devices = parsers.parse_device_listing(
-                self._run(name, "hpvmstatus", "-d", "-P", status.name)
-            )
+        for status in parsers.parse_machine_status(status_text):
+            listing = devices.get(status.name)
+            if listing is None:
+                raise ProviderError(
+                    f"cannot read host {name}: hpvmstatus -X does not list guest {status.name}, "
+                    "which hpvmstatus -M does",
+                    detail="The guest changed between the two listings; plan again.",
+                )
             guests.append(
-                parsers.actual_guest(status, devices, host=name, shared=shared, port_vlans=vlans)
+                parsers.actual_guest(status, listing, host=name, shared=shared, port_vlans=vlans)
             )
         host = model.Host(
             name=name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from xml.etree import ElementTree
 
 from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
@@ -191,6 +192,38 @@ def parse_device_listing(text: str) -> DeviceListing:
         else:
             raise _bad(command, line, f"statement does not belong in {section}")
     return DeviceListing(storage=tuple(storage), network=tuple(network))
+
+
+def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
+    """Parse `hpvmstatus -X`: guest name -> its devices (the `<devices>` of each
+    `<virtual_machine>`, resource statements as `hpvmstatus -d` prints them)."""
+    command = "hpvmstatus -X"
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise _bad(command, first, str(exc)) from None
+    found: dict[str, DeviceListing] = {}
+    for machine in root.iter("virtual_machine"):
+        name = machine.get("name")
+        if not name:
+            raise _bad(command, "<virtual_machine>", "a virtual machine without a name")
+        storage: list[StorageResource] = []
+        network: list[NetworkResource] = []
+        for element in machine.iterfind("devices/*"):
+            statement = (element.text or "").strip()
+            try:
+                resource = parse_resource(statement)
+            except IvmctlError as exc:
+                raise _bad(command, statement, exc.summary) from None
+            if element.tag == "storage" and isinstance(resource, StorageResource):
+                storage.append(resource)
+            elif element.tag == "network" and isinstance(resource, NetworkResource):
+                network.append(resource)
+            else:
+                raise _bad(command, statement, f"statement does not belong in <{element.tag}>")
+        found[name] = DeviceListing(storage=tuple(storage), network=tuple(network))
+    return found
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,6 +42,22 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def run_many(
+    transport: Transport, host: str, argvs: Sequence[Sequence[str]]
+) -> list[CommandOutput]:
+    """Run read-only command lines on one host in one round trip where the transport can.
+
+    A transport may offer `run_many(host, argvs)` (an SSH transport would send the lines
+    as one script over one connection; the emulator runs them on one read snapshot);
+    otherwise the lines run one by one through `run`.
+    """
+    many = getattr(transport, "run_many", None)
+    if many is not None:
+        outputs: list[CommandOutput] = many(host, argvs)
+        return outputs
+    return [transport.run(host, argv) for argv in argvs]
+
+
 class EmulatorTransport:
     """Runs hpvm* commands in an `ivmctl.runtime` world, in process.
 
@@ -92,6 +108,28 @@ class EmulatorTransport:
             stderr=result.stderr,
             duration=self._clock() - started,
         )
+
+    def run_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandOutput]:
+        """Several lines in one session: one latency, one read snapshot for listings."""
+        started = self._clock()
+        if self.latency:
+            self._sleep(self.latency)
+        world = self.world
+        try:
+            results = world.execute_many(host, [list(argv) for argv in argvs])
+        except IvmctlError as exc:
+            raise ProviderError(
+                f"the emulator could not run {argvs[0][0] if argvs else 'commands'} on {host}: "
+                f"{exc.summary}",
+                detail=exc.detail,
+            ) from exc
+        duration = self._clock() - started
+        return [
+            CommandOutput(
+                exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr, duration=duration
+            )
+            for r in results
+        ]
 
     def close(self) -> None:
         with self._lock:

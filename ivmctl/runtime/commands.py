@@ -33,10 +33,12 @@ from ivmctl.runtime.data import (
     Host,
     Nic,
     Storage,
+    all_dependents,
     dependents,
     dev_entries,
     dev_entry,
     device_counts,
+    devices_of,
     format_attrs,
     guest_by_name,
     guests_of,
@@ -726,7 +728,7 @@ def hpvmstatus(ctx: Ctx, args: Sequence[str]) -> None:
             ctx.out.append(formats.machine_line(host, g, n_st, n_net, now))
         return
     if "-X" in flags:
-        ctx.out += formats.xml(host, guests, now)
+        ctx.out += formats.xml(host, guests, now, devices_of(ctx.conn, host.id, guests))
         return
     if "-r" in flags:
         ctx.out += formats.resources(host, guests, now)
@@ -969,9 +971,12 @@ def _devmgmt_list(ctx: Ctx, klass: str, spec: str) -> None:
         entries = [entry]
     else:
         entries = dev_entries(ctx.conn, ctx.host.id, scope)
+    # read once for the host: a listing of every entry would otherwise cost queries each
+    users_of = all_dependents(ctx.conn, ctx.host.id)
+    present = devices.presence(ctx.conn, ctx.host.id)
     for entry in entries:
-        users = dependents(ctx.conn, ctx.host.id, entry.name)
-        exists = devices.is_present(ctx.conn, ctx.host.id, "", entry.name)
+        users = users_of.get(entry.name, [])
+        exists = present(entry.name)
         if spec.startswith("depend:") and spec.removeprefix("depend:") not in users:
             continue
         if "=" in spec and not spec.startswith(("/", "depend:")):
@@ -1083,6 +1088,29 @@ HANDLERS: dict[str, Callable[[Ctx, Sequence[str]], None]] = {
     "hpvmdevmgmt": hpvmdevmgmt,
 }
 READ_ONLY = frozenset({"hpvmstatus"})
+# Options that make hpvmnet / hpvmdevmgmt change something; without them they only list.
+_WRITING_OPTIONS = {
+    "hpvmnet": frozenset({"-c", "-b", "-h", "-r", "-d", "-u"}),
+    "hpvmdevmgmt": frozenset({"-a", "-m", "-d", "-S"}),
+}
+
+
+def is_read_only(argv: Sequence[str]) -> bool:
+    """Whether a command line only reads (a listing), so it may run on a read snapshot.
+
+    Decided from the options alone, before parsing, and conservatively: every letter
+    of an option cluster counts, even one that is really a glued value (`-Svswprod`
+    reads as writing because of its `r`), which only costs the write lock.
+    """
+    name = argv[0].rsplit("/", 1)[-1] if argv else ""
+    if name in READ_ONLY:
+        return True
+    writing = _WRITING_OPTIONS.get(name)
+    if writing is None:
+        return False
+    return not any(
+        f"-{letter}" in writing for arg in argv[1:] if arg.startswith("-") for letter in arg[1:]
+    )
 
 
 def run(ctx: Ctx, argv: Sequence[str]) -> None:

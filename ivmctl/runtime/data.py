@@ -289,23 +289,36 @@ def device_counts(conn: sqlite3.Connection, host_id: int) -> dict[int, tuple[int
 # --------------------------------------------------------------------------------------------
 # Devices
 # --------------------------------------------------------------------------------------------
+def _storage_from_row(r: sqlite3.Row) -> Storage:
+    return Storage(
+        id=r["id"],
+        devtype=r["devtype"],
+        adapter=r["adapter"],
+        bus=r["bus"],
+        slot=r["slot"],
+        target=r["target"],
+        backing=r["backing"],
+        path=r["path"],
+    )
+
+
+def _nic_from_row(r: sqlite3.Row) -> Nic:
+    return Nic(
+        id=r["id"],
+        adapter=r["adapter"],
+        bus=r["bus"],
+        slot=r["slot"],
+        mac=r["mac"],
+        vswitch=r["vswitch"],
+        port=r["port"],
+    )
+
+
 def storage_of(conn: sqlite3.Connection, guest_id: int) -> list[Storage]:
     rows = conn.execute(
         "SELECT * FROM storage WHERE guest_id=? ORDER BY bus, slot, target", (guest_id,)
     )
-    return [
-        Storage(
-            id=r["id"],
-            devtype=r["devtype"],
-            adapter=r["adapter"],
-            bus=r["bus"],
-            slot=r["slot"],
-            target=r["target"],
-            backing=r["backing"],
-            path=r["path"],
-        )
-        for r in rows
-    ]
+    return [_storage_from_row(r) for r in rows]
 
 
 def nics_of(conn: sqlite3.Connection, guest_id: int) -> list[Nic]:
@@ -314,18 +327,35 @@ def nics_of(conn: sqlite3.Connection, guest_id: int) -> list[Nic]:
         "WHERE n.guest_id=? ORDER BY n.bus, n.slot",
         (guest_id,),
     )
-    return [
-        Nic(
-            id=r["id"],
-            adapter=r["adapter"],
-            bus=r["bus"],
-            slot=r["slot"],
-            mac=r["mac"],
-            vswitch=r["vswitch"],
-            port=r["port"],
-        )
-        for r in rows
-    ]
+    return [_nic_from_row(r) for r in rows]
+
+
+def devices_of(
+    conn: sqlite3.Connection, host_id: int, guests: Sequence[Guest]
+) -> dict[int, tuple[list[Storage], list[Nic]]]:
+    """guest id -> (storage, NICs), each in address order, for `guests` of one host.
+
+    Two queries for the whole host (a listing of every guest's devices would otherwise
+    cost two per guest).
+    """
+    if len(guests) == 1:
+        (g,) = guests
+        return {g.id: (storage_of(conn, g.id), nics_of(conn, g.id))}
+    found: dict[int, tuple[list[Storage], list[Nic]]] = {g.id: ([], []) for g in guests}
+    for r in conn.execute(
+        "SELECT * FROM storage WHERE host_id=? ORDER BY guest_id, bus, slot, target", (host_id,)
+    ):
+        if r["guest_id"] in found:
+            found[r["guest_id"]][0].append(_storage_from_row(r))
+    for r in conn.execute(
+        "SELECT n.*, v.name AS vswitch FROM guests g JOIN nics n ON n.guest_id = g.id "
+        "JOIN vswitches v ON v.id = n.vswitch_id "
+        "WHERE g.host_id=? ORDER BY n.guest_id, n.bus, n.slot",
+        (host_id,),
+    ):
+        if r["guest_id"] in found:
+            found[r["guest_id"]][1].append(_nic_from_row(r))
+    return found
 
 
 def users_of_path(conn: sqlite3.Connection, host_id: int, path: str) -> list[Guest]:
@@ -462,7 +492,25 @@ def dev_entries(conn: sqlite3.Connection, host_id: int, klass: str | None) -> li
 
 
 def dependents(conn: sqlite3.Connection, host_id: int, path: str) -> list[str]:
-    return [g.name for g in users_of_path(conn, host_id, path)]
+    """Names of the guests of a host whose storage uses `path`, sorted."""
+    rows = conn.execute(
+        "SELECT DISTINCT g.name FROM storage s JOIN guests g ON g.id = s.guest_id "
+        "WHERE s.host_id=? AND s.path=? ORDER BY g.name",
+        (host_id, path),
+    )
+    return [r[0] for r in rows]
+
+
+def all_dependents(conn: sqlite3.Connection, host_id: int) -> dict[str, list[str]]:
+    """path -> `dependents` of that path, for every path a guest of the host uses."""
+    found: dict[str, list[str]] = {}
+    for path, name in conn.execute(
+        "SELECT DISTINCT s.path, g.name FROM storage s JOIN guests g ON g.id = s.guest_id "
+        "WHERE s.host_id=? ORDER BY g.name",
+        (host_id,),
+    ):
+        found.setdefault(path, []).append(name)
+    return found
 
 
 def file_size(conn: sqlite3.Connection, host_id: int, path: str) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ivmctl.resources import NetworkResource, StorageResource
@@ -83,6 +83,23 @@ def is_present(conn: sqlite3.Connection, host_id: int, backing: str, path: str) 
     if kind == "file":
         return file_size(conn, host_id, path) is not None
     return False
+
+
+def presence(conn: sqlite3.Connection, host_id: int) -> Callable[[str], bool]:
+    """`is_present` for many paths of one host (backing "" as in a device-DB listing):
+    the host's files and unpresented paths are read once."""
+    unpresented = {
+        r[0] for r in conn.execute("SELECT path FROM unpresented WHERE host_id=?", (host_id,))
+    }
+    files = {r[0] for r in conn.execute("SELECT path FROM files WHERE host_id=?", (host_id,))}
+
+    def present(path: str) -> bool:
+        if path in unpresented:
+            return False
+        kind = path_kind(path)
+        return kind in ("san", "lv", "pt") or (kind == "file" and path in files)
+
+    return present
 
 
 def devtype_attr(devtype: str, backing: str) -> str:

@@ -7,7 +7,7 @@ hpvmdevmgmt -l output, so those layouts only change together with that page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -279,10 +279,17 @@ def verbose(
     return lines
 
 
-def xml(host: Host, guests: Sequence[Guest], now: float) -> list[str]:
-    """`hpvmstatus -X` [obs R25]."""
+def xml(
+    host: Host,
+    guests: Sequence[Guest],
+    now: float,
+    devices: Mapping[int, tuple[Sequence[Storage], Sequence[Nic]]],
+) -> list[str]:
+    """`hpvmstatus -X` [obs R25]; `devices` (guest id -> storage, NICs) fills each
+    guest's `<devices>`: its resource statements, as `hpvmstatus -d` prints them [inf]."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<pman>"]
     for g in guests:
+        storage, nics = devices.get(g.id, ((), ()))
         state, _ = run_state(g, host, now)
         unit, total = (
             ("GB", g.memory_mb // 1024) if g.memory_mb % 1024 == 0 else ("MB", g.memory_mb)
@@ -295,6 +302,10 @@ def xml(host: Host, guests: Sequence[Guest], now: float) -> list[str]:
             f"    <os_type>{g.os.upper()}</os_type>",
             f"    <vcpu_number>{g.vcpus}</vcpu_number>",
             f'    <memory><total unit="{unit}">{total}</total></memory>',
+            "    <devices>",
+            *(f"      <storage>{escape(d.resource().format())}</storage>" for d in storage),
+            *(f"      <network>{escape(n.resource().format())}</network>" for n in nics),
+            "    </devices>",
             "  </virtual_machine>",
         ]
     lines.append("</pman>")

@@ -180,6 +180,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA temp_store=MEMORY")  # sorts of a listing never touch a file
 
 
 def _check_version(conn: sqlite3.Connection, path: Path) -> None:
@@ -272,6 +273,34 @@ class Store:
             with self._guard:
                 self._all.append(conn)
         return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (`query_only`: a write through it fails)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is None:
+            if self._closed:
+                raise EmulatorError(f"the emulator world {self.path} is closed")
+            conn = _connect(self.path)
+            _configure(conn)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.reader = conn
+            with self._guard:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent view, taking no write lock.
+
+        In WAL mode readers neither wait for the writer nor block it, so listings from
+        many threads run side by side while changes commit.
+        """
+        conn = self.reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

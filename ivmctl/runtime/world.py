@@ -14,20 +14,35 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from ivmctl.errors import EmulatorError, RuleViolation
 from ivmctl.rules import LOCALNET, MEMORY_GRANULE_MB, limits_for, name_problem
 from ivmctl.runtime import commands
-from ivmctl.runtime.context import EXIT_UNREACHABLE, Ctx, Refused
+from ivmctl.runtime.context import EXIT_ERROR, EXIT_UNREACHABLE, Ctx, Refused
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
 from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+PENDING_LOG_LIMIT = 5000  # listings' log rows held back before they are written anyway
+
+
+def _arguments(argv: Sequence[str]) -> list[str]:
+    if not argv:
+        raise EmulatorError("an empty command line cannot be executed")
+    return [str(a) for a in argv]
+
+
+def _unreachable(host: str) -> CommandResult:
+    return CommandResult(
+        exit_code=EXIT_UNREACHABLE,
+        stdout="",
+        stderr=f"ssh: connect to host {host} port 22: Connection refused\n",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +105,8 @@ class World:
         self._guard = threading.Lock()
         self._start_locks: dict[str, threading.Lock] = {}
         self._migrating: set[str] = set()
+        # log rows of listings, written with the next change (or on close)
+        self._pending_log: list[tuple[int, float, str, int]] = []
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
@@ -115,6 +132,9 @@ class World:
         return self._store.path
 
     def close(self) -> None:
+        # a busy world loses the listings' log entries, nothing else
+        with suppress(EmulatorError):
+            self.flush_log()
         self._store.close()
 
     def __enter__(self) -> World:
@@ -219,6 +239,7 @@ class World:
         return meta_int(self._store.conn(), "generation")
 
     def log(self, host: str) -> list[LogEntry]:
+        self.flush_log()
         conn = self._store.conn()
         found = self._host(conn, host)
         rows = conn.execute(
@@ -330,20 +351,58 @@ class World:
 
         Raises EmulatorError only when `host` is not in the world or argv is empty.
         """
-        if not argv:
-            raise EmulatorError("an empty command line cannot be executed")
-        args = [str(a) for a in argv]
+        args = _arguments(argv)
         kind = command_kind(args[0])
+        reachable, delay = self._arrival(host, kind)
+        if not reachable:
+            return _unreachable(host)
+        with self._serialised(host, kind, args) as refusal:
+            if delay > 0:
+                self._sleep(delay)
+            return self._run(host, kind, args, refusal)
+
+    def execute_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandResult]:
+        """Run several command lines on `host` in one session, as one SSH round trip.
+
+        Listings (see `commands.is_read_only`) share one read snapshot, so they see one
+        consistent state; a batch with any other command runs each line through
+        `execute`, in order. An unreachable host fails every line; the latencies of the
+        lines add up.
+        """
+        lines = [_arguments(argv) for argv in argvs]
+        if not all(commands.is_read_only(args) for args in lines):
+            return [self.execute(host, args) for args in lines]
+        delay = 0.0
+        for args in lines:
+            reachable, wait = self._arrival(host, command_kind(args[0]))
+            if not reachable:
+                return [_unreachable(host) for _ in lines]
+            delay += wait
+        if delay > 0:
+            self._sleep(delay)
+        with self._store.snapshot() as conn:
+            found = self._host(conn, host)
+            results = [self._listing(conn, found, command_kind(a[0]), a) for a in lines]
+        self._note_listings(found.id, list(zip(lines, results, strict=True)))
+        return [result for result, _ in results]
+
+    def _arrival(self, host: str, kind: str) -> tuple[bool, float]:
+        """(whether `host` answers, seconds a `kind` command takes to answer there).
+
+        A pending hang is consumed here: it happens once, to whoever takes it.
+        """
         conn = self._store.conn()
         # one read for reachability, latency and a pending hang, outside any transaction
+        # (a command's own entry wins over '*'; primary-key lookups, no sorting: this
+        # runs before every command)
         row = conn.execute(
             "SELECT h.id, h.unreachable, "
-            "(SELECT seconds FROM latency WHERE host_id=h.id AND kind IN (?1, '*') "
-            " ORDER BY kind = '*' LIMIT 1), "
-            "(SELECT kind FROM hangs WHERE host_id=h.id AND kind IN (?1, '*') "
-            " ORDER BY kind = '*' LIMIT 1), "
-            "(SELECT seconds FROM hangs WHERE host_id=h.id AND kind IN (?1, '*') "
-            " ORDER BY kind = '*' LIMIT 1) "
+            "COALESCE((SELECT seconds FROM latency WHERE host_id=h.id AND kind=?1), "
+            "         (SELECT seconds FROM latency WHERE host_id=h.id AND kind='*')), "
+            "COALESCE((SELECT kind FROM hangs WHERE host_id=h.id AND kind=?1), "
+            "         (SELECT kind FROM hangs WHERE host_id=h.id AND kind='*')), "
+            "COALESCE((SELECT seconds FROM hangs WHERE host_id=h.id AND kind=?1), "
+            "         (SELECT seconds FROM hangs WHERE host_id=h.id AND kind='*')) "
             "FROM hosts h WHERE h.name=?2",
             (kind, host),
         ).fetchone()
@@ -351,23 +410,16 @@ class World:
             self._host(conn, host)  # raises the "no host" error
         host_id, unreachable, latency, hang_kind, hang = row
         if unreachable:
-            return CommandResult(
-                exit_code=EXIT_UNREACHABLE,
-                stdout="",
-                stderr=f"ssh: connect to host {host} port 22: Connection refused\n",
-            )
+            return False, 0.0
         delay = float(latency or 0.0)
         if hang_kind is not None:
-            with self._store.transaction() as txn:  # a hang happens once: to whoever takes it
+            with self._store.transaction() as txn:
                 taken = txn.execute(
                     "DELETE FROM hangs WHERE host_id=? AND kind=?", (host_id, hang_kind)
                 ).rowcount
             if taken:
                 delay += float(hang)
-        with self._serialised(host, kind, args) as refusal:
-            if delay > 0:
-                self._sleep(delay)
-            return self._run(host, kind, args, refusal)
+        return True, delay
 
     @contextmanager
     def _serialised(self, host: str, kind: str, args: list[str]) -> Iterator[Refused | None]:
@@ -414,7 +466,10 @@ class World:
                 self._migrating -= involved
 
     def _run(self, host: str, kind: str, args: list[str], refusal: Refused | None) -> CommandResult:
+        if refusal is None and commands.is_read_only(args):
+            return self._read(host, kind, args)
         with self._store.transaction() as conn:
+            self._write_pending_log(conn)  # earlier listings first: the log stays in order
             found = self._host(conn, host)
             ctx = Ctx(conn=conn, host=found, command=kind, now=self._clock())
             before = conn.total_changes
@@ -451,3 +506,64 @@ class World:
             stdout="".join(f"{line}\n" for line in ctx.out),
             stderr="".join(f"{line}\n" for line in ctx.err),
         )
+
+    def _read(self, host: str, kind: str, args: list[str]) -> CommandResult:
+        """A listing: run on a read snapshot; its log entry is written with the next change.
+
+        Reads change nothing, so they need neither the write lock nor a commit of their
+        own; at fleet scale (thousands of listings per refresh) both were most of the
+        cost, and refresh threads queued behind each other on the lock.
+        """
+        with self._store.snapshot() as conn:
+            found = self._host(conn, host)
+            ran = self._listing(conn, found, kind, args)
+        self._note_listings(found.id, [(args, ran)])
+        return ran[0]
+
+    def _listing(
+        self, conn: sqlite3.Connection, host: Host, kind: str, args: list[str]
+    ) -> tuple[CommandResult, float]:
+        """Run a read-only command on `conn`'s snapshot: (its result, the time it ran)."""
+        ctx = Ctx(conn=conn, host=host, command=kind, now=self._clock())
+        try:
+            commands.run(ctx, args)
+            code = 0
+        except Refused as refused:
+            ctx.err += refused.lines
+            code = refused.exit_code
+        except RuleViolation as exc:
+            ctx.err.append(f"{kind}: ERROR: {exc.summary}")
+            code = EXIT_ERROR
+        result = CommandResult(
+            exit_code=code,
+            stdout="".join(f"{line}\n" for line in ctx.out),
+            stderr="".join(f"{line}\n" for line in ctx.err),
+        )
+        return result, ctx.now
+
+    def _note_listings(
+        self, host_id: int, ran: Sequence[tuple[list[str], tuple[CommandResult, float]]]
+    ) -> None:
+        rows = [(host_id, now, json.dumps(args), r.exit_code) for args, (r, now) in ran]
+        with self._guard:
+            self._pending_log += rows
+            flush = len(self._pending_log) >= PENDING_LOG_LIMIT
+        if flush:
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        """Write the log entries of listings not yet written (done by every change,
+        by `log` and on close)."""
+        with self._guard:
+            if not self._pending_log:
+                return
+        with self._store.transaction() as conn:
+            self._write_pending_log(conn)
+
+    def _write_pending_log(self, conn: sqlite3.Connection) -> None:
+        with self._guard:
+            pending, self._pending_log = self._pending_log, []
+        if pending:
+            conn.executemany(
+                "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)", pending
+            )

@@ -44,6 +44,47 @@ DEVICES = {
     ),
 }
 
+XML = """<?xml version="1.0" encoding="UTF-8"?>
+<pman>
+  <virtual_machine name="web01">
+    <uuid>6f1c0a4e-0001</uuid>
+    <vm_number>1</vm_number>
+    <vm_state>On</vm_state>
+    <os_type>HPUX</os_type>
+    <vcpu_number>2</vcpu_number>
+    <memory><total unit="GB">4</total></memory>
+    <devices>
+      <storage>disk:avio_stor:0,1,0:file:/ivm/web01/root.img</storage>
+      <storage>dvd:avio_stor:0,1,1:file:/iso/hpux.iso</storage>
+      <network>network:avio_lan:0,2,0x0ADCFDCB2C62:vswitch:vswprod:portid:4</network>
+    </devices>
+  </virtual_machine>
+  <virtual_machine name="db01">
+    <uuid>6f1c0a4e-0002</uuid>
+    <vm_number>2</vm_number>
+    <vm_state>Off</vm_state>
+    <os_type>LINUX</os_type>
+    <vcpu_number>4</vcpu_number>
+    <memory><total unit="MB">4160</total></memory>
+    <devices>
+      <storage>disk:scsi:0,0,0:disk:/dev/rdisk/disk12</storage>
+      <network>network:lan:0,3,0x02AABBCC0011:vswitch:localnet:portid:1</network>
+    </devices>
+  </virtual_machine>
+  <virtual_machine name="app01">
+    <uuid>6f1c0a4e-0003</uuid>
+    <vm_number>3</vm_number>
+    <vm_state>Off</vm_state>
+    <os_type>HPUX</os_type>
+    <vcpu_number>1</vcpu_number>
+    <memory><total unit="GB">2</total></memory>
+    <devices>
+      <storage>disk:avio_stor:0,1,0:file:/ivm/app01/root.img</storage>
+    </devices>
+  </virtual_machine>
+</pman>
+"""
+
 VSWITCH_HEADER = (
     "Name     Number State   Mode      NamePPA  MAC Address    IP Address\n"
     "======== ====== ======= ========= ======== ============== ===============\n"
@@ -125,6 +166,7 @@ class FakeWorld:
     hosts_: list[FakeHost] = field(default_factory=list)
     outputs: dict[tuple[str, tuple[str, ...]], Result] = field(default_factory=dict)
     log: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    batches: list[tuple[str, list[tuple[str, ...]]]] = field(default_factory=list)
     generation: int = 7
     closed: bool = False
 
@@ -140,6 +182,10 @@ class FakeWorld:
         self.log.append(key)
         return self.outputs.get(key, Result(0, ""))
 
+    def execute_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[Result]:
+        self.batches.append((host, [tuple(argv) for argv in argvs]))
+        return [self.execute(host, argv) for argv in argvs]
+
     def close(self) -> None:
         self.closed = True
 
@@ -152,6 +198,7 @@ def recorded_world() -> FakeWorld:
     h = "vmhost01"
     world.outputs[(h, ("hpvmstatus", "-s"))] = Result(0, SERVER)
     world.outputs[(h, ("hpvmstatus", "-M"))] = Result(0, MACHINE)
+    world.outputs[(h, ("hpvmstatus", "-X"))] = Result(0, XML)
     world.outputs[(h, ("hpvmnet",))] = Result(0, HPVMNET)
     world.outputs[(h, ("hpvmdevmgmt", "-l", "all"))] = Result(0, DEVMGMT)
     for name, text in DEVICES.items():

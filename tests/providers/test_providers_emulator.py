@@ -107,14 +107,19 @@ def test_refresh_reads_vlans_shares_and_power(world: Any) -> None:
     assert state.guests["db01"].status.state == "Off"
 
 
-def test_refresh_runs_one_pass_of_listing_commands_per_host(world: Any) -> None:
+def test_refresh_reads_a_host_in_two_round_trips_whatever_its_guests(world: Any) -> None:
     provider_for(world).refresh(["vmhost01"])
     commands = [" ".join(argv) for _, argv in world.log]
     assert sorted(commands) == sorted(
         ["hpvmstatus -s", "hpvmnet", "hpvmnet -S localnet", "hpvmnet -S vswprod",
-         "hpvmnet -S vswlab", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -d -P web01",
-         "hpvmstatus -d -P db01", "hpvmstatus -d -P app01"]
+         "hpvmnet -S vswlab", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -X"]
     )  # fmt: skip
+    # the listings, then the port tables of the vswitches the first listing named
+    batches = [[" ".join(argv) for argv in lines] for _, lines in world.batches]
+    assert batches[-2:] == [
+        ["hpvmnet", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -X"],
+        ["hpvmnet -S localnet", "hpvmnet -S vswprod", "hpvmnet -S vswlab"],
+    ]
 
 
 def test_a_guest_runnable_on_two_hosts_is_a_provider_error(world: Any) -> None:

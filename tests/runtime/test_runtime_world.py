@@ -341,3 +341,91 @@ def test_a_process_killed_inside_a_command_leaves_nothing_behind(tmp_path: Path)
     assert world.execute("h1", ["hpvmcreate", "-P", "g"]).exit_code == 0  # not left locked
     assert world.execute("h1", ["hpvmdevmgmt", "-l", "all"]).stdout == ""
     world.close()
+
+
+# --- listings: read snapshots, batches, their log ------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "read_only"),
+    [
+        ("hpvmstatus -M", True),
+        ("hpvmstatus -d -P g", True),
+        ("/opt/hpvm/bin/hpvmstatus -X", True),
+        ("hpvmnet", True),
+        ("hpvmnet -S vswprod", True),
+        ("hpvmnet -S vswprod -b", False),
+        ("hpvmnet -c -S vsw1 -n 0", False),
+        ("hpvmnet -Fc", False),  # a cluster counts by every letter
+        ("hpvmdevmgmt -l all", True),
+        ("hpvmdevmgmt -l gdev:/ivm/a.img", True),
+        ("hpvmdevmgmt -S 1G /ivm/a.img", False),
+        ("hpvmdevmgmt -m gdev:/dev/x:attr:SHARE=YES", False),
+        ("hpvmcreate -P g", False),
+        ("hpvmstart -P g", False),
+        ("nosuch", False),
+    ],
+)
+def test_listings_are_told_apart_from_changes(line: str, read_only: bool) -> None:
+    assert commands.is_read_only(line.split()) is read_only
+
+
+def test_a_listing_cannot_write_even_if_misclassified(session: Session) -> None:
+    with session.world._store.snapshot() as conn, pytest.raises(sqlite3.OperationalError):
+        conn.execute("UPDATE hosts SET cores = 1")
+    assert session.ok("vmhost01", "hpvmstatus -s").stdout.count("cores = 8") == 1
+
+
+def test_a_batch_of_listings_sees_one_state_and_logs_every_line(session: Session) -> None:
+    session.ok("vmhost01", "hpvmcreate -P g -a network:lan::vswitch:localnet")
+    results = session.world.execute_many(
+        "vmhost01", [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet", "-S", "localnet"]]
+    )
+    assert [r.exit_code for r in results] == [0, 0, 0]
+    assert results[0].stdout.startswith("g:1::Integrity VM:")
+    assert "<network>network:lan:0,0," in results[1].stdout
+    assert "Reserved" in results[2].stdout
+    logged = [" ".join(e.argv) for e in session.world.log("vmhost01")]
+    assert logged == [
+        "hpvmcreate -P g -a network:lan::vswitch:localnet",
+        "hpvmstatus -M",
+        "hpvmstatus -X",
+        "hpvmnet -S localnet",
+    ]
+
+
+def test_a_refused_listing_in_a_batch_fails_alone(session: Session) -> None:
+    results = session.world.execute_many(
+        "vmhost01", [["hpvmnet", "-S", "nosuch"], ["hpvmstatus", "-M"]]
+    )
+    assert results[0].exit_code == 1 and "does not exist" in results[0].stderr
+    assert results[1].exit_code == 0
+
+
+def test_a_batch_with_a_change_runs_line_by_line_in_order(session: Session) -> None:
+    results = session.world.execute_many(
+        "vmhost01", [["hpvmcreate", "-P", "g"], ["hpvmstatus", "-M"]]
+    )
+    assert [r.exit_code for r in results] == [0, 0]
+    assert results[1].stdout.startswith("g:")  # the listing saw the creation
+
+
+def test_a_batch_on_an_unreachable_host_fails_every_line(session: Session) -> None:
+    session.world.set_faults("vmhost01", unreachable=True)
+    results = session.world.execute_many("vmhost01", [["hpvmstatus", "-M"], ["hpvmnet"]])
+    assert [r.exit_code for r in results] == [255, 255]
+    assert session.world.log("vmhost01") == []
+
+
+def test_the_latencies_of_a_batch_add_up_and_are_slept_once(session: Session) -> None:
+    session.world.set_faults("vmhost01", latency={"hpvmstatus": 2, "*": 0.5})
+    session.clock.slept.clear()
+    session.world.execute_many("vmhost01", [["hpvmstatus", "-M"], ["hpvmnet"]])
+    assert session.clock.slept == [2.5]
+
+
+def test_listings_are_logged_when_the_world_closes(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    with World.open(path) as world:
+        world.add_host(name="h1", cores=2, memory_mb=8192)
+        world.execute("h1", ["hpvmstatus", "-M"])
+    with World.open(path, create=False) as world:
+        assert [e.argv for e in world.log("h1")] == [("hpvmstatus", "-M")]
