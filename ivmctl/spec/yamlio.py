@@ -1,10 +1,19 @@
 """Reading YAML: one meaning (YAML 1.2), fast, and exact when something is wrong.
 
-`parse_yaml(text)` is the one place configuration text becomes data. It uses PyYAML's
-libyaml-backed loader (`CSafeLoader`'s parser) with a resolver and constructor that follow
-the YAML 1.2 rules ruamel.yaml's round-trip loader applies, so `power: on` is the string
-"on" whichever of the two reads it, and `017` is 17, not 15. The corpus in
-tests/spec/cases/yaml12_corpus.yaml pins the two loaders to each other.
+`parse_yaml(text)` is the one place configuration text becomes data. Two loaders sit
+behind it, with one meaning:
+
+* the fast path, yaml-rs (a Rust YAML 1.2 parser, pinned in pyproject.toml), about 8x
+  faster than libyaml. It is used only for text that has none of the features where its
+  results differ from ruamel.yaml's round-trip loader (see `needs_exact_loader`), and
+  anything it refuses is read again by the exact loader, which says where and why;
+* the exact loader: PyYAML's libyaml-backed parser (`CSafeLoader`'s) with a resolver and
+  constructor that follow the YAML 1.2 rules ruamel.yaml's round-trip loader applies, so
+  `power: on` is the string "on" whichever of the two reads it, and `017` is 17, not 15.
+  It is also the fallback when yaml-rs is not installed.
+
+The corpus in tests/spec/cases/yaml12_corpus.txt and generated scalars pin the loaders to
+each other (tests/spec/test_spec_yaml12.py).
 
 Differences from ruamel.yaml's round-trip results, on purpose: timestamps stay strings
 (the format has no date fields, and JSON Schema sees text), and the `=` value key is a
@@ -24,7 +33,7 @@ import marshal
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = [
+    "FAST_LOADER",
     "HAVE_LIBYAML",
     "Node",
     "PathItem",
@@ -43,6 +53,7 @@ __all__ = [
     "compose",
     "gc_paused",
     "locate",
+    "needs_exact_loader",
     "parse_yaml",
     "prune_cache",
 ]
@@ -74,6 +85,20 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     HAVE_LIBYAML = False
 
 PARSER_VERSION = "2"  # bump when parse results change, so cached results are not reused
+
+_FastLoader = Callable[[str], Any]
+FAST_LOADER: _FastLoader | None  # None: yaml-rs is not installed; tests set it to None too
+try:  # the fast path (see the module docstring)
+    import yaml_rs
+
+    def _rust_loads(text: str) -> Any:
+        return yaml_rs.loads(text, parse_datetime=False)  # timestamps stay text, as below
+
+    FAST_LOADER = _rust_loads
+    FAST_LOADER_NAME = f"yaml-rs {yaml_rs._yaml_rs._VERSION}"
+except ImportError:  # pragma: no cover - depends on the installation
+    FAST_LOADER = None
+    FAST_LOADER_NAME = "none"
 MAX_DEPTH = 100  # nesting levels; real configurations use fewer than 10
 MAX_ALIAS_GROWTH = 10  # expanded nodes may be at most this many times the written ones...
 ALIAS_ALLOWANCE = 100_000  # ...plus this many
@@ -363,11 +388,69 @@ def gc_paused() -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
-def parse_yaml(text: str, *, loader_class: type[Any] = Yaml12Loader) -> Any:
-    """Parse one YAML document (YAML 1.2 meaning); raise YamlProblem with line and column."""
+# Where yaml-rs and the exact loader (so ruamel.yaml's round-trip loader, which the corpus
+# pins it to) disagree, found by comparing them on the corpus and on hundreds of thousands
+# of generated documents: merge keys (yaml-rs keeps `<<` as a key), tags (it drops unknown
+# ones silently: `!!python/...` would load), anchors (a recursive alias becomes null; alias
+# budgets differ), complex and collection keys (tuples), several documents (a list), plain
+# scalars that look like numbers (`0X1F`, `0B1`, `0O7` are ints for yaml-rs and text for
+# ruamel; `_52`, `1_0_`, `.5E7`), and syntax libyaml refuses but yaml-rs reads (tabs
+# before a token, `?`, `>` or `:` starting a flow scalar, `:` inside one). Text with any of
+# these characters or shapes goes to the exact loader: ordinary configuration has none, and
+# the rare file that has them is read exactly, only slower. Each pattern starts with a
+# literal, so `re` scans for it at C speed (a few ms for a 10,000-guest fleet).
+_EXACT_ONLY_TEXT = ("!", "&", "<<", "?", "\t", "|", ">")
+_EXACT_ONLY = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"\n(?:---|\.\.\.|%)",  # document markers, directives
+        r":(?=\S)",  # `a:b`, `{"k":v}`: the two parsers split these differently in flow
+        r"\n[ -]*:",  # an empty key in a block mapping
+        r"\[ *:",  # a flow scalar or key starting with `:`
+        r"\{ *:",
+        r", *:",
+        r"\] *:",  # a flow sequence as a key
+        r"\} *:",  # a flow mapping as a key
+        r"0(?<=[\s\[{,:]0)[XOB]",  # 0X1F, 0B1, 0O7
+        r"0(?<=[\s\[{,:][-+]0)[XOB]",
+        r"\.(?<=[\s\[{,:]\.)[0-9][^\s,\[\]{}]*[eE]",  # .5E7
+        r"\.(?<=[\s\[{,:][-+]\.)[0-9][^\s,\[\]{}]*[eE]",
+    )
+)
+# A plain scalar starting with [-+]?.?[0-9_] that holds an underscore; searched in the
+# reversed text, where it starts with the literal `_`.
+_UNDERSCORE_NUMBER_REVERSED = re.compile(r"_(?:[^\s,\[\]{}]*[0-9_])?\.?[-+]?[\s\[{,:]")
+
+
+def needs_exact_loader(text: str) -> bool:
+    """True when `text` uses a feature the fast loader may read differently."""
+    if any(marker in text for marker in _EXACT_ONLY_TEXT):
+        return True
+    framed = "\n" + text  # the start of the text is a line and token start like any other
+    if any(pattern.search(framed) for pattern in _EXACT_ONLY):
+        return True
+    return "_" in text and _UNDERSCORE_NUMBER_REVERSED.search(framed[::-1]) is not None
+
+
+def parse_yaml(text: str, *, loader_class: type[Any] | None = None) -> Any:
+    """Parse one YAML document (YAML 1.2 meaning); raise YamlProblem with line and column.
+
+    The fast loader reads the text when it is installed and the text needs nothing it
+    reads differently; otherwise, and for any text it refuses, the exact loader
+    (`loader_class`, by default libyaml's) reads it and reports the problem.
+    """
     problem = depth_problem(text)
     if problem:
         raise problem
+    if loader_class is None:
+        fast = FAST_LOADER
+        if fast is not None and not needs_exact_loader(text):
+            try:
+                with gc_paused():
+                    return fast(text)
+            except Exception:  # any doubt: the exact loader decides, and says where
+                pass
+        loader_class = Yaml12Loader
     loader = loader_class(text)
     try:
         with gc_paused():
@@ -493,7 +576,7 @@ def _key_matches(node: Node, item: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 # Cache of parse results by content hash
 # --------------------------------------------------------------------------------------------
-_CACHE_TAG = f"{PARSER_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+_CACHE_TAG = f"{PARSER_VERSION}-{FAST_LOADER_NAME}-py{sys.version_info[0]}{sys.version_info[1]}"
 
 
 def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = None) -> Any:

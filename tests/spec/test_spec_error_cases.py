@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from ivmctl.spec import yamlio
+
 CASES = Path(__file__).parent / "cases"
 ERROR_CASES = sorted(p for p in (CASES / "errors").iterdir() if p.is_dir())
 
 
+@pytest.mark.parametrize("fast_loader", [True, False], ids=["yaml-rs", "libyaml-only"])
 @pytest.mark.parametrize("case", ERROR_CASES, ids=lambda p: p.name)
 def test_bad_configuration_is_reported_with_file_line_and_reason(
-    case: Path, monkeypatch: pytest.MonkeyPatch, report
+    case: Path, fast_loader: bool, monkeypatch: pytest.MonkeyPatch, report
 ) -> None:
+    """The same report whether yaml-rs is installed or not."""
+    if not fast_loader:
+        monkeypatch.setattr(yamlio, "FAST_LOADER", None)
     monkeypatch.chdir(case)
     monkeypatch.delenv("IVMCTL_VAR_version", raising=False)
     actual = report(Path("."))

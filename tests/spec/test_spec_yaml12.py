@@ -181,3 +181,182 @@ def test_the_cache_forgets_old_versions_of_files(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*.marshal")) == list(used)
     prune_cache(tmp_path, used, slack=5)  # nothing more to do
     assert len(list(tmp_path.rglob("*.marshal"))) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path (yaml-rs) and its fallback
+# --------------------------------------------------------------------------------------------
+def exact(text: str) -> Any:
+    """What the exact (libyaml) loader reads, or its problem as (summary, line, column)."""
+    try:
+        return parse_yaml(text, loader_class=yamlio.Yaml12Loader)
+    except YamlProblem as exc:
+        return ("problem", exc.summary, exc.line, exc.column)
+
+
+def either(text: str) -> Any:
+    """What `parse_yaml` reads (the fast path where it applies), in the same shape."""
+    try:
+        return parse_yaml(text)
+    except YamlProblem as exc:
+        return ("problem", exc.summary, exc.line, exc.column)
+
+
+def same_data(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return len(a) == len(b) and all(
+            same_data(ka, kb) and same_data(va, vb)
+            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
+        )
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(same_data(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return same(a, b)
+
+
+def test_the_fast_loader_pyproject_pins_is_installed() -> None:
+    # Without it every test below would only compare the exact loader with itself.
+    assert yamlio.FAST_LOADER is not None
+    assert yamlio.FAST_LOADER_NAME.startswith("yaml-rs ")
+
+
+def test_ordinary_configuration_is_read_by_the_fast_loader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "apiVersion: ivmctl/v1\n"
+        "hosts:\n  h1:\n    version: '6.3'\n    vswitches: {vswprod: {nic: lan0}}\n"
+        "guests:\n  web01: {host: h1, memory: 4G, entitlement: 20%, power: on}\n"
+    )
+
+    def no_libyaml(_: str) -> None:
+        raise AssertionError("the exact loader was used")
+
+    monkeypatch.setattr(yamlio, "Yaml12Loader", no_libyaml)
+    assert not yamlio.needs_exact_loader(text)
+    assert parse_yaml(text)["guests"]["web01"] == {
+        "host": "h1",
+        "memory": "4G",
+        "entitlement": "20%",
+        "power": "on",
+    }
+
+
+# Each reads differently with yaml-rs 0.1.6 than with ruamel.yaml's round-trip loader.
+DIVERGENT = [
+    "a: 0X1F\n",  # yaml-rs: 31
+    "a: 0B1\n",
+    "a: 0O7\n",
+    "a: _52\n",  # yaml-rs: 52
+    "a: 1_0_\n",
+    "a: .5E7\n",  # ruamel: text
+    "a: [_9]\n",
+    "_9: v\n",
+    "a: {b: 1, <<: {c: 2}}\n",  # yaml-rs keeps "<<" as a key
+    "base: &b {x: 1}\nc:\n  <<: *b\n",
+    "a: &x [*x]\n",  # yaml-rs: [None]
+    "a: !!python/object/apply:os.system [echo]\n",  # yaml-rs: ["echo"]
+    "a: !!binary aGk=\n",
+    "? [1, 2]\n: v\n",  # yaml-rs: a tuple key
+    "[1, 2]: x\n",
+    "k: {[1]: 2}\n",
+    "a: 1\n---\nb: 2\n",  # yaml-rs: a list of two documents
+    "k: [?B, x]\n",  # libyaml: {B: null}
+    "- \tx\n",  # libyaml refuses the tab
+    "k: [:x, y]\n",
+    '{"k":>x}\n',
+    "- : x\n",
+    "a: |\n  x\n",
+    "%YAML 1.2\n---\na: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", DIVERGENT)
+def test_text_the_fast_loader_reads_differently_goes_to_the_exact_loader(text: str) -> None:
+    assert yamlio.needs_exact_loader(text)
+    assert same_data(either(text), exact(text))
+
+
+def _generated_scalars() -> list[str]:
+    """Every token of one or two characters and seeded random longer ones, over the
+    characters where YAML loaders disagree."""
+    import itertools
+    import random
+
+    alphabet = [*"0123456789._+-eExXoObB:%G?!&<>[]{},#'\"", "inf", "nan", "true", "null"]
+    alphabet += ["~", "a", "f", " ", "\t"]
+    tokens = {"".join(pair) for pair in itertools.product(alphabet, repeat=2)}
+    tokens.update(alphabet)
+    rng = random.Random(7)
+    for _ in range(3000):
+        tokens.add("".join(rng.choice(alphabet) for _ in range(rng.randint(3, 8))))
+    return sorted(tokens)
+
+
+def test_the_fast_path_reads_generated_scalars_exactly_as_the_exact_loader() -> None:
+    differ = []
+    for token in _generated_scalars():
+        for text in (
+            f"k: {token}\n",
+            f"k: [{token}, x]\n",
+            f"{token}: v\n",
+            f'{{"k":{token}}}\n',
+            f"- {token}\n",
+        ):
+            if not same_data(either(text), exact(text)):
+                differ.append(text)
+    assert differ == []
+
+
+@pytest.mark.parametrize("text", VALUES)
+def test_without_yaml_rs_the_corpus_reads_the_same(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = parse_yaml(f"k: {text}\n")["k"]
+    monkeypatch.setattr(yamlio, "FAST_LOADER", None)
+    fallback = parse_yaml(f"k: {text}\n")["k"]
+    assert same(fast, fallback) or fast == fallback
+
+
+def test_without_yaml_rs_the_exact_loader_reads_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    used: list[str] = []
+
+    class Spy(yamlio.Yaml12Loader):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            used.append(stream)
+            super().__init__(stream)
+
+    monkeypatch.setattr(yamlio, "FAST_LOADER", None)
+    monkeypatch.setattr(yamlio, "Yaml12Loader", Spy)
+    assert parse_yaml("a: 1\n") == {"a": 1}
+    assert used == ["a: 1\n"]
+
+
+def test_a_problem_the_fast_loader_finds_is_reported_by_the_exact_loader_with_its_line() -> None:
+    text = "guests:\n  web01:\n    host: h1\n    vcpus: 2\n    host: h2\n"
+    assert not yamlio.needs_exact_loader(text)
+    with pytest.raises(YamlProblem) as caught:
+        parse_yaml(text)
+    assert caught.value.summary == 'key "host" appears twice in one mapping: here and on line 3'
+    assert (caught.value.line, caught.value.column) == (5, 5)
+
+
+def test_a_syntax_error_has_the_exact_loaders_line_and_column() -> None:
+    text = "a: 1\nb: [1, 2\nc: 3\n"
+    assert either(text) == exact(text)
+    assert either(text)[2:] == (3, 2)
+
+
+def test_a_failing_fast_loader_falls_back_to_the_exact_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_: str) -> None:
+        raise ValueError("internal error")
+
+    monkeypatch.setattr(yamlio, "FAST_LOADER", broken)
+    assert parse_yaml("a: [1, 2]\n") == {"a": [1, 2]}
