@@ -524,11 +524,14 @@ def capacity_of(
 # --------------------------------------------------------------------------------------------
 # MAC addresses  [R20][R24][R52b]
 # --------------------------------------------------------------------------------------------
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _MAC_RE = re.compile(r"^(?:0x([0-9A-Fa-f]{12})|([0-9A-Fa-f]{2}(?:[-:][0-9A-Fa-f]{2}){5}))$")
 
 
 def parse_mac(text: str) -> int:
     """`0xAABBCC001122` or `aa-bb-cc-00-11-22` (or colons) -> 48-bit integer."""
+    if len(text) == 14 and text[:2] == "0x" and _HEX_DIGITS.issuperset(text[2:]):
+        return int(text[2:], 16)  # the spelling every listing prints
     match = _MAC_RE.match(text.strip())
     if not match:
         raise RuleViolation(

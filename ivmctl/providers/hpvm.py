@@ -72,8 +72,12 @@ class HpvmProvider:
         names = sorted(set(hosts))
         # Hosts are read in parallel (one pass each, as over one SSH connection per host)
         # and combined in name order, so the result never depends on timing.
-        with ThreadPoolExecutor(max_workers=max(1, min(REFRESH_PARALLELISM, len(names)))) as pool:
-            passes = list(pool.map(self._read_host_if_known, names))
+        workers = max(1, min(self.refresh_parallelism(), len(names)))
+        if workers == 1:
+            passes = [self._read_host_if_known(name) for name in names]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                passes = list(pool.map(self._read_host_if_known, names))
         for name, read in zip(names, passes, strict=True):
             if read is None:
                 continue
@@ -129,6 +133,11 @@ class HpvmProvider:
         facts = parsers.parse_server_resources(self._run(host, "hpvmstatus", "-s"))
         return replace(facts, name=host)
 
+    def has_host(self, host: str) -> bool:
+        """Whether `host` is one to read; a host that cannot be reached is a ProviderError
+        when it is read. Subclasses that know their inventory answer False for others."""
+        return True
+
     def ensure_host(self, host: model.Host) -> None:
         facts = self.host_facts(host.name)
         if facts is None:
@@ -141,13 +150,16 @@ class HpvmProvider:
     def generation(self) -> str:
         return ""
 
+    def refresh_parallelism(self) -> int:
+        """How many hosts to read at once: reads mostly wait on the network."""
+        return REFRESH_PARALLELISM
+
     def close(self) -> None:
         self.transport.close()
 
     # -- reading -------------------------------------------------------------------------------
     def _read_host_if_known(self, name: str) -> tuple[model.Host, list[model.ActualGuest]] | None:
-        facts = self.host_facts(name)
-        return None if facts is None else self._read_host(facts)
+        return self._read_host(name) if self.has_host(name) else None
 
     def _run(self, host: str, *argv: str) -> str:
         """Run a read-only command; retried only when the connection itself failed."""
@@ -176,12 +188,12 @@ class HpvmProvider:
                 )
         return [output.stdout for output in outputs]
 
-    def _read_host(self, facts: model.Host) -> tuple[model.Host, list[model.ActualGuest]]:
+    def _read_host(self, name: str) -> tuple[model.Host, list[model.ActualGuest]]:
         """Everything about one host in two round trips: the listings, then the port
         tables of its vswitches (whose names the first listing gives)."""
-        name = facts.name
-        vswitch_text, shared_text, status_text, devices_text = self._run_many(
+        server_text, vswitch_text, shared_text, status_text, devices_text = self._run_many(
             name,
+            ("hpvmstatus", "-s"),
             ("hpvmnet",),
             ("hpvmdevmgmt", "-l", "all"),
             ("hpvmstatus", "-M"),
@@ -222,6 +234,7 @@ class HpvmProvider:
             guests.append(
                 parsers.actual_guest(status, listing, host=name, shared=shared, port_vlans=vlans)
             )
+        facts = parsers.parse_server_resources(server_text)
         host = model.Host(
             name=name,
             version=facts.version,

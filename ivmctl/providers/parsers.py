@@ -9,6 +9,7 @@ that does not fit the format is a ProviderError quoting the offending line, neve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
@@ -232,11 +233,10 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
 
 
 def _column_starts(underline: str) -> list[int]:
-    starts = []
-    for index, char in enumerate(underline):
-        if char == "=" and (index == 0 or underline[index - 1] != "="):
-            starts.append(index)
-    return starts
+    return [match.start() for match in _UNDERLINE.finditer(underline)]
+
+
+_UNDERLINE = re.compile(r"=+")
 
 
 def _table_rows(lines: Sequence[str], command: str) -> list[list[str]]:

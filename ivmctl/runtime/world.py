@@ -37,6 +37,11 @@ def _arguments(argv: Sequence[str]) -> list[str]:
     return [str(a) for a in argv]
 
 
+def _text(lines: list[str]) -> str:
+    """Output lines as printed: each ends with a newline."""
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def _unreachable(host: str) -> CommandResult:
     return CommandResult(
         exit_code=EXIT_UNREACHABLE,
@@ -233,6 +238,15 @@ class World:
             )
             for h in all_hosts(self._store.conn())
         ]
+
+    def simulates_delays(self) -> bool:
+        """Whether any host has a latency or a pending hang configured."""
+        row = (
+            self._store.conn()
+            .execute("SELECT EXISTS (SELECT 1 FROM latency) OR EXISTS (SELECT 1 FROM hangs)")
+            .fetchone()
+        )
+        return bool(row[0])
 
     @property
     def generation(self) -> int:
@@ -503,8 +517,8 @@ class World:
             )
         return CommandResult(
             exit_code=code,
-            stdout="".join(f"{line}\n" for line in ctx.out),
-            stderr="".join(f"{line}\n" for line in ctx.err),
+            stdout=_text(ctx.out),
+            stderr=_text(ctx.err),
         )
 
     def _read(self, host: str, kind: str, args: list[str]) -> CommandResult:
@@ -536,8 +550,8 @@ class World:
             code = EXIT_ERROR
         result = CommandResult(
             exit_code=code,
-            stdout="".join(f"{line}\n" for line in ctx.out),
-            stderr="".join(f"{line}\n" for line in ctx.err),
+            stdout=_text(ctx.out),
+            stderr=_text(ctx.err),
         )
         return result, ctx.now
 

@@ -182,6 +182,9 @@ class FakeWorld:
         self.log.append(key)
         return self.outputs.get(key, Result(0, ""))
 
+    def simulates_delays(self) -> bool:
+        return False
+
     def execute_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[Result]:
         self.batches.append((host, [tuple(argv) for argv in argvs]))
         return [self.execute(host, argv) for argv in argvs]

@@ -20,6 +20,7 @@ from ivmctl.providers.emulator import (
 )
 from ivmctl.providers.hpvm import HpvmProvider
 from ivmctl.providers.transport import EmulatorTransport
+from ivmctl.runtime import World
 
 
 def provider_for(world: Any, *, latency: float = 0.0, sleeps: list[float] | None = None) -> Any:
@@ -116,8 +117,8 @@ def test_refresh_reads_a_host_in_two_round_trips_whatever_its_guests(world: Any)
     )  # fmt: skip
     # the listings, then the port tables of the vswitches the first listing named
     batches = [[" ".join(argv) for argv in lines] for _, lines in world.batches]
-    assert batches[-2:] == [
-        ["hpvmnet", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -X"],
+    assert batches == [
+        ["hpvmstatus -s", "hpvmnet", "hpvmdevmgmt -l all", "hpvmstatus -M", "hpvmstatus -X"],
         ["hpvmnet -S localnet", "hpvmnet -S vswprod", "hpvmnet -S vswlab"],
     ]
 
@@ -302,3 +303,24 @@ def test_a_refresh_lists_the_worlds_hosts_once_not_once_per_host(tmp_path: Path)
     actual = made.refresh(names)
     assert sorted(actual.hosts) == names
     assert len(listed) == 1
+
+
+def test_the_emulator_reads_hosts_one_at_a_time_unless_it_simulates_waiting(
+    tmp_path: Path,
+) -> None:
+    world_path = tmp_path / "w.db"
+    with World.open(world_path) as world:
+        world.add_host(name="vmhost01", cores=4, memory_mb=16384)
+    provider = EmulatorProvider(EmulatorOptions(path=world_path))
+    try:
+        assert provider.refresh_parallelism() == 1  # in-process reads are CPU work
+        provider.emulator.world.set_faults("vmhost01", latency={"hpvmstatus": 0.01})
+        assert provider.refresh_parallelism() > 1  # waiting overlaps
+    finally:
+        provider.close()
+    slow = EmulatorProvider(EmulatorOptions(path=world_path, latency=0.01))
+    try:
+        slow.emulator.world.set_faults("vmhost01", clear=True)
+        assert slow.refresh_parallelism() > 1
+    finally:
+        slow.close()

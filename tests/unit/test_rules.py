@@ -187,6 +187,14 @@ def test_mac_spellings(text: str, value: int) -> None:
     assert rules.parse_mac(text) == value
 
 
+@pytest.mark.parametrize(
+    "text", ["0xB20EBA14E76G", "0x+20EBA14E76C", "0x B20EBA14E76", "0xB20EBA14E76", "B20EBA14E76C"]
+)
+def test_malformed_macs_are_refused_by_the_fast_path_too(text: str) -> None:
+    with pytest.raises(RuleViolation, match="invalid MAC"):
+        rules.parse_mac(text)
+
+
 def test_macs_print_in_both_hpvm_spellings() -> None:
     assert rules.format_mac(0x0ADCFDCB2C62) == "0x0ADCFDCB2C62"
     assert rules.format_mac_dashed(0x0ADCFDCB2C62) == "0a-dc-fd-cb-2c-62"
