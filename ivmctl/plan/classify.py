@@ -10,7 +10,7 @@ decision, including the decision to do nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -113,20 +113,31 @@ class PortAllocator:
     """Vswitch ports in use per (host, vswitch), handing out the lowest free one.
 
     Seeded from the actual vswitches' port tables and the NIC ports of every actual
-    guest (including Off (NR) copies), plus ports pinned in the configuration.
+    guest (including Off (NR) copies), plus ports pinned in the configuration. `seed`
+    yields those (host, vswitch, port) triples; it is read on the first allocation, so
+    a plan that allocates no port (most plans of an existing fleet) never walks them.
     """
 
     used: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    seed: Callable[[], Iterable[tuple[str, str, int | None]]] | None = None
+    # per (host, vswitch), a port below which every port is taken (ports are never freed)
+    _floor: dict[tuple[str, str], int] = field(default_factory=dict, init=False, repr=False)
 
     def reserve(self, host: str, vswitch: str, port: int | None) -> None:
         if port is not None:
             self.used.setdefault((host, vswitch), set()).add(port)
 
     def allocate(self, host: str, vswitch: str) -> int:
-        taken = self.used.setdefault((host, vswitch), set())
-        for port in PORT_RANGE:
+        if self.seed is not None:
+            seed, self.seed = self.seed, None
+            for triple in seed():
+                self.reserve(*triple)
+        key = (host, vswitch)
+        taken = self.used.setdefault(key, set())
+        for port in PORT_RANGE[PORT_RANGE.index(self._floor.get(key, PORT_RANGE[0])) :]:
             if port not in taken:
                 taken.add(port)
+                self._floor[key] = port
                 return port
         raise PlanError(
             f"vswitch {vswitch} on host {host} has no free port",
@@ -420,13 +431,15 @@ def _collect_edits(
     diffs: Sequence[FieldDiff],
     ports: PortAllocator,
     ctx: GuestContext,
-    known_paths: frozenset[str] = frozenset(),
 ) -> _Edits:
-    edits = _Edits(known_paths=known_paths)
-    ignore = desired.lifecycle.ignore_changes
     have = actual.guest
     host = desired.host
-    slots = _SlotPicker.of(have)
+    known = ctx.files_in_use.get(host, frozenset())
+    if host == have.host:  # its own devices are known there too
+        known |= {d.path for d in (*have.disks, *have.dvds)}
+    edits = _Edits(known_paths=known)
+    ignore = desired.lifecycle.ignore_changes
+    slots: _SlotPicker | None = None  # only a NIC added needs one
 
     def record(diff: FieldDiff, how: ChangeHow) -> bool:
         """Add the field; False when it is ignored (reported as drift only)."""
@@ -517,6 +530,7 @@ def _collect_edits(
                     else ports.allocate(host, new_nic.vswitch)
                 )
                 if new_nic.address is None:
+                    slots = slots or _SlotPicker.of(have)
                     new_nic = replace(new_nic, address=slots.after_last_nic())
                 # NICs go first, so a disk added alongside cannot take the pinned slot.
                 edits.add.insert(edits.nics_added, nic_statement(new_nic, port=port))
@@ -597,6 +611,9 @@ def _edit_ops(host: str, name: str, edits: _Edits, *, online: bool) -> list[Oper
     return ops
 
 
+_ADOPTED = "exists in the runtime but is not in the state: it will be adopted"
+
+
 def plan_change(
     desired: Guest,
     actual: ActualGuest,
@@ -609,17 +626,15 @@ def plan_change(
     name = desired.name
     address = desired.address
     diffs = diff_guest(desired, actual.guest, actual_power(actual))
-    known = ctx.files_in_use.get(desired.host, frozenset())
-    if desired.host == actual.guest.host:  # its own devices are known there too
-        known |= {d.path for d in (*actual.guest.disks, *actual.guest.dvds)}
-    edits = _collect_edits(desired, actual, diffs, ports, ctx, known)
     src, dst = actual.guest.host, desired.host
     moving = src != dst
+    if not diffs and not moving and not ctx.stale_hosts:
+        # Most guests of a large plan: nothing to decide, so no edits are collected.
+        return _settle(Action.NOOP, dst, [], [_ADOPTED] if adopt else [], _Edits(), adopt=adopt)
+    edits = _collect_edits(desired, actual, diffs, ports, ctx) if diffs else _Edits()
     running = actual.status.running
     want_on = (edits.power or actual_power(actual)) == "on"
-    reasons: list[str] = []
-    if adopt:
-        reasons.append("exists in the runtime but is not in the state: it will be adopted")
+    reasons: list[str] = [_ADOPTED] if adopt else []
     stale_ops = [_op(OpKind.GUEST_REMOVE_STALE, h, name=name) for h in ctx.stale_hosts if h != dst]
     if stale_ops:
         reasons.append(
@@ -686,6 +701,19 @@ def plan_change(
     ops += stale_ops
     if stale_ops and action is Action.NOOP:
         action = Action.UPDATE
+    return _settle(action, dst, ops, reasons, edits, adopt=adopt)
+
+
+def _settle(
+    action: Action,
+    host: str,
+    ops: list[Operation],
+    reasons: list[str],
+    edits: _Edits,
+    *,
+    adopt: bool,
+) -> GuestOutcome:
+    """The outcome of a guest that stays on its host; says why when nothing is done."""
     if action is Action.NOOP:
         if edits.drift:
             reasons.append(
@@ -700,8 +728,8 @@ def plan_change(
         action = Action.ADOPT
     return GuestOutcome(
         action=action,
-        host=dst,
-        fields=tuple(fields),
+        host=host,
+        fields=tuple(edits.fields),
         drift=tuple(edits.drift),
         reasons=tuple(reasons),
         operations=tuple(ops),

@@ -3,8 +3,10 @@
 Each guest is turned into a *comparable* dict: only what the configuration decides,
 with values the runtime chooses left out wherever the desired side leaves them None
 (MAC, port, PCI address, file size). Disks and DVDs are matched by (devtype, path),
-NICs by position. A plain equality check runs first; deepdiff (this is its only home)
-runs only for the guests that differ, so a no-op plan of 10,000 guests stays fast.
+NICs by position. Most guests of a plan are unchanged, so `diff_guest` first asks
+`plainly_equal`, which compares the two guests' attributes in place (no dict is built); only
+when that cannot tell are the comparable dicts built and compared, and deepdiff (this is its
+only home) runs only on the sub-objects that differ.
 
 Spellings that mean the same never differ: adapter aliases (`aviostor` is
 `avio_stor`), the case of OS types and backings, integer and float entitlements.
@@ -167,7 +169,69 @@ def _sort_key(keys: Sequence[str | int]) -> tuple[tuple[int, str], ...]:
     return tuple((k, "") if isinstance(k, int) else (-1, k) for k in keys)
 
 
+def _same_text(want: str, have: str) -> bool:
+    return want == have or want.lower() == have.lower()
+
+
+def _same_adapter(want: str, have: str) -> bool:
+    return want == have or canonical_adapter(want) == canonical_adapter(have)
+
+
+def _same_pinned(want: object, have: object) -> bool:
+    """A value the runtime chooses counts only when the configuration pins it."""
+    return want is None or want == have
+
+
+def plainly_equal(desired: Guest, actual: Guest, actual_power: str) -> bool:
+    """True only if `comparable` would give two equal dicts, without building them.
+
+    A sufficient test, not a second definition of a difference: it holds when every
+    attribute `comparable` reads is equal as it stands (devices in the same order, values
+    the runtime chooses equal where the configuration pins them). When it does not hold,
+    `comparable` decides; a test checks that it never says equal where `comparable` differs.
+    """
+    if not (
+        desired.vcpus == actual.vcpus
+        and desired.memory_mb == actual.memory_mb
+        and desired.entitlement == actual.entitlement
+        and desired.dynamic_memory == actual.dynamic_memory
+        and desired.power == actual_power
+        and desired.start == actual.start
+        and desired.label == actual.label
+        and desired.online_migration == actual.online_migration
+        and desired.vm_type == actual.vm_type
+        and _same_text(desired.os, actual.os)
+        and len(desired.disks) + len(desired.dvds) == len(actual.disks) + len(actual.dvds)
+        and len(desired.nics) == len(actual.nics)
+    ):
+        return False
+    devices = zip((*desired.disks, *desired.dvds), (*actual.disks, *actual.dvds), strict=True)
+    for want, have in devices:
+        if not (
+            want.path == have.path
+            and want.devtype == have.devtype
+            and _same_text(want.backing, have.backing)
+            and _same_adapter(want.adapter, have.adapter)
+            and (have.shared or not want.shared)
+            and _same_pinned(want.address, have.address)
+        ):
+            return False
+    for want_nic, have_nic in zip(desired.nics, actual.nics, strict=True):
+        if not (
+            want_nic.vswitch == have_nic.vswitch
+            and want_nic.vlan == have_nic.vlan
+            and _same_adapter(want_nic.adapter, have_nic.adapter)
+            and _same_pinned(want_nic.mac, have_nic.mac)
+            and _same_pinned(want_nic.port, have_nic.port)
+            and _same_pinned(want_nic.address, have_nic.address)
+        ):
+            return False
+    return True
+
+
 def diff_guest(desired: Guest, actual: Guest, actual_power: str) -> list[FieldDiff]:
     """What differs between a desired guest and the actual one (host excluded)."""
+    if plainly_equal(desired, actual, actual_power):
+        return []
     before, after = comparable(desired, actual, actual_power)
     return diff_dicts(before, after)
