@@ -20,7 +20,8 @@ depends on the earlier changes that free capacity there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
@@ -81,7 +82,9 @@ def touches_capacity(change: Change) -> bool:
     return any(_effect_hosts(op) for op in change.operations)
 
 
-def replay_op(op: Operation, caps: dict[str, HostCapacity], model: CapacityModel) -> Refusal | None:
+def replay_op(
+    op: Operation, caps: MutableMapping[str, HostCapacity], model: CapacityModel
+) -> Refusal | None:
     """Apply one operation to `caps` in place; a Refusal when the host would refuse it."""
     name = str(op.params.get("name", ""))
     try:
@@ -120,13 +123,18 @@ def replay_op(op: Operation, caps: dict[str, HostCapacity], model: CapacityModel
 def replay(
     change: Change, caps: Mapping[str, HostCapacity], model: CapacityModel
 ) -> tuple[dict[str, HostCapacity], Refusal | None]:
-    """The capacities after `change`, or the first refusal (caps then unchanged)."""
-    trial = dict(caps)
+    """The new capacities of the hosts `change` alters, or the first refusal (then {}).
+
+    `caps` is left as it is; the caller merges what is returned. Only the hosts the
+    change touches are written, so a replay costs the same with ten hosts or a thousand.
+    """
+    altered: dict[str, HostCapacity] = {}
+    trial = ChainMap(altered, caps)  # type: ignore[arg-type]  # writes stay in `altered`
     for op in change.operations:
         refusal = replay_op(op, trial, model)
         if refusal is not None:
-            return dict(caps), refusal
-    return trial, None
+            return {}, refusal
+    return altered, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,12 +269,12 @@ def order_changes(
                 rest.append(key)
                 continue
             if touches_capacity(change):
-                trial, refusal = replay(change, caps, model)
+                altered, refusal = replay(change, caps, model)
                 if refusal is not None:
                     rest.append(key)
                     stuck.append((key, refusal))
                     continue
-                caps = trial
+                caps.update(altered)
             done.add(key)
             ordered.append(key)
             progressed = True

@@ -209,21 +209,25 @@ def _all_actual(actual: ActualState) -> Iterable[ActualGuest]:
 
 
 def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
-    ports = PortAllocator()
+    return PortAllocator(seed=lambda: _ports_in_use(desired, actual))
+
+
+def _ports_in_use(
+    desired: DesiredState, actual: ActualState
+) -> Iterable[tuple[str, str, int | None]]:
     for host_name in sorted(actual.hosts):
         for vsw in actual.hosts[host_name].vswitches.values():
             for port in vsw.port_vlans:
-                ports.reserve(host_name, vsw.name, port)
+                yield host_name, vsw.name, port
     for item in _all_actual(actual):
         for nic in item.guest.nics:
-            ports.reserve(item.guest.host, nic.vswitch, nic.port)
+            yield item.guest.host, nic.vswitch, nic.port
             moving_to = desired.guests.get(item.guest.name)
             if moving_to is not None and moving_to.host != item.guest.host:
-                ports.reserve(moving_to.host, nic.vswitch, nic.port)  # it keeps its ports
+                yield moving_to.host, nic.vswitch, nic.port  # it keeps its ports
     for guest in desired.guests.values():
         for nic in guest.nics:
-            ports.reserve(guest.host, nic.vswitch, nic.port)
-    return ports
+            yield guest.host, nic.vswitch, nic.port
 
 
 def _files_in_use(actual: ActualState) -> dict[str, frozenset[str]]:
@@ -525,15 +529,15 @@ def _uses(change: Change, host: str, vswitch: str, *, after: bool) -> bool:
 def _structural_edges(
     changes: list[Change], desired: DesiredState, actual: ActualState, out: _Builder
 ) -> list[Change]:
-    vswitch_changes = {
-        c.address: c for c in changes if c.address.startswith("vswitch.") and c.operations
-    }
-    guests = {c.address: c for c in changes if c.address.startswith("guest.")}
-    deps: dict[str, set[str]] = {c.key: set(c.depends_on) for c in changes}
+    # Only changes that do something take part; a no-op neither waits nor is waited for.
+    acting = [c for c in changes if c.operations]
+    vswitch_changes = {c.address: c for c in acting if c.address.startswith("vswitch.")}
+    guests = {c.address: c for c in acting if c.address.startswith("guest.")}
+    deps: dict[str, set[str]] = {c.key: set(c.depends_on) for c in acting}
     # Guests that need a vswitch created (or re-created) on their host.
     for change in guests.values():
         view = change.after
-        if not view or not change.operations:
+        if not view:
             continue
         host = str(view.get("host"))
         moving = change.before is not None and change.before.get("host") != host
@@ -548,27 +552,31 @@ def _structural_edges(
                 deps[change.key].add(target.key)
     # A shared device new to a host: the first guest adds it and marks it shareable;
     # the others can only add it after that.
-    in_use = _files_in_use(actual)
+    shares = [
+        (c, op) for c in guests.values() for op in c.operations if op.kind is OpKind.DEVICE_SHARE
+    ]
+    in_use = _files_in_use(actual) if shares else {}
     introducers: dict[tuple[str, str], list[str]] = {}
-    for change in guests.values():
-        for op in change.operations:
-            path = str(op.params.get("path", ""))
-            if op.kind is OpKind.DEVICE_SHARE and path not in in_use.get(op.host, ()):
-                introducers.setdefault((op.host, path), []).append(change.key)
+    for change, op in shares:
+        path = str(op.params.get("path", ""))
+        if path not in in_use.get(op.host, ()):
+            introducers.setdefault((op.host, path), []).append(change.key)
     for keys in introducers.values():
         first, *rest = sorted(set(keys))
         for key in rest:
             deps[key].add(first)
     # Vswitches deleted (or re-created) after every guest that stops using them.
+    deleted = [
+        vsw
+        for vsw in vswitch_changes.values()
+        if vsw.action in (Action.DELETE, Action.REPLACE, Action.ADOPT)
+        and any(op.kind is OpKind.VSWITCH_DELETE for op in vsw.operations)
+    ]
     users: dict[tuple[str, str], list[str]] = {}
-    for item in _all_actual(actual):
+    for item in _all_actual(actual) if deleted else ():
         for nic in item.guest.nics:
             users.setdefault((item.guest.host, nic.vswitch), []).append(item.guest.name)
-    for vsw in vswitch_changes.values():
-        if vsw.action not in (Action.DELETE, Action.REPLACE, Action.ADOPT):
-            continue
-        if not any(op.kind is OpKind.VSWITCH_DELETE for op in vsw.operations):
-            continue
+    for vsw in deleted:
         host, name = vsw.host, str((vsw.before or vsw.after or {}).get("name"))
         for guest_name in sorted(set(users.get((host, name), []))):
             address = guest_address(guest_name)
@@ -601,7 +609,9 @@ def _structural_edges(
             elif user is not None:
                 deps[vsw.key].add(user.key)
     return [
-        replace(c, depends_on=tuple(sorted(deps[c.key]))) if deps[c.key] != set(c.depends_on) else c
+        replace(c, depends_on=tuple(sorted(deps[c.key])))
+        if c.operations and deps[c.key] != set(c.depends_on)
+        else c
         for c in changes
     ]
 
