@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+from rich.console import Console
+from rich.text import Text
+
 from ivmctl.core.apply import ApplyEvent, ApplyResult, EventKind
 from ivmctl.plan.model import (
     Action,
@@ -15,7 +19,8 @@ from ivmctl.plan.model import (
     OpKind,
     Plan,
 )
-from ivmctl.render.plan import plan_text
+from ivmctl.render import plan as render_plan
+from ivmctl.render.plan import format_plan, plan_text, print_plan
 from ivmctl.render.progress import JsonProgress, PlainProgress, summary_line
 
 
@@ -65,6 +70,52 @@ def test_an_empty_plan_says_so_plainly() -> None:
 
 def test_no_op_changes_explain_themselves_when_shown() -> None:
     assert "# matches the configuration" in plan_text(_plan(), show_noop=True)
+
+
+def _awkward_plan() -> Plan:
+    """Many lines on several hosts, with text rich treats specially."""
+    reasons = (
+        "a\ttab and [bold]markup[/bold] that is not markup",
+        "a bell\x07, a carriage return\r and :smile: kept as written",
+        "wide 漢字 characters, and a second line\nafter a newline",
+    )
+    changes = [
+        Change(
+            address=f"guest.g{i}",
+            action=(Action.UPDATE, Action.RESTART, Action.DELETE)[i % 3],
+            host=f"vmhost{i % 4}",
+            before={"label": "x"},
+            after=None if i % 3 == 2 else {"label": "y"},
+            fields=()
+            if i % 3 == 2
+            else (FieldChange(path="label", before="x", after="y", how=ChangeHow.ONLINE),),
+            reasons=reasons,
+            operations=(Operation(kind=OpKind.GUEST_DELETE, host=f"vmhost{i % 4}",
+                                  params={"name": f"g{i}"}),),
+        )
+        for i in range(12)
+    ]  # fmt: skip
+    return Plan(changes=tuple(changes), warnings=("one\ttab",), unmanaged=("guest.other",))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"force_terminal": True, "color_system": "truecolor", "width": 30}],
+    ids=["plain", "colour"],
+)
+def test_a_plan_prints_the_bytes_of_printing_each_line_as_rich_text(
+    options: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _awkward_plan()
+    expected = io.StringIO()
+    console = Console(file=expected, highlight=False, **options)  # type: ignore[arg-type]
+    for text, style in format_plan(plan):
+        console.print(Text(text, style=style), soft_wrap=True)
+    monkeypatch.setattr(render_plan, "PRINT_CHUNK_LINES", 7)  # several prints, split anywhere
+    got = io.StringIO()
+    print_plan(plan, console=Console(file=got, highlight=False, **options))  # type: ignore[arg-type]
+    assert got.getvalue() == expected.getvalue()
+    assert "\x1b[" in got.getvalue() if options else "\x1b[" not in got.getvalue()
 
 
 def test_plain_progress_prints_one_line_per_event() -> None:
