@@ -128,6 +128,10 @@ class ProviderError(IvmctlError):
     """A provider failed to refresh, describe or execute a change."""
 
 
+class HostUnreachable(ProviderError):
+    """A VM Host did not answer (the connection failed, not a command)."""
+
+
 class StateError(IvmctlError):
     """The state file cannot be read or written (corrupt, newer version)."""
 

@@ -239,9 +239,12 @@ class ActualState:
     `guests` holds every runnable guest by name; `not_runnable` holds the Off (NR)
     copies migrations leave on source hosts, keyed by (host, name).
     `generation` is the runtime's change counter at refresh time (stale-plan checks).
+    `unreachable` holds the hosts that did not answer, with what the connection said;
+    nothing is known about them (they are in none of the other fields).
     """
 
     hosts: Mapping[str, Host] = field(default_factory=dict)
     guests: Mapping[str, ActualGuest] = field(default_factory=dict)
     not_runnable: Mapping[tuple[str, str], ActualGuest] = field(default_factory=dict)
     generation: str = ""
+    unreachable: Mapping[str, str] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ivmctl import model
+from ivmctl.core.reachability import require_reachable
 from ivmctl.core.session import Session, view_digest
 from ivmctl.errors import Location, ProviderError, StateError
 from ivmctl.plan.classify import is_ignored
@@ -99,6 +100,7 @@ def import_object(session: Session, text: str, *, lock_timeout: float = 0.0) -> 
 def _refresh(session: Session, desired: model.DesiredState, state: State) -> model.ActualState:
     hosts = sorted({*desired.hosts, *(r.host for r in state.resources.values())})
     actual: model.ActualState = session.provider(desired.provider).refresh(hosts)
+    require_reachable(actual)
     return actual
 
 
@@ -132,6 +134,7 @@ def _runtime_host_of(session: Session, desired: model.DesiredState, name: str) -
     """Where an undeclared guest runs, to make the error's suggestion exact."""
     try:
         actual = session.provider(desired.provider).refresh(sorted(desired.hosts))
+        require_reachable(actual)
     except ProviderError:
         return None
     found = actual.guests.get(name)
@@ -233,6 +236,7 @@ def export_config(session: Session, hosts: Sequence[str] = ()) -> Exported:
             detail="Name one with --host HOST, or declare the hosts under hosts:.",
         )
     actual = session.provider(desired.provider).refresh(names)
+    require_reachable(actual)
     missing = [n for n in names if n not in actual.hosts]
     if missing:
         raise ProviderError(

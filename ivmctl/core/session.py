@@ -157,14 +157,26 @@ class Session:
 
     # -- refresh and plan ------------------------------------------------------------------
     def refresh(
-        self, desired: model.DesiredState, state: State
+        self, desired: model.DesiredState, state: State, *, tolerate_unreachable: bool = False
     ) -> tuple[model.ActualState, tuple[model.Host, ...]]:
-        """Actual state of every declared or owned host, plus the hosts to provision."""
+        """Actual state of every declared or owned host, plus the hosts to provision.
+
+        A host that does not answer is a ProviderError, unless `tolerate_unreachable`
+        (then it is in `actual.unreachable` and is never provisioned).
+        """
+        from ivmctl.core.reachability import require_reachable
+
         provider = self.provider(desired.provider)
         owned_hosts = {record.host for record in state.resources.values()}
         hosts = sorted(set(desired.hosts) | owned_hosts)
         actual = provider.refresh(hosts)
-        missing = [desired.hosts[h] for h in sorted(desired.hosts) if h not in actual.hosts]
+        if not tolerate_unreachable:
+            require_reachable(actual)
+        missing = [
+            desired.hosts[h]
+            for h in sorted(desired.hosts)
+            if h not in actual.hosts and h not in actual.unreachable
+        ]
         if not missing or not provider.capabilities.can_provision_hosts:
             return actual, ()
         no_hardware = [h.name for h in missing if h.hardware is None]
@@ -188,7 +200,17 @@ class Session:
 
         desired, warnings = self.load()
         state = self.backend.read()
-        actual, to_provision = self.refresh(desired, state)
+        # with --target, hosts that do not answer are left alone instead of stopping the plan
+        actual, to_provision = self.refresh(
+            desired, state, tolerate_unreachable=bool(options.targets)
+        )
+        applied, recorded, unreachable_note = desired, state, ""
+        if actual.unreachable:
+            from ivmctl.core.reachability import leave_unreachable_alone
+
+            desired, state, unreachable_note = leave_unreachable_alone(
+                desired, state, frozenset(actual.unreachable), options.targets
+            )
         inventory = Inventory(
             owned=state.owned,
             prevent_destroy=frozenset(a for a, r in state.resources.items() if r.prevent_destroy),
@@ -206,10 +228,12 @@ class Session:
         )
         if to_provision and not options.refresh_only and not options.destroy:
             plan = _with_provisioning(plan, to_provision)
-        problems = check_plan(self.pm, plan, desired)
+        if unreachable_note:
+            plan = replace(plan, warnings=(unreachable_note, *plan.warnings))
+        problems = check_plan(self.pm, plan, applied)
         if problems:
             raise policy_error(problems, what="the plan")
-        return Planned(plan=plan, desired=desired, actual=actual, state=state, warnings=warnings)
+        return Planned(plan=plan, desired=applied, actual=actual, state=recorded, warnings=warnings)
 
     def steps(self, plan: Plan, desired: model.DesiredState) -> list[tuple[Change, list[Any]]]:
         """The native steps of every change, in plan order (for `plan --commands`)."""
@@ -346,10 +370,13 @@ class Session:
 def _vanished(
     state: State, desired: model.DesiredState, actual: model.ActualState
 ) -> tuple[str, ...]:
-    """Owned addresses that are neither declared nor anywhere in the runtime."""
+    """Owned addresses that are neither declared nor anywhere in the runtime (on a host
+    that did not answer, nothing is known to be gone)."""
     stale = {name for _, name in actual.not_runnable}
     gone = []
     for address, record in sorted(state.resources.items()):
+        if record.host in actual.unreachable:
+            continue
         kind, _, rest = address.partition(".")
         if kind == "guest":
             if rest not in desired.guests and rest not in actual.guests and rest not in stale:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ivmctl import model
-from ivmctl.errors import ProviderError
+from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
@@ -69,16 +69,20 @@ class HpvmProvider:
         guests: dict[str, model.ActualGuest] = {}
         where: dict[str, str] = {}
         not_runnable: dict[tuple[str, str], model.ActualGuest] = {}
+        unreachable: dict[str, str] = {}
         names = sorted(set(hosts))
         # Hosts are read in parallel (one pass each, as over one SSH connection per host)
         # and combined in name order, so the result never depends on timing.
         workers = max(1, min(self.refresh_parallelism(), len(names)))
         if workers == 1:
-            passes = [self._read_host_if_known(name) for name in names]
+            passes = [self._read_reachable_host(name) for name in names]
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                passes = list(pool.map(self._read_host_if_known, names))
+                passes = list(pool.map(self._read_reachable_host, names))
         for name, read in zip(names, passes, strict=True):
+            if isinstance(read, HostUnreachable):
+                unreachable[name] = f"{read.summary}. {read.detail}"
+                continue
             if read is None:
                 continue
             host, host_guests = read
@@ -102,6 +106,7 @@ class HpvmProvider:
             guests=dict(sorted(guests.items())),
             not_runnable=dict(sorted(not_runnable.items())),
             generation=generation,
+            unreachable=unreachable,
         )
 
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
@@ -158,8 +163,17 @@ class HpvmProvider:
         self.transport.close()
 
     # -- reading -------------------------------------------------------------------------------
-    def _read_host_if_known(self, name: str) -> tuple[model.Host, list[model.ActualGuest]] | None:
-        return self._read_host(name) if self.has_host(name) else None
+    def _read_reachable_host(
+        self, name: str
+    ) -> tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None:
+        """One host's pass; None for a host that is not there, the error for one that
+        does not answer (its callers decide whether the rest of the fleet is enough)."""
+        if not self.has_host(name):
+            return None
+        try:
+            return self._read_host(name)
+        except HostUnreachable as unreachable:
+            return unreachable
 
     def _run(self, host: str, *argv: str) -> str:
         """Run a read-only command; retried only when the connection itself failed."""
@@ -180,6 +194,13 @@ class HpvmProvider:
             self._sleep(pause)
             outputs = run_many(self.transport, host, argvs)
         for argv, output in zip(argvs, outputs, strict=True):
+            if output.exit_code == EXIT_CONNECTION_FAILED:
+                said = (output.stderr or output.stdout).strip() or "no output"
+                raise HostUnreachable(
+                    f"cannot reach host {host}: {' '.join(argv)} exited with "
+                    f"{EXIT_CONNECTION_FAILED} after {1 + len(READ_RETRY_PAUSES)} tries",
+                    detail=f"It said: {said}",
+                )
             if output.exit_code != 0:
                 said = (output.stderr or output.stdout).strip() or "no output"
                 raise ProviderError(
