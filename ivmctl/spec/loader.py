@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ivmctl.errors import ErrorGroup, IvmctlError, SpecError, TemplateError
+from ivmctl.errors import ErrorGroup, IvmctlError, Location, SpecError, TemplateError
 from ivmctl.model import DesiredState, Guest, Host
-from ivmctl.spec import checks, normalize
+from ivmctl.spec import checks, desired_cache, normalize
 from ivmctl.spec.normalize import Collector, Item, Merged
 from ivmctl.spec.problems import Problem, SourceMap, SourceTexts, SpecWarning, Spot
 from ivmctl.spec.schema import API_VERSION, validate_document
@@ -448,9 +448,60 @@ def load_spec(config_dir: Path, options: SpecOptions | None = None) -> LoadResul
     """Load, validate and normalise a configuration directory.
 
     Raises InvalidConfig listing every problem (each with file:line:column, address and
-    field path); returns the desired state and the warnings otherwise.
+    field path); returns the desired state and the warnings otherwise. With a cache
+    directory, a load whose inputs are all unchanged returns the stored result of the
+    last one (see desired_cache).
     """
-    run = _Run(config_dir=Path(config_dir), options=options or SpecOptions())
+    config_dir = Path(config_dir)
+    options = options or SpecOptions()
+    key = _cache_key(config_dir, options) if options.cache_dir is not None else None
+    if key is not None and options.cache_dir is not None:
+        entry = desired_cache.read(options.cache_dir, key)
+        if entry is not None:
+            uncached = replace(options, cache_dir=None)
+            return LoadResult(
+                desired=DesiredState(
+                    provider=entry.provider,
+                    hosts=entry.hosts,
+                    guests=entry.guests,
+                    sources=desired_cache.LazySources(partial(_sources, config_dir, uncached)),
+                    digest=entry.digest,
+                ),
+                warnings=entry.warnings,
+                files=entry.files,
+            )
+    result = _load(config_dir, options)
+    if key is not None and options.cache_dir is not None:
+        desired_cache.write(options.cache_dir, key, result.desired, result.warnings, result.files)
+    return result
+
+
+def _cache_key(config_dir: Path, options: SpecOptions) -> str | None:
+    try:
+        files = config_files(config_dir, exclude=options.var_files)
+    except OSError:
+        return None
+    environ = os.environ if options.environ is None else options.environ
+    return desired_cache.inputs_key(
+        config_dir,
+        files,
+        var_files=options.var_files,
+        variables=options.variables,
+        env_variables=environment_variables(environ),
+        has_filters=bool(options.filters),
+    )
+
+
+def _sources(config_dir: Path, options: SpecOptions) -> Mapping[str, Location]:
+    """The sources of a cached load, by loading again (only to report a problem)."""
+    try:
+        return _load(config_dir, options).desired.sources
+    except (InvalidConfig, OSError):  # the files changed meanwhile: no locations then
+        return {}
+
+
+def _load(config_dir: Path, options: SpecOptions) -> LoadResult:
+    run = _Run(config_dir=config_dir, options=options)
     with gc_paused():  # hundreds of thousands of small objects; no cycles to collect
         documents = run.documents()
         merged = run.merge(documents)

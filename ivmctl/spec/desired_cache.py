@@ -1,0 +1,237 @@
+"""The built DesiredState of a configuration, reused while none of its inputs changed.
+
+Loading 10,000 guests costs about a second (parse, schema, normalise, check) although a
+plan of unchanged files needs the same result as last time. `load_spec` stores what it
+built under `<cache_dir>/desired.pickle`, keyed by a digest of every input a load reads:
+
+* the configuration directory as spelt (it is part of every file name shown) and the
+  names and bytes of its configuration files;
+* each `--var-file` (as given, where it resolves to, its bytes), the `--var` values and
+  the `IVMCTL_VAR_*` environment variables;
+* the code that builds the result: the source of `ivmctl.spec`, `ivmctl.model`,
+  `ivmctl.rules`, `ivmctl.errors` and the JSON Schema, the YAML loaders' versions and the
+  Python version (Jinja2's too when a file is a template).
+
+A configuration whose templates may call plugin filters is never cached: a filter is code
+outside these inputs. Only valid configurations are stored, so problems are found and
+reported afresh every time. The entry is read with an unpickler that builds only the model
+classes listed in `_ALLOWED`: a planted file can fail to load, never run code.
+
+`DesiredState.sources` (file:line of every field, used only in problem reports) is not
+stored: on a hit it is a `LazySources` that loads the configuration again, uncached, the
+first time somebody looks a location up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ivmctl.errors import Location
+from ivmctl.model import DesiredState, ProviderConfig
+from ivmctl.spec.problems import SpecWarning
+from ivmctl.spec.yamlio import gc_paused
+
+FORMAT = b"ivmctl-desired-cache-1\n"  # bump when what is stored changes
+ENTRY = "desired.pickle"
+_TEMPLATE_MARKERS = (b"{{", b"{%", b"{#")  # templates.is_template, on bytes
+
+_ALLOWED = {
+    ("ivmctl.model", name)
+    for name in (
+        "ProviderConfig",
+        "Host",
+        "Hardware",
+        "VSwitch",
+        "Guest",
+        "Entitlement",
+        "DynamicMemory",
+        "Disk",
+        "Nic",
+        "Lifecycle",
+    )
+} | {("ivmctl.errors", "Location"), ("ivmctl.spec.problems", "SpecWarning")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """What a load produced, minus the sources: enough to rebuild its LoadResult."""
+
+    provider: ProviderConfig
+    hosts: Mapping[str, Any]
+    guests: Mapping[str, Any]
+    digest: str
+    warnings: tuple[SpecWarning, ...]
+    files: tuple[str, ...]
+
+
+class LazySources(Mapping[str, Location]):
+    """`DesiredState.sources` of a cached load: built by `rebuild` on first use."""
+
+    def __init__(self, rebuild: Callable[[], Mapping[str, Location]]) -> None:
+        self._rebuild = rebuild
+        self._sources: Mapping[str, Location] | None = None
+
+    def _map(self) -> Mapping[str, Location]:
+        if self._sources is None:
+            self._sources = self._rebuild()
+        return self._sources
+
+    def __getitem__(self, key: str) -> Location:
+        return self._map()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+    def __repr__(self) -> str:
+        state = "not loaded" if self._sources is None else f"{len(self._sources)} entries"
+        return f"LazySources({state})"
+
+
+# --------------------------------------------------------------------------------------------
+# The key
+# --------------------------------------------------------------------------------------------
+_CODE_FILES = ("model.py", "rules.py", "errors.py")
+_CODE_DIRS = (("spec", "*.py"), ("schemas", "*.json"))
+
+
+def code_files() -> list[Path]:
+    """The files of the ivmctl package whose content decides what a load builds."""
+    package = Path(__file__).resolve().parent.parent
+    files = [package / name for name in _CODE_FILES]
+    for folder, pattern in _CODE_DIRS:
+        files.extend(sorted((package / folder).glob(pattern)))
+    return files
+
+
+@cache
+def code_digest() -> str:
+    """A digest of the code and library versions a load depends on (once per process)."""
+    import yaml
+
+    from ivmctl.spec.yamlio import FAST_LOADER_NAME, PARSER_VERSION
+
+    digest = hashlib.sha256()
+    digest.update(f"{sys.version}\0{yaml.__version__}\0{FAST_LOADER_NAME}\0".encode())
+    digest.update(f"{PARSER_VERSION}\0{pickle.HIGHEST_PROTOCOL}\0".encode())
+    for path in code_files():
+        digest.update(f"{path.parent.name}/{path.name}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def inputs_key(
+    config_dir: Path,
+    files: Sequence[Path],
+    *,
+    var_files: Sequence[Path],
+    variables: Mapping[str, str],
+    env_variables: Mapping[str, str],
+    has_filters: bool,
+) -> str | None:
+    """The digest of every input of a load, or None when the load must not be cached
+    (a file or var file cannot be read, or templates may call plugin filters)."""
+    digest = hashlib.sha256(FORMAT)
+    digest.update(code_digest().encode())
+
+    def field(*parts: str | bytes) -> None:
+        for part in parts:
+            data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+
+    field("dir", str(config_dir))
+    templates = False
+    try:
+        for path in files:
+            data = path.read_bytes()
+            templates = templates or any(marker in data for marker in _TEMPLATE_MARKERS)
+            field("file", path.name, data)
+        for var_file in var_files:
+            field("var-file", str(var_file), str(var_file.resolve()), var_file.read_bytes())
+    except OSError:
+        return None
+    if templates:
+        if has_filters:
+            return None
+        import jinja2
+
+        field("jinja2", jinja2.__version__)
+    for name, value in sorted(variables.items()):
+        field("var", name, str(value))
+    for name, value in sorted(env_variables.items()):
+        field("env", name, value)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing
+# --------------------------------------------------------------------------------------------
+class _ModelUnpickler(pickle.Unpickler):
+    """Builds only the model classes of `_ALLOWED`; anything else is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a cached load")
+        return super().find_class(module, name)
+
+
+def read(cache_dir: Path, key: str) -> Entry | None:
+    """The entry stored for `key`, or None (absent, another key, unreadable, refused)."""
+    try:
+        data = (cache_dir / ENTRY).read_bytes()
+    except OSError:
+        return None
+    header = FORMAT + key.encode() + b"\n"
+    if not data.startswith(header):
+        return None
+    try:
+        with gc_paused():  # tens of thousands of objects, no cycles
+            fields = _ModelUnpickler(io.BytesIO(memoryview(data)[len(header) :])).load()
+        provider, hosts, guests, digest, warnings, files = fields
+    except Exception:  # a damaged or planted entry is only a miss
+        return None
+    if not (isinstance(provider, ProviderConfig) and isinstance(hosts, dict)):
+        return None
+    if not (isinstance(guests, dict) and isinstance(digest, str)):
+        return None
+    return Entry(
+        provider=provider,
+        hosts=hosts,
+        guests=guests,
+        digest=digest,
+        warnings=tuple(warnings),
+        files=tuple(files),
+    )
+
+
+def write(
+    cache_dir: Path,
+    key: str,
+    desired: DesiredState,
+    warnings: Sequence[SpecWarning],
+    files: Sequence[str],
+) -> None:
+    """Store a load's result for `key`, replacing the previous entry; problems are ignored."""
+    fields = (desired.provider, desired.hosts, desired.guests, desired.digest, warnings, files)
+    try:
+        payload = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f"{ENTRY}.{os.getpid()}.tmp"  # concurrent runs never collide
+        with open(tmp, "wb") as out:
+            out.write(FORMAT + key.encode() + b"\n")
+            out.write(payload)
+        tmp.replace(cache_dir / ENTRY)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+        pass
