@@ -1,4 +1,5 @@
-"""The local state backend: an atomically written JSON file and an exclusive lock file."""
+"""The local state backend: an atomically written JSON file, the journal an apply
+records into (state/journal.py), and an exclusive lock file."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ivmctl.errors import LockError, StateError
-from ivmctl.state.model import State
+from ivmctl.state.journal import JOURNAL_FILE, Journal, replay
+from ivmctl.state.model import STATE_FORMAT_VERSION, State
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
@@ -53,13 +55,62 @@ class LocalBackend:
         self.directory = directory
         self.path = directory / STATE_FILE
         self.lock_path = directory / LOCK_FILE
+        self.journal_path = directory / JOURNAL_FILE
         self._clock = clock
         self._sleep = sleep
         self._before_replace = before_replace
 
     # -- state --------------------------------------------------------------------------------
     def read(self) -> State:
-        """The current state; a new, empty one if there is no file yet."""
+        """The current state: state.json with the journal applied; new and empty if there
+        is no file yet."""
+        state = self._read_file()
+        folded = self._replay(state)
+        return state if folded is None else folded
+
+    def write(self, state: State) -> State:
+        """Write `state` with the serial bumped; atomic. Returns what was written.
+
+        The journal, if any, is part of what `state` was read from; it is removed."""
+        self._check_current(state)
+        written = replace(state, serial=state.serial + 1, format_version=STATE_FORMAT_VERSION)
+        self._replace_file(written)
+        self._remove_journal()
+        return written
+
+    def open_journal(self, state: State) -> Journal:
+        """Start recording on top of `state` (the current state) in a journal.
+
+        state.json is first written in the current format if it does not exist yet or is
+        older (same serial: the state is unchanged), so the journal always continues a
+        file that names its lineage and that an older ivmctl refuses to overwrite.
+        """
+        if self.journal_path.exists():
+            self.fold()  # a dead run's journal (the lock normally folds it first)
+        self._check_current(state)
+        if not self.path.exists() or self._read_file().format_version < STATE_FORMAT_VERSION:
+            self._replace_file(replace(state, format_version=STATE_FORMAT_VERSION))
+        journal = Journal.create(self.journal_path, state)
+        _fsync_dir(self.directory)
+        return journal
+
+    def fold(self, *, between: Callable[[], None] = lambda: None) -> State:
+        """Fold the journal into state.json (atomically) and remove it; returns the state.
+
+        The state does not change (same serial): only where it is kept. `between` is a
+        test seam called once state.json holds everything, before the journal goes."""
+        state = self._read_file()
+        if not self.journal_path.exists():
+            return state
+        folded = self._replay(state)
+        if folded is not None and folded.serial != state.serial:
+            state = replace(folded, format_version=STATE_FORMAT_VERSION)
+            self._replace_file(state)
+            between()
+        self._remove_journal()
+        return state
+
+    def _read_file(self) -> State:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -68,27 +119,43 @@ class LocalBackend:
             raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from None
         return State.from_json(data, source=str(self.path))
 
-    def write(self, state: State) -> State:
-        """Write `state` with the serial bumped; atomic. Returns what was written."""
-        current = self.read() if self.path.exists() else None
-        if current is not None and current.lineage != state.lineage:
+    def _replay(self, state: State) -> State | None:
+        """`state` with the journal applied, or None if there is none that continues it."""
+        try:
+            data = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(
+                f"cannot read state journal {self.journal_path}: {exc.strerror}"
+            ) from None
+        return replay(state, data, source=str(self.journal_path))
+
+    def _check_current(self, state: State) -> None:
+        """Refuse to write over a state that is not the one `state` was read as."""
+        if not self.path.exists():
+            return
+        current = self.read()
+        if current.lineage != state.lineage:
             raise StateError(
                 f"refusing to overwrite state {self.path}: it belongs to lineage "
                 f"{current.lineage}, not {state.lineage}",
                 detail="Another configuration's state is in this directory.",
             )
-        if current is not None and current.serial != state.serial:
+        if current.serial != state.serial:
             raise StateError(
                 f"state {self.path} changed while this run held serial {state.serial} "
                 f"(it is now at {current.serial})",
                 detail="Another run wrote it; plan again to see the current state.",
             )
-        written = replace(state, serial=state.serial + 1)
+
+    def _replace_file(self, state: State) -> None:
+        """state.json becomes `state`, atomically (temporary file, fsync, rename)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}")
         try:
             with open(tmp, "wb") as handle:
-                handle.write(written.to_json())
+                handle.write(state.to_json())
                 handle.flush()
                 os.fsync(handle.fileno())
             self._before_replace()
@@ -98,7 +165,13 @@ class LocalBackend:
                 tmp.unlink()
         _fsync_dir(self.directory)
         self._remove_abandoned_temporaries()
-        return written
+
+    def _remove_journal(self) -> None:
+        try:
+            self.journal_path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.directory)
 
     def _remove_abandoned_temporaries(self) -> None:
         """Delete temporary state files of processes that died while writing (never read)."""
@@ -124,7 +197,8 @@ class LocalBackend:
     def lock(self, *, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
         """Hold the lock for the block; wait up to `timeout` seconds for it.
 
-        A lock whose holder is a dead process on this machine is taken over.
+        A lock whose holder is a dead process on this machine is taken over, and the
+        journal a dead run left is folded into state.json before the block runs.
         """
         info = LockInfo(
             id=str(uuid.uuid4()),
@@ -150,6 +224,8 @@ class LocalBackend:
                 )
             self._sleep(0.1)
         try:
+            if self.journal_path.exists():
+                self.fold()
             yield info
         finally:
             current = self.holder()

@@ -1,4 +1,8 @@
-"""The state's value types and their JSON form."""
+"""The state's value types and their JSON form (state.json and the journal's records).
+
+Format 2 (this one) adds a record's `status` and the journal beside state.json
+(state/journal.py); format 1 files, which have neither, are still read.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,22 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from ivmctl.errors import StateError
 
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
+
+
+class RecordStatus(StrEnum):
+    """How far ivmctl got with an object it owns."""
+
+    OWNED = "owned"  # created, adopted or changed by a change that completed
+    # Recorded (durably) just before its create step ran: the object may or may not
+    # exist. It is owned all the same, so a crash right after the create cannot leave
+    # it unowned; the next apply keeps it if the runtime has it and drops it if not.
+    CREATING = "creating"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +36,29 @@ class ResourceRecord:
     host: str  # the host it lives on (for vswitches and guests)
     prevent_destroy: bool = False  # remembered even after the object leaves the config
     digest: str = ""  # digest of the configuration last applied to it
+    status: RecordStatus = RecordStatus.OWNED
+
+    def to_body(self) -> dict[str, Any]:
+        """The record's JSON object (its address is the key it is stored under)."""
+        return {
+            "digest": self.digest,
+            "host": self.host,
+            "prevent_destroy": self.prevent_destroy,
+            "status": self.status.value,
+        }
+
+    @classmethod
+    def from_body(cls, address: object, body: object) -> ResourceRecord:
+        """A record from its JSON object; KeyError, TypeError or ValueError if malformed."""
+        if not isinstance(address, str) or not isinstance(body, dict):
+            raise TypeError("resource")
+        return cls(
+            address=address,
+            host=str(body["host"]),
+            prevent_destroy=bool(body.get("prevent_destroy", False)),
+            digest=str(body.get("digest", "")),
+            status=RecordStatus(body.get("status", RecordStatus.OWNED.value)),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,17 +85,14 @@ class State:
         return replace(self, resources={a: r for a, r in self.resources.items() if a != address})
 
     def to_json(self) -> bytes:
+        """The file's bytes, always in the current format (one pretty-printed object;
+        written once per apply, so readability costs nothing that matters)."""
         body = {
-            "format_version": self.format_version,
+            "format_version": STATE_FORMAT_VERSION,
             "lineage": self.lineage,
             "serial": self.serial,
             "resources": {
-                address: {
-                    "host": record.host,
-                    "prevent_destroy": record.prevent_destroy,
-                    "digest": record.digest,
-                }
-                for address, record in sorted(self.resources.items())
+                address: record.to_body() for address, record in sorted(self.resources.items())
             },
         }
         return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
@@ -85,12 +120,7 @@ class State:
             )
         try:
             resources = {
-                str(address): ResourceRecord(
-                    address=str(address),
-                    host=str(rec["host"]),
-                    prevent_destroy=bool(rec.get("prevent_destroy", False)),
-                    digest=str(rec.get("digest", "")),
-                )
+                address: ResourceRecord.from_body(address, rec)
                 for address, rec in _mapping(body["resources"]).items()
             }
             return cls(
