@@ -18,10 +18,12 @@ does nothing.
 
 from __future__ import annotations
 
+import heapq
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from graphlib import TopologicalSorter
@@ -178,6 +180,7 @@ def apply_plan(
     parallelism: int = 10,
     fail_fast: bool = False,
     on_event: Callable[[ApplyEvent], None] = lambda event: None,
+    on_change_starting: Callable[[Change], None] = lambda change: None,
     on_change_done: Callable[[Change], None] = lambda change: None,
     on_change_failed: Callable[[Change, tuple[Operation, ...]], None] = lambda change, ops: None,
     stop_requested: Callable[[], bool] = lambda: False,
@@ -186,6 +189,9 @@ def apply_plan(
 ) -> ApplyResult:
     """Execute `plan`; returns what was done, failed and skipped.
 
+    `on_event` and the `on_change_done`/`on_change_failed` callbacks are called from the
+    calling thread only, in order; `on_change_starting` is called in the worker, before
+    the change's first operation (an exception there fails the change, nothing run).
     `step_timeout` (seconds) fails a step that runs longer; None waits for every step.
     """
     if parallelism < 1:
@@ -199,11 +205,17 @@ def apply_plan(
     graph.prepare()
     order = {address: index for index, address in enumerate(changes)}
     locks = _HostLocks()
-    emit_lock = threading.Lock()
+    # Workers hand their events and their finished futures to the calling thread through
+    # one queue: no lock is held around the progress display, and the caller wakes up for
+    # each of them instead of polling.
+    inbox: queue.SimpleQueue[ApplyEvent | Future[tuple[str, ...]]] = queue.SimpleQueue()
 
-    def emit(event: ApplyEvent) -> None:
-        with emit_lock:
-            on_event(event)
+    def tell(event: ApplyEvent) -> None:  # calling thread
+        on_event(event)
+        crash_point(f"{event.kind.value} {event.address} {event.message}".rstrip())
+
+    def emit(event: ApplyEvent) -> None:  # workers
+        inbox.put(event)
         crash_point(f"{event.kind.value} {event.address} {event.message}".rstrip())
 
     def run(change: Change) -> tuple[str, ...]:
@@ -211,6 +223,7 @@ def apply_plan(
         emit(ApplyEvent(kind=EventKind.CHANGE_STARTED, address=change.key))
         completed: list[Operation] = []
         try:
+            on_change_starting(change)
             for operation in change.operations:
                 _run_operation(change, operation, started)
                 completed.append(operation)
@@ -251,67 +264,99 @@ def apply_plan(
 
     # Hosts whose start/migration lock each change needs: a worker is never handed a
     # change that would only queue behind another running change's start on that host
-    # while changes for other hosts wait to start.
+    # while changes for other hosts wait to start. Running changes hold disjoint hosts.
     serial_hosts = {
-        key: frozenset(h for op in change.operations for h in _hosts_held(op))
+        key: tuple(sorted({h for op in change.operations for h in _hosts_held(op)}))
         for key, change in changes.items()
     }
-    pending: list[str] = []  # ready, not started yet, in plan order
+    ready: list[tuple[int, str]] = []  # heap by plan order: ready, not started
+    waiting: dict[str, list[tuple[int, str]]] = {}  # ready, but a host they need is busy
+    busy: set[str] = set()  # hosts held by running changes
+
+    def skip(keys: list[str]) -> None:
+        why = "apply is stopping" if stopping else "a change it depends on failed"
+        for key in sorted(keys, key=order.__getitem__):
+            skipped.add(key)
+            blocked.add(key)
+            tell(ApplyEvent(kind=EventKind.CHANGE_SKIPPED, address=key,
+                            message=f"not started: {why}"))  # fmt: skip
+            graph.done(key)
+
+    def take_ready() -> None:
+        """Move what became ready onto the heap; skip it if it cannot run."""
+        while newly := graph.get_ready():
+            cannot = [k for k in newly
+                      if stopping or any(d in blocked for d in changes[k].depends_on)]  # fmt: skip
+            for key in newly:
+                if key not in cannot:
+                    heapq.heappush(ready, (order[key], key))
+            skip(cannot)
+
+    def finish(future: Future[tuple[str, ...]]) -> None:
+        change = running.pop(future)
+        for host in serial_hosts[change.key]:
+            busy.discard(host)
+            for item in waiting.pop(host, ()):
+                heapq.heappush(ready, item)
+        try:
+            mismatches = future.result()
+        except _Incomplete as incomplete:
+            cause = incomplete.cause
+            failed[change.key] = (
+                str(cause) if isinstance(cause, IvmctlError) else f"internal error: {cause!r}"
+            )
+            on_change_failed(change, incomplete.completed)
+            blocked.add(change.key)
+            tell(ApplyEvent(kind=EventKind.CHANGE_FAILED, address=change.key,
+                            message=failed[change.key]))  # fmt: skip
+        else:
+            done.append(change.key)
+            on_change_done(change)
+            if mismatches:
+                inconsistent[change.key] = mismatches
+                tell(ApplyEvent(kind=EventKind.INCONSISTENT, address=change.key,
+                                message="; ".join(mismatches)))  # fmt: skip
+            tell(ApplyEvent(kind=EventKind.CHANGE_DONE, address=change.key))
+        graph.done(change.key)
+
+    def receive(item: ApplyEvent | Future[tuple[str, ...]]) -> None:
+        if isinstance(item, ApplyEvent):
+            on_event(item)
+        else:
+            finish(item)
 
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") as pool:
         while graph.is_active():
             if not stopping and (stop_requested() or (fail_fast and failed)):
                 stopping = True
-            pending = sorted({*pending, *graph.get_ready()}, key=order.__getitem__)
-            startable: list[str] = []
-            for address in pending:
-                change = changes[address]
-                if stopping or any(d in blocked for d in change.depends_on):
-                    skipped.add(address)
-                    blocked.add(address)
-                    why = "apply is stopping" if stopping else "a change it depends on failed"
-                    emit(ApplyEvent(kind=EventKind.CHANGE_SKIPPED, address=address,
-                                    message=f"not started: {why}"))  # fmt: skip
-                    graph.done(address)
+                queued = [key for _, key in ready]
+                queued += [key for items in waiting.values() for _, key in items]
+                ready.clear()
+                waiting.clear()
+                skip(queued)
+            take_ready()
+            while ready and len(running) < parallelism:
+                item = heapq.heappop(ready)
+                hosts = serial_hosts[item[1]]
+                clash = next((h for h in hosts if h in busy), None)
+                if clash is not None:
+                    waiting.setdefault(clash, []).append(item)
                     continue
-                startable.append(address)
-            pending = startable
-            while pending and len(running) < parallelism:
-                busy = frozenset().union(*(serial_hosts[c.key] for c in running.values()))
-                pick = next((a for a in pending if not serial_hosts[a] & busy), None)
-                if pick is None:
-                    if running:
-                        break  # everything ready waits for a busy host; keep workers free
-                    pick = pending[0]
-                pending.remove(pick)
-                running[pool.submit(run, changes[pick])] = changes[pick]
+                change = changes[item[1]]
+                busy.update(hosts)
+                future = pool.submit(run, change)
+                running[future] = change
+                future.add_done_callback(inbox.put)
             if not running:
                 continue
-            finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in finished:
-                change = running.pop(future)
-                try:
-                    mismatches = future.result()
-                except _Incomplete as incomplete:
-                    cause = incomplete.cause
-                    failed[change.key] = (
-                        str(cause)
-                        if isinstance(cause, IvmctlError)
-                        else f"internal error: {cause!r}"
-                    )
-                    on_change_failed(change, incomplete.completed)
-                    blocked.add(change.key)
-                    emit(ApplyEvent(kind=EventKind.CHANGE_FAILED, address=change.key,
-                                    message=failed[change.key]))  # fmt: skip
-                else:
-                    done.append(change.key)
-                    on_change_done(change)
-                    if mismatches:
-                        inconsistent[change.key] = mismatches
-                        emit(ApplyEvent(kind=EventKind.INCONSISTENT, address=change.key,
-                                        message="; ".join(mismatches)))  # fmt: skip
-                    emit(ApplyEvent(kind=EventKind.CHANGE_DONE, address=change.key))
-                graph.done(change.key)
+            try:
+                receive(inbox.get(timeout=0.2))
+                while True:
+                    receive(inbox.get_nowait())
+            except queue.Empty:
+                pass
+        while not inbox.empty():  # events of changes that finished last
+            receive(inbox.get_nowait())
     return ApplyResult(
         done=tuple(done),
         failed=failed,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
-from ivmctl.core.apply import ApplyEvent, EventKind, apply_plan
+from ivmctl.core.apply import ApplyEvent, EventKind, StepFailed, apply_plan
 from ivmctl.plan.model import Action, Change, Operation, OpKind, Plan
 
 
@@ -212,3 +212,59 @@ def test_workers_go_to_other_hosts_instead_of_queueing_behind_one_hosts_starts()
     assert result.ok
     assert executor.max_parallel_starts == {"a": 1, "b": 1, "c": 1, "d": 1}
     assert executor.max_running == 4
+
+
+def test_the_start_hook_runs_before_the_first_operation_and_a_failure_there_runs_nothing() -> None:
+    executor = FakeExecutor()
+    seen: list[tuple[str, int]] = []
+
+    def starting(change: Change) -> None:
+        seen.append((change.address, len(executor.log)))
+        if change.address == "guest.b":
+            raise StepFailed("cannot record the intent: disk full")
+
+    plan = Plan(changes=(guest("a"), guest("b", host="h2"), guest("c", after=["b"])))
+    result = apply_plan(plan, executor, parallelism=1, on_change_starting=starting)
+    assert seen == [("guest.a", 0), ("guest.b", 2)]
+    assert executor.log == ["guest.create a", "guest.start a"]
+    assert result.failed == {"guest.b": "cannot record the intent: disk full"}
+    assert result.skipped == ("guest.c",)
+
+
+def test_events_and_completions_reach_the_caller_on_its_own_thread_in_order() -> None:
+    caller = threading.get_ident()
+    threads: set[int] = set()
+    events: list[ApplyEvent] = []
+
+    def on_event(event: ApplyEvent) -> None:
+        threads.add(threading.get_ident())
+        events.append(event)
+
+    plan = Plan(changes=tuple(guest(f"g{i}", host=f"h{i % 3}") for i in range(9)))
+    result = apply_plan(plan, FakeExecutor(delay=0.005), parallelism=4, on_event=on_event,
+                        on_change_done=lambda c: threads.add(threading.get_ident()))  # fmt: skip
+    assert result.ok and threads == {caller}
+    for i in range(9):
+        kinds = [e.kind for e in events if e.address == f"guest.g{i}"]
+        assert kinds == [EventKind.CHANGE_STARTED] + [EventKind.STEP_STARTED,
+                         EventKind.STEP_FINISHED] * 2 + [EventKind.CHANGE_DONE]  # fmt: skip
+
+
+def test_a_large_plan_keeps_every_rule_with_thousands_of_ready_changes() -> None:
+    executor = FakeExecutor()
+    hosts = [f"h{i}" for i in range(30)]
+    vswitches = [Change(address=f"vswitch.{h}.v", action=Action.CREATE, host=h,
+                        after={"name": "v"},
+                        operations=(Operation(kind=OpKind.VSWITCH_CREATE, host=h,
+                                              params={"name": f"v{h}"}),))
+                 for h in hosts]  # fmt: skip
+    guests = [
+        replace(guest(f"g{i}", host=hosts[i % 30]), depends_on=(f"vswitch.{hosts[i % 30]}.v",))
+        for i in range(1500)
+    ]
+    plan = Plan(changes=(*vswitches, *guests))
+    result = apply_plan(plan, executor, parallelism=10)
+    assert result.ok and len(result.done) == 1530
+    assert executor.max_running <= 10
+    assert set(executor.max_parallel_starts.values()) == {1}
+    assert executor.log.count("guest.start g1499") == 1
