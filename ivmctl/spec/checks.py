@@ -35,14 +35,15 @@ def field_items(path: str) -> list[str | int]:
 def _spot(out: Collector, address: str, path: str | None = None) -> Spot | None:
     """Where `address:path` was written: the longest recorded prefix of the path, extended
     by the rest; the object itself when the field was not written (a default)."""
+    sources = out.all_sources()
     if path is not None:
         items = field_items(path)
         for cut in range(len(items), 0, -1):
-            entry = out.sources.get(f"{address}:{format_field_path(items[:cut])}")
+            entry = sources.get(f"{address}:{format_field_path(items[:cut])}")
             if entry is not None:
                 spot = entry[0]
                 return Spot(file=spot.file, ypath=(*spot.ypath, *items[cut:]))
-    entry = out.sources.get(address)
+    entry = sources.get(address)
     return entry[0] if entry else None
 
 

@@ -520,7 +520,7 @@ def _load(config_dir: Path, options: SpecOptions) -> LoadResult:
         provider=normalize.build_provider(merged.provider),
         hosts=hosts,
         guests=guests,
-        sources=SourceMap(run.out.sources, texts),
+        sources=SourceMap(run.out.all_sources, texts),
     )
     desired = DesiredState(
         provider=desired.provider,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 from ivmctl import rules
@@ -36,7 +37,7 @@ from ivmctl.model import (
     host_address,
     vswitch_address,
 )
-from ivmctl.spec.problems import Problem, Spot, did_you_mean
+from ivmctl.spec.problems import Problem, Spot, did_you_mean, spot_at
 from ivmctl.spec.yamlio import PathItem
 
 
@@ -82,6 +83,9 @@ class Collector:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     sources: dict[str, tuple[Spot, str, str | None]] = field(default_factory=dict)
+    # Source records of guests, run by `all_sources()`: a load of 10,000 guests records
+    # about 170,000 of them, which only a problem report or a planner error ever reads.
+    deferred: list[Callable[[], None]] = field(default_factory=list)
 
     def error(
         self,
@@ -105,6 +109,13 @@ class Collector:
     def source(self, key: str, spot: Spot, address: str, path: str | None = None) -> None:
         self.sources[key] = (spot, address, path)
 
+    def all_sources(self) -> dict[str, tuple[Spot, str, str | None]]:
+        """Every source recorded, the deferred ones included."""
+        records, self.deferred = self.deferred, []
+        for record in records:
+            record()
+        return self.sources
+
 
 class Value(NamedTuple):
     """A field's value and where it was written (None: a built-in default).
@@ -118,7 +129,7 @@ class Value(NamedTuple):
     def at(self, *sub: PathItem, key: bool = False) -> Spot | None:
         if self.spot is None:
             return None
-        return Spot(file=self.spot.file, ypath=(*self.spot.ypath, *sub), key=key)
+        return spot_at(self.spot.file, (*self.spot.ypath, *sub), key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +231,7 @@ def _memory(
     granule: bool = True,
 ) -> int | None:
     try:
-        mb = rules.parse_memory_mb(raw)
+        mb = _memory_mb(raw) if isinstance(raw, str | int) else rules.parse_memory_mb(raw)
     except RuleViolation as exc:
         out.error(exc.summary, spot, address, path, detail=exc.detail)
         return None
@@ -238,8 +249,21 @@ def _memory(
     return mb
 
 
+@lru_cache(maxsize=4096, typed=True)  # typed: True is not 1
+def _memory_mb(raw: str | int) -> int:
+    """`rules.parse_memory_mb`, remembered: a fleet spells its sizes a few ways, many times."""
+    return rules.parse_memory_mb(raw)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _percent_of(raw: str | int | float) -> float:
+    return rules.parse_percent(raw)
+
+
 def _percent(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> float | None:
     try:
+        if isinstance(raw, str | int | float):
+            return _percent_of(raw)
         return rules.parse_percent(raw)
     except RuleViolation as exc:
         out.error(exc.summary, spot, address, path, detail=exc.detail)
@@ -350,7 +374,7 @@ class Layers:
                 if name not in chosen and name in _GUEST_FIELD_SET:
                     chosen[name] = (value, file, ypath)
         return {
-            name: Value(value=value, spot=Spot(file=file, ypath=(*ypath, name)))
+            name: Value(value, spot_at(file, (*ypath, name)))
             for name, (value, file, ypath) in chosen.items()
         }
 
@@ -381,23 +405,10 @@ def guest_layers(item: Item, merged: Merged) -> Layers:
 def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Collector) -> Guest:
     name = item.name
     address = guest_address(name)
-    out.source(address, item.spot, address)
     layers = guest_layers(item, merged)
     found = layers.fields()
-    for field_name, value in found.items():
-        if value.spot is not None:
-            out.source(f"{address}:{field_name}", value.spot, address, field_name)
+    out.deferred.append(partial(_guest_sources, item, address, found, out))
     host_name = str(item.data["host"])
-    if "profile" in item.data:
-        out.source(
-            f"{address}:profile",
-            Spot(file=item.file, ypath=(*item.ypath, "profile")),
-            address,
-            "profile",
-        )
-    out.source(
-        f"{address}:host", Spot(file=item.file, ypath=(*item.ypath, "host")), address, "host"
-    )
 
     def pick(field_name: str, default: Any, convert: Callable[[Any], Any] = lambda v: v) -> Any:
         value = found.get(field_name)
@@ -445,6 +456,34 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
     )
 
 
+def _guest_sources(item: Item, address: str, found: Mapping[str, Value], out: Collector) -> None:
+    """Where a guest, its fields and its devices were written (see Collector.deferred)."""
+    out.source(address, item.spot, address)
+    for field_name, value in found.items():
+        if value.spot is not None:
+            out.source(f"{address}:{field_name}", value.spot, address, field_name)
+    if "profile" in item.data:
+        spot = Spot(file=item.file, ypath=(*item.ypath, "profile"))
+        out.source(f"{address}:profile", spot, address, "profile")
+    out.source(
+        f"{address}:host", Spot(file=item.file, ypath=(*item.ypath, "host")), address, "host"
+    )
+    for kind in ("disks", "dvds", "nics"):
+        devices = found.get(kind)
+        if devices is None or not devices.value:
+            continue
+        for index in range(len(devices.value)):
+            path = f"{kind}[{index}]"
+            out.source(f"{address}:{path}", devices.at(index) or Spot(file=""), address, path)
+            if kind == "nics" and devices.spot is not None:
+                out.source(
+                    f"{address}:{path}.vswitch",
+                    devices.at(index, "vswitch") or Spot(file=""),
+                    address,
+                    f"{path}.vswitch",
+                )
+
+
 def _val(values: Mapping[str, Value], key: str, default: Any) -> Any:
     value = values.get(key)
     return default if value is None else value.value
@@ -478,7 +517,6 @@ def _disks(value: Value | None, devtype: str, address: str, out: Collector) -> t
     result: list[Disk] = []
     for index, raw in enumerate(value.value):
         path = f"{kind}[{index}]"
-        out.source(f"{address}:{path}", value.at(index) or Spot(file=""), address, path)
         size_mb = None
         if raw.get("size") is not None:
             size_mb = _memory(
@@ -517,14 +555,6 @@ def _nics(value: Value | None, address: str, out: Collector) -> tuple[Nic, ...]:
     result: list[Nic] = []
     for index, raw in enumerate(value.value):
         path = f"nics[{index}]"
-        out.source(f"{address}:{path}", value.at(index) or Spot(file=""), address, path)
-        if value.spot is not None:
-            out.source(
-                f"{address}:{path}.vswitch",
-                value.at(index, "vswitch") or Spot(file=""),
-                address,
-                f"{path}.vswitch",
-            )
         vlan = raw.get("vlan")
         if vlan is not None and vlan not in rules.VLAN_RANGE:
             out.error(

@@ -9,7 +9,7 @@ turn the data path into a line and column.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import NamedTuple
@@ -30,6 +30,15 @@ class Spot(NamedTuple):
     key: bool = False  # point at the mapping key rather than the value
     line: int | None = None  # known already (parse errors); skips locating
     column: int | None = None
+
+
+_new_tuple = tuple.__new__
+
+
+def spot_at(file: str, ypath: tuple[PathItem, ...], key: bool = False) -> Spot:
+    """`Spot(file=file, ypath=ypath, key=key)` without the NamedTuple's Python-level
+    `__new__`: normalising 10,000 guests makes over 100,000 of them."""
+    return _new_tuple(Spot, (file, ypath, key, None, None))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,16 +176,26 @@ def template_origin(source: Sequence[str], output_line: str) -> int | None:
 class SourceMap(Mapping[str, Location]):
     """`DesiredState.sources`: address (or "address:field.path") -> Location, lazily.
 
-    Lines are computed on first lookup, so loading a large configuration does not pay
+    The entries themselves (`entries()`, where each was written) are gathered on first
+    use and lines computed on first lookup, so loading a large configuration does not pay
     for positions nobody asks for.
     """
 
     def __init__(
-        self, entries: Mapping[str, tuple[Spot, str, str | None]], texts: SourceTexts
+        self,
+        entries: Callable[[], Mapping[str, tuple[Spot, str, str | None]]],
+        texts: SourceTexts,
     ) -> None:
-        self._entries = dict(entries)
+        self._gather: Callable[[], Mapping[str, tuple[Spot, str, str | None]]] | None = entries
+        self._gathered: Mapping[str, tuple[Spot, str, str | None]] = {}
         self._texts = texts
         self._resolved: dict[str, Location] = {}
+
+    @property
+    def _entries(self) -> Mapping[str, tuple[Spot, str, str | None]]:
+        if self._gather is not None:
+            self._gathered, self._gather = self._gather(), None
+        return self._gathered
 
     def __getitem__(self, key: str) -> Location:
         if key not in self._resolved:
