@@ -17,9 +17,10 @@ Options (the `provider:` block of the configuration, then the environment):
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,10 @@ NAME = "emulator"
 DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
 ENV_PATH = "IVMCTL_EMULATOR"
 ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
-OPTIONS = ("path", "latency")
+OPTIONS = ("path", "latency", "processes")
+# A refresh of this many hosts or more has its listings answered by worker processes
+# (`processes` unset); smaller ones are not worth starting them.
+READER_POOL_MIN_HOSTS = 64
 # host.provision is shown as the emulator CLI command that does the same by hand.
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
@@ -51,6 +55,9 @@ class EmulatorOptions:
 
     path: Path
     latency: float = 0.0
+    # worker processes answering listings: None = automatic (one per CPU beyond the
+    # first, at most 4, for refreshes of READER_POOL_MIN_HOSTS hosts or more), 0 = never
+    processes: int | None = None
 
 
 def _latency(value: Any, origin: str) -> float:
@@ -90,7 +97,15 @@ def emulator_options(
         latency = _latency(environ[ENV_LATENCY], ENV_LATENCY)
     else:
         latency = _latency(options.get("latency", 0.0), "provider.latency")
-    return EmulatorOptions(path=path, latency=latency)
+    processes = options.get("processes")
+    if processes is not None and (
+        isinstance(processes, bool) or not isinstance(processes, int) or not 0 <= processes <= 64
+    ):
+        raise ProviderError(
+            f"emulator processes {processes!r} is not a number of processes",
+            detail="Use 0 (answer every command in this process) up to 64, or leave it out.",
+        )
+    return EmulatorOptions(path=path, latency=latency, processes=processes)
 
 
 def _open_world(path: Path) -> World:
@@ -236,13 +251,24 @@ class EmulatorProvider(HpvmProvider):
     def generation(self) -> str:
         return str(self.emulator.world.generation)
 
+    def refresh(self, hosts: Sequence[str]) -> model.ActualState:
+        processes = self.options.processes
+        if processes is None and len(set(hosts)) >= READER_POOL_MIN_HOSTS:
+            processes = min(4, (os.cpu_count() or 1) - 1)
+        if processes:
+            self.emulator.start_readers(processes)
+        return super().refresh(hosts)
+
     def refresh_parallelism(self) -> int:
-        """One host at a time unless the world simulates waiting: in process, reading is
-        pure CPU work under one interpreter lock, and threads only contend for it (8
-        threads took 3x as long as one for 1,000 hosts)."""
+        """One host at a time unless listings are answered elsewhere or the world
+        simulates waiting: in process, reading is pure CPU work under one interpreter
+        lock, and threads only contend for it (8 threads took 3x as long as one for
+        1,000 hosts). With reader processes, a few threads keep them busy while this
+        process parses what they answered."""
         if self.emulator.latency or self.emulator.world.simulates_delays():
             return super().refresh_parallelism()
-        return 1
+        readers = self.emulator.reader_processes
+        return 2 * readers + 1 if readers else 1
 
 
 def create_provider(

@@ -18,6 +18,7 @@ from ivmctl.errors import IvmctlError, ProviderError
 
 if TYPE_CHECKING:
     from ivmctl.runtime import World
+    from ivmctl.runtime.readers import ReaderPool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,7 @@ class EmulatorTransport:
     ) -> None:
         self._opener = opener
         self._world: World | None = None
+        self._readers: ReaderPool | None = None
         self.latency = latency
         self._sleep = sleep
         self._clock = clock
@@ -109,14 +111,33 @@ class EmulatorTransport:
             duration=self._clock() - started,
         )
 
+    def start_readers(self, processes: int) -> None:
+        """Answer listings from `processes` worker processes from now on (see
+        `ivmctl.runtime.readers`); changes still run in this process."""
+        from ivmctl.runtime.readers import ReaderPool
+
+        with self._lock:
+            if self._readers is None and processes > 0:
+                self._readers = ReaderPool(self.world.path, processes)
+
+    @property
+    def reader_processes(self) -> int:
+        readers = self._readers
+        return 0 if readers is None else readers.processes
+
     def run_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandOutput]:
         """Several lines in one session: one latency, one read snapshot for listings."""
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
         world = self.world
+        readers = self._readers
         try:
-            results = world.execute_many(host, [list(argv) for argv in argvs])
+            results = None
+            if readers is not None and readers.can_read(argvs):
+                results = readers.read(host, argvs)
+            if results is None:
+                results = world.execute_many(host, [list(argv) for argv in argvs])
         except IvmctlError as exc:
             raise ProviderError(
                 f"the emulator could not run {argvs[0][0] if argvs else 'commands'} on {host}: "
@@ -133,6 +154,9 @@ class EmulatorTransport:
 
     def close(self) -> None:
         with self._lock:
+            if self._readers is not None:
+                self._readers.close()  # first: their log rows go to the world file
+                self._readers = None
             if self._world is not None:
                 self._world.close()
             self._world = None

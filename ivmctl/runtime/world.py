@@ -257,7 +257,7 @@ class World:
         conn = self._store.conn()
         found = self._host(conn, host)
         rows = conn.execute(
-            "SELECT time, argv, exit_code FROM log WHERE host_id=? ORDER BY id", (found.id,)
+            "SELECT time, argv, exit_code FROM log WHERE host_id=? ORDER BY time, id", (found.id,)
         )
         return [LogEntry(time=r[0], argv=tuple(json.loads(r[1])), exit_code=r[2]) for r in rows]
 

@@ -60,8 +60,21 @@ def test_emulator_options_come_from_the_provider_block_then_the_environment(
         ({"latency": True}, {}, "latency True"),
         ({}, {"IVMCTL_EMULATOR_LATENCY": "nan"}, "IVMCTL_EMULATOR_LATENCY"),
         ({"path": 3}, {}, "path 3 is not a file name"),
+        ({"processes": -1}, {}, "processes -1 is not a number of processes"),
+        ({"processes": "two"}, {}, "processes 'two'"),
+        ({"processes": True}, {}, "processes True"),
     ],
-    ids=["misspelt option", "negative", "not a number", "bool", "nan from env", "bad path"],
+    ids=[
+        "misspelt option",
+        "negative",
+        "not a number",
+        "bool",
+        "nan from env",
+        "bad path",
+        "negative processes",
+        "processes not a number",
+        "processes bool",
+    ],
 )
 def test_bad_emulator_options_are_provider_errors(
     options: dict[str, Any], environ: dict[str, str], message: str
@@ -132,14 +145,24 @@ def test_a_guest_runnable_on_two_hosts_is_a_provider_error(world: Any) -> None:
         provider_for(world).refresh(["vmhost01", "vmhost02"])
 
 
-def test_a_failing_listing_command_is_a_provider_error_with_its_words(world: Any) -> None:
+def test_a_host_that_does_not_answer_is_recorded_with_its_words(world: Any) -> None:
     result_type = type(next(iter(world.outputs.values())))
     world.outputs[("vmhost01", ("hpvmstatus", "-M"))] = result_type(
         255, "", "ssh: connect to host vmhost01 port 22: Connection refused"
     )
-    with pytest.raises(ProviderError, match="hpvmstatus -M exited with 255") as info:
+    actual = provider_for(world).refresh(["vmhost01"])
+    assert "vmhost01" not in actual.hosts and not actual.guests
+    said = actual.unreachable["vmhost01"]
+    assert "hpvmstatus -M exited with 255 after 3 tries" in said
+    assert "Connection refused" in said
+
+
+def test_a_listing_the_host_refuses_is_a_provider_error_with_its_words(world: Any) -> None:
+    result_type = type(next(iter(world.outputs.values())))
+    world.outputs[("vmhost01", ("hpvmstatus", "-M"))] = result_type(1, "", "hpvmstatus: boom")
+    with pytest.raises(ProviderError, match="hpvmstatus -M exited with 1") as info:
         provider_for(world).refresh(["vmhost01"])
-    assert "Connection refused" in str(info.value)
+    assert "boom" in str(info.value)
 
 
 def test_read_guest_rereads_one_guest(world: Any) -> None:

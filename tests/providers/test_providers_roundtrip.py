@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ivmctl import model
+from ivmctl.core.reachability import require_reachable
 from ivmctl.errors import ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers.emulator import EmulatorProvider, create_provider
@@ -322,8 +323,11 @@ def test_an_unreachable_host_fails_refresh_and_steps_with_the_ssh_words(
     provider: EmulatorProvider,
 ) -> None:
     provider.emulator.world.set_faults("vmhost02", unreachable=True)
+    actual = provider.refresh(HOSTS)
+    assert set(actual.hosts) == {"vmhost01"}
+    assert "Connection refused" in actual.unreachable["vmhost02"]
     with pytest.raises(ProviderError, match="cannot read host vmhost02") as info:
-        provider.refresh(HOSTS)
+        require_reachable(actual)
     assert "Connection refused" in str(info.value)
     (step,) = provider.steps(Operation(kind=OpKind.GUEST_START, host="vmhost02",
                                        params={"name": "x"}))  # fmt: skip
@@ -336,3 +340,24 @@ def test_a_host_the_world_does_not_have_is_a_provider_error_when_used(
 ) -> None:
     with pytest.raises(ProviderError, match="could not run hpvmstatus on nosuch"):
         provider.read_guest("nosuch", "web01")
+
+
+def test_reader_processes_read_the_same_fleet_as_the_provider_itself(
+    provider: EmulatorProvider, tmp_path: Path
+) -> None:
+    for name in ("web01", "web02"):
+        guest = model.Guest(name=name, host="vmhost01", memory_mb=2048,
+                            nics=(model.Nic(vswitch="vswprod"),))  # fmt: skip
+        for operation in create_operations(guest):
+            run(provider, operation)
+    in_process = provider.refresh(list(HOSTS))
+    assert set(in_process.guests) == {"web01", "web02"}
+    assert provider.emulator.reader_processes == 0  # two hosts: not worth a worker
+    pooled = create_provider({"path": "world.db", "processes": 2}, config_dir=tmp_path,
+                             environ={})  # fmt: skip
+    try:
+        assert pooled.refresh(list(HOSTS)) == in_process
+        assert pooled.emulator.reader_processes == 2
+        assert pooled.read_guest("vmhost01", "web01") == in_process.guests["web01"]
+    finally:
+        pooled.close()

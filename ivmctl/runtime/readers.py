@@ -1,0 +1,159 @@
+"""Listings answered by other processes, as real VM Hosts answer them on their own CPUs.
+
+Against real hosts, the work of `hpvmstatus` and friends happens on each host, in
+parallel, and ivmctl only waits and parses. An in-process emulator does all of that work
+on ivmctl's own interpreter, under one lock: at 1,000 hosts it was half of a refresh.
+`ReaderPool` moves it to worker processes (`python -m ivmctl.runtime.readers WORLD`),
+each with its own connection to the world file (WAL: they read while the parent writes),
+so the parent parses one host's listings while a worker produces the next host's.
+
+Only listings (`commands.is_read_only`) go to the pool; every change stays in the
+parent's World, whose in-process locks serialise starts and migrations. A worker writes
+its log rows when its input closes (`World.log` orders by time, so they land in place).
+
+Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
+`(host, argvs)`, a reply `("ok", [CommandResult, ...])` or `("error", exception)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ivmctl.runtime import commands
+from ivmctl.runtime.world import CommandResult, World
+
+_SIZE = struct.Struct("!Q")
+
+
+def _send(stream: IO[bytes], message: object) -> None:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_SIZE.pack(len(body)) + body)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_SIZE.size)
+    if len(head) < _SIZE.size:
+        raise EOFError
+    (size,) = _SIZE.unpack(head)
+    body = stream.read(size)
+    if len(body) < size:
+        raise EOFError
+    return pickle.loads(body)  # our own child's replies only
+
+
+class _Worker:
+    def __init__(self, path: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ivmctl.runtime.readers", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def read(self, host: str, argvs: list[list[str]]) -> list[CommandResult]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _send(self.process.stdin, (host, argvs))
+        status, value = _receive(self.process.stdout)
+        if status == "error":
+            raise value
+        results: list[CommandResult] = value
+        return results
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):  # a worker that died has no pipe left
+                self.process.stdin.close()  # the worker writes its log and exits
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+class ReaderPool:
+    """Worker processes that run batches of listings on one world file."""
+
+    def __init__(self, path: Path, processes: int) -> None:
+        self.processes = processes
+        self._path = path
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._all: list[_Worker] = []
+        self._guard = threading.Lock()
+        self._broken = False
+
+    @staticmethod
+    def can_read(argvs: Sequence[Sequence[str]]) -> bool:
+        return all(commands.is_read_only(argv) for argv in argvs)
+
+    def read(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandResult] | None:
+        """The batch's results, or None when the pool cannot answer (the caller then runs
+        the batch itself). A refusal or an unknown host comes back as it would in process."""
+        worker = self._take()
+        if worker is None:
+            return None
+        try:
+            results = worker.read(host, [list(a) for a in argvs])
+        except (EOFError, OSError, pickle.PickleError):
+            with self._guard:
+                self._broken = True  # a dead worker: stop using the pool
+            return None
+        except BaseException:
+            self._idle.put(worker)  # the batch's own error; the worker is fine
+            raise
+        self._idle.put(worker)
+        return results
+
+    def _take(self) -> _Worker | None:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._guard:
+            if self._broken:
+                return None
+            if len(self._all) < self.processes:
+                try:
+                    worker = _Worker(self._path)
+                except OSError:
+                    self._broken = True
+                    return None
+                self._all.append(worker)
+                return worker
+        return self._idle.get()
+
+    def close(self) -> None:
+        with self._guard:
+            workers, self._all = self._all, []
+            self._broken = True
+        for worker in workers:
+            worker.close()
+
+
+def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
+    """The worker's loop: answer batches until the input closes, then close the world."""
+    with World.open(path, create=False) as world:
+        while True:
+            try:
+                host, argvs = _receive(inbox)
+            except EOFError:
+                return
+            try:
+                reply: tuple[str, object] = ("ok", world.execute_many(host, argvs))
+            except Exception as exc:  # sent back to be raised where the batch was asked for
+                reply = ("error", exc)
+            _send(outbox, reply)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,76 @@
+"""Listings answered by worker processes: the same answers as in process, errors raised
+where the batch was asked for, changes never sent there, their log written on close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivmctl.errors import EmulatorError
+from ivmctl.runtime import World
+from ivmctl.runtime.readers import ReaderPool
+
+LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
+
+
+@pytest.fixture
+def world_path(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    with World.open(path) as world:
+        world.add_host(name="h1", cores=4, memory_mb=16384, nics=("lan0",))
+        for line in (
+            ["hpvmnet", "-c", "-S", "vsw1", "-n", "0"],
+            ["hpvmdevmgmt", "-S", "1G", "/ivm/g1.img"],
+            ["hpvmcreate", "-P", "g1", "-a", "disk:avio_stor::file:/ivm/g1.img",
+             "-a", "network:avio_lan::vswitch:vsw1"],
+        ):  # fmt: skip
+            assert world.execute("h1", line).exit_code == 0
+    return path
+
+
+def test_workers_answer_listings_exactly_as_the_world_does(world_path: Path) -> None:
+    pool = ReaderPool(world_path, processes=2)
+    try:
+        with World.open(world_path, create=False) as world:
+            expected = world.execute_many("h1", LISTINGS)
+        assert pool.read("h1", LISTINGS) == expected
+        assert pool.read("h1", [["hpvmnet", "-S", "nosuch"]])[0].exit_code == 1  # type: ignore[index]
+    finally:
+        pool.close()
+
+
+def test_an_unknown_host_is_raised_where_the_batch_was_asked_for(world_path: Path) -> None:
+    pool = ReaderPool(world_path, processes=1)
+    try:
+        with pytest.raises(EmulatorError, match="no host 'nosuch'"):
+            pool.read("nosuch", LISTINGS)
+        assert pool.read("h1", LISTINGS) is not None  # the worker keeps serving
+    finally:
+        pool.close()
+
+
+def test_only_listings_may_go_to_the_pool() -> None:
+    assert ReaderPool.can_read(LISTINGS)
+    assert not ReaderPool.can_read([*LISTINGS, ["hpvmstart", "-P", "g1"]])
+
+
+def test_workers_log_their_listings_when_the_pool_closes(world_path: Path) -> None:
+    pool = ReaderPool(world_path, processes=1)
+    pool.read("h1", [["hpvmstatus", "-M"]])
+    pool.close()
+    with World.open(world_path, create=False) as world:
+        assert world.log("h1")[-1].argv == ("hpvmstatus", "-M")
+
+
+def test_a_dead_worker_makes_the_pool_step_aside(world_path: Path) -> None:
+    pool = ReaderPool(world_path, processes=1)
+    try:
+        assert pool.read("h1", LISTINGS) is not None
+        (worker,) = pool._all
+        worker.process.kill()
+        worker.process.wait()
+        assert pool.read("h1", LISTINGS) is None  # the caller runs the batch itself
+        assert pool.read("h1", LISTINGS) is None
+    finally:
+        pool.close()
