@@ -2,21 +2,25 @@
 
 `ProviderExecutor` is the apply walk's Executor: steps and execution from the provider,
 verification by re-reading the changed guest. `_Recorder` keeps ownership in the state
-as changes complete; `view_digest` is the digest of an applied object's view recorded
-with it (drift and import compare against it).
+as changes complete, through the state journal (`recording`), and records the intent
+to create before a create runs; `settle_intents` resolves the intents a killed apply
+left. `view_digest` is the digest of an applied object's view recorded with it (drift
+and import compare against it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ivmctl import model
 from ivmctl.plan.model import Action, Change, Operation, OpKind
 from ivmctl.runtime.crashpoints import crash_point
-from ivmctl.state import LocalBackend, ResourceRecord, State
+from ivmctl.state import Forget, Journal, LocalBackend, RecordStatus, ResourceRecord, State
 
 
 class ProviderExecutor:
@@ -55,13 +59,62 @@ class ProviderExecutor:
         )
 
 
-class _Recorder:
-    """Records ownership in the state as each change completes (atomic write each time)."""
+_MAKES = frozenset({OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE})
 
-    def __init__(self, backend: LocalBackend, state: State, desired: model.DesiredState) -> None:
+
+class _Recorder:
+    """Records ownership as changes complete, each as one journal line: O(1) a change.
+
+    The state is kept in memory (a dict, so recording does not copy it) and, given a
+    journal, each record is appended to it as it is made; without one (benchmarks'
+    `complete`), `state` is written by the caller. Before a change creates an object
+    ivmctl does not own yet, `intend` records it as `creating`, durably, so a crash
+    right after the create cannot leave the object unowned.
+    """
+
+    def __init__(
+        self,
+        backend: LocalBackend,
+        state: State,
+        desired: model.DesiredState,
+        *,
+        journal: Journal | None = None,
+    ) -> None:
         self.backend = backend
-        self.state = state
         self.desired = desired
+        self._journal = journal
+        self._lineage = state.lineage
+        self._serial = state.serial
+        self._resources = dict(state.resources)
+        self._guard = threading.Lock()  # `intend` runs in the walk's worker threads
+
+    @property
+    def state(self) -> State:
+        """The state as recorded so far (a copy)."""
+        with self._guard:
+            return State(
+                lineage=self._lineage, serial=self._serial, resources=dict(self._resources)
+            )
+
+    def intend(self, change: Change) -> None:
+        """Before `change` runs: own what it is about to create, durably."""
+        if change.phase or not any(op.kind in _MAKES for op in change.operations):
+            return
+        address = change.address
+        with self._guard:
+            known = self._resources.get(address)
+        if known is not None and known.status is RecordStatus.OWNED:
+            return  # owned already (created again after it vanished, or replaced)
+        crash_point(f"state write: intent {address}")
+        self._record(
+            ResourceRecord(
+                address=address,
+                host=change.host,
+                prevent_destroy=self._prevent_destroy(address),
+                status=RecordStatus.CREATING,
+            ),
+            durable=True,
+        )
 
     def __call__(self, change: Change) -> None:
         if change.phase:
@@ -69,25 +122,26 @@ class _Recorder:
         address = change.address
         crash_point(f"state write: recording {address}")
         if change.action is Action.DELETE:
-            if address in self.state.resources:
-                self.state = self.backend.write(self.state.without(address))
+            with self._guard:
+                owned = address in self._resources
+            if owned:
+                self._record(Forget(address=address))
             return
         if address.startswith("host."):
             return  # hosts are hardware: provisioned, never owned or deleted
-        self.state = self.backend.write(
-            self.state.with_record(
-                ResourceRecord(
-                    address=address,
-                    host=change.host,
-                    prevent_destroy=self._prevent_destroy(address),
-                    digest=view_digest(change.after),
-                )
+        self._record(
+            ResourceRecord(
+                address=address,
+                host=change.host,
+                prevent_destroy=self._prevent_destroy(address),
+                digest=view_digest(change.after),
             )
         )
 
     def partial(self, change: Change, completed: tuple[Operation, ...]) -> None:
         """A change failed part-way: own what it already created or moved, so the next
-        plan finishes the job instead of offering to adopt ivmctl's own object."""
+        plan finishes the job instead of offering to adopt ivmctl's own object. (An
+        intent recorded before it stays as it is: the create may have run.)"""
         made = {OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE, OpKind.GUEST_MIGRATE}
         if change.action is Action.DELETE or not any(op.kind in made for op in completed):
             return
@@ -95,25 +149,86 @@ class _Recorder:
 
     def remember_protection(self) -> None:
         """Bring `prevent_destroy` of every owned, declared guest in line with the config."""
-        current = self.backend.read()
-        if current.serial != self.state.serial:
-            self.state = current
-        updated = self.state
-        for address, record in sorted(self.state.resources.items()):
+        if self._journal is None:
+            current = self.backend.read()
+            if current.serial != self._serial:
+                self._lineage, self._serial = current.lineage, current.serial
+                self._resources = dict(current.resources)
+        with self._guard:
+            records = sorted(self._resources.items())
+        changed = []
+        for address, record in records:
             guest = self.desired.guests.get(address.removeprefix("guest."))
             if not address.startswith("guest.") or guest is None:
                 continue  # undeclared: keep what was remembered
             wanted = guest.lifecycle.prevent_destroy
             if record.prevent_destroy != wanted:
-                updated = updated.with_record(replace(record, prevent_destroy=wanted))
-        if updated is not self.state:
-            self.state = self.backend.write(updated)
+                changed.append(replace(record, prevent_destroy=wanted))
+        for record in changed:
+            self._record(record)
+        if changed and self._journal is None:
+            written = self.backend.write(self.state)
+            self._serial = written.serial
+
+    def _record(self, entry: ResourceRecord | Forget, *, durable: bool = False) -> None:
+        with self._guard:
+            if isinstance(entry, Forget):
+                self._resources.pop(entry.address, None)
+            else:
+                self._resources[entry.address] = entry
+            if self._journal is not None:
+                self._serial += 1  # each journal line is one write of the state
+        if self._journal is not None:
+            self._journal.append(entry, durable=durable)
 
     def _prevent_destroy(self, address: str) -> bool:
         if address.startswith("guest."):
             guest = self.desired.guests.get(address.removeprefix("guest."))
             return bool(guest and guest.lifecycle.prevent_destroy)
         return False
+
+
+@contextlib.contextmanager
+def recording(
+    backend: LocalBackend, state: State, desired: model.DesiredState
+) -> Iterator[_Recorder]:
+    """Record an apply on top of `state` (current, under the lock) through a journal,
+    folded into state.json when the block ends normally (else by the next lock)."""
+    journal = backend.open_journal(state)
+    try:
+        yield _Recorder(backend, state, desired, journal=journal)
+    finally:
+        journal.close()
+    crash_point("state write: folding the journal")
+    backend.fold(between=lambda: crash_point("state write: journal folded, not yet removed"))
+
+
+def settle_intents(backend: LocalBackend, state: State, actual: model.ActualState | None) -> State:
+    """Settle what a killed apply was about to create: an object the runtime has is
+    owned; one it does not have is forgotten (a change that creates it records a new
+    intent first). Under the lock, with `actual` refreshed under it; returns the state."""
+    intents = [r for r in state.resources.values() if r.status is RecordStatus.CREATING]
+    if actual is None or not intents:
+        return state
+    resources = dict(state.resources)
+    for record in intents:
+        if record.host in actual.unreachable:
+            continue  # not known either way until the host answers
+        if _exists(record, actual):
+            resources[record.address] = replace(record, status=RecordStatus.OWNED)
+        else:
+            del resources[record.address]
+    return backend.write(replace(state, resources=resources))
+
+
+def _exists(record: ResourceRecord, actual: model.ActualState) -> bool:
+    kind, _, rest = record.address.partition(".")
+    if kind == "guest":
+        return rest in actual.guests or any(name == rest for _, name in actual.not_runnable)
+    if kind == "vswitch":
+        host, _, name = rest.partition(".")
+        return host in actual.hosts and name in actual.hosts[host].vswitches
+    return True
 
 
 def view_digest(view: Mapping[str, Any] | None) -> str:

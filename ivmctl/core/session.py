@@ -20,7 +20,7 @@ from typing import Any
 
 from ivmctl import model
 from ivmctl.core.apply import ApplyEvent, ApplyResult, apply_plan
-from ivmctl.core.recording import ProviderExecutor, _Recorder
+from ivmctl.core.recording import ProviderExecutor, _Recorder, recording, settle_intents
 from ivmctl.core.recording import view_digest as view_digest  # re-exported: drift, inventory
 from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
@@ -321,7 +321,8 @@ class Session:
         stop_requested: Callable[[], bool] = lambda: False,
         step_timeout: float | None = None,
     ) -> ApplyResult:
-        """Apply a plan under the state lock, recording ownership as changes complete."""
+        """Apply a plan under the state lock, recording ownership as changes complete
+        (and the intent to create before each create) in the state journal."""
         from ivmctl.providers.manager import after_apply, before_apply
 
         plan, desired = planned.plan, planned.desired
@@ -338,21 +339,23 @@ class Session:
                 )
             if self.forget_vanished(planned):
                 state = self.backend.read()
+            state = settle_intents(self.backend, state, planned.actual)
             before_apply(self.pm, plan)
-            recorder = _Recorder(self.backend, state, desired)
             executor = ProviderExecutor(self.provider(desired.provider), desired)
-            result = apply_plan(
-                plan,
-                executor,
-                parallelism=parallelism,
-                fail_fast=fail_fast,
-                on_event=on_event,
-                on_change_done=recorder,
-                on_change_failed=recorder.partial,
-                stop_requested=stop_requested,
-                step_timeout=step_timeout,
-            )
-            recorder.remember_protection()
+            with recording(self.backend, state, desired) as recorder:
+                result = apply_plan(
+                    plan,
+                    executor,
+                    parallelism=parallelism,
+                    fail_fast=fail_fast,
+                    on_event=on_event,
+                    on_change_starting=recorder.intend,
+                    on_change_done=recorder,
+                    on_change_failed=recorder.partial,
+                    stop_requested=stop_requested,
+                    step_timeout=step_timeout,
+                )
+                recorder.remember_protection()
             after_apply(self.pm, plan, result)
         return result
 

@@ -129,7 +129,9 @@ def test_eight_runs_mutate_one_at_a_time_and_lose_no_update(
     assert sorted(blocks) == names, f"mutations interleaved: {blocks}"
     state = state_of(config)
     assert sorted(state["resources"]) == [f"guest.{n}" for n in names]
-    assert state["serial"] == len(names)  # one write per created guest, none lost
+    # Two writes per created guest (the intent before hpvmcreate, the record after), none lost.
+    assert state["serial"] == 2 * len(names)
+    assert {r["status"] for r in state["resources"].values()} == {"owned"}
     assert "No changes" in run("plan").stdout
 
 

@@ -35,7 +35,7 @@ import pytest
 
 from ivmctl.core.session import Session, Workspace
 from ivmctl.plan.model import Action
-from ivmctl.state import State
+from ivmctl.state import LocalBackend, RecordStatus, State
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -108,7 +108,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
 
 def check_consistent_after_kill(config: Path, base: Baseline) -> None:
     state_dir = config / ".ivmctl"
-    state = State.from_json((state_dir / "state.json").read_bytes(), source="state.json")
+    State.from_json((state_dir / "state.json").read_bytes(), source="state.json")
+    state = LocalBackend(state_dir).read()  # state.json and the journal the run left
     assert state.lineage == base.lineage
     assert state.serial >= base.serial
     conn = sqlite3.connect(str(state_dir / "emulator.db"))
@@ -156,12 +157,15 @@ def kill_and_recover(
     assert fleet_view(config) == base.final, f"after {name}"
     assert not (config / ".ivmctl" / "state.lock").exists()
     assert not list((config / ".ivmctl").glob("state.tmp.*")), "a half-written state was left"
+    assert not (config / ".ivmctl" / "state.journal").exists(), "the journal was not folded"
     return name
 
 
 def test_every_uninterrupted_point_is_known(baseline: Baseline) -> None:
     kinds = {p.split(" ")[0] for p in baseline.points}
     assert {"step_started", "step_finished", "inside", "state", "change_done"} <= kinds
+    intent = baseline.points.index("state write: intent guest.new01")
+    assert intent < baseline.points.index("step_started guest.new01 create guest new01")
     assert set(baseline.full_plan) == {
         "guest.app01", "guest.app02", "guest.db01", "guest.new01", "guest.new02", "guest.old01"
     }  # fmt: skip
@@ -179,10 +183,11 @@ def _survive(base: Baseline, tmp: Path, points: list[Any], parallelism: int, fig
 
 # The moments most likely to lose something, named (IVMCTL_TEST_KILL_AT=TEXT#K):
 NAMED_POINTS = [
-    "step_finished guest.new01 create guest new01",  # created, not yet owned
+    "step_finished guest.new01 create guest new01",  # created, owned by its intent only
     "inside hpvmmigrate",  # the migration made, its transaction not committed
     "step_finished guest.old01 remove guest old01",  # deleted, not yet forgotten
-    "state write: new file written, not yet renamed#2",  # the state half replaced
+    "state write: new file written, not yet renamed",  # the journal's fold half done
+    "state write: journal folded, not yet removed",  # folded, the journal still there
 ]
 
 
@@ -210,6 +215,86 @@ def test_parallel_apply_killed_at_random_points_recovers_and_converges(
     count = int(os.environ.get("IVMCTL_CRASH_RANDOM_POINTS", "30"))
     points = [rng.randint(1, len(baseline.points)) for _ in range(count)]
     _survive(baseline, tmp_path, points, 10, figures)
+
+
+NEW01 = """  new01:
+    host: hosta
+    os: hpux
+    disks: [{backing: file, path: /ivm/new01/root.img, size: 4G}]
+    nics: [{vswitch: vsw1, vlan: 20}]
+"""
+
+
+def killed_at(base: Baseline, where: Path, point: str) -> Path:
+    """A copy of the template whose V2 apply was killed at the named point."""
+    config = where / "config"
+    shutil.copytree(base.template, config)
+    proc = ivmctl("apply", "--auto-approve", "--parallelism", "1", cwd=config, check=None,
+                  env=environ(IVMCTL_TEST_KILL_AT=point))  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    return config
+
+
+def runtime_guests(config: Path) -> set[str]:
+    with session(config) as s:
+        desired, _ = s.load()
+        return set(s.provider(desired.provider).refresh(sorted(desired.hosts)).guests)
+
+
+def test_a_guest_created_just_before_a_kill_is_owned_and_deleted_once_undeclared(
+    baseline: Baseline, tmp_path: Path, figures: Any
+) -> None:
+    config = killed_at(baseline, tmp_path, "step_finished guest.new01 create guest new01")
+    figures.add("crash", "intent_kill_points_survived")
+    record = LocalBackend(config / ".ivmctl").read().resources["guest.new01"]
+    assert record.status is RecordStatus.CREATING and record.host == "hosta"
+    assert "new01" in runtime_guests(config)
+    # The operator drops the guest from the configuration before applying again.
+    (config / "fleet.yaml").write_text(FLEET_V2.replace(NEW01, ""), encoding="utf-8")
+    with session(config) as s:
+        planned = s.plan()
+        actions = {c.address: c.action for c in planned.plan.actionable}
+        assert actions["guest.new01"] is Action.DELETE, "ivmctl's own guest, not unmanaged"
+        assert s.apply(planned).ok
+    with session(config) as s:
+        assert not s.plan().plan.actionable
+        assert "guest.new01" not in s.backend.read().owned
+    assert "new01" not in runtime_guests(config)
+
+
+def test_an_intent_whose_create_never_ran_is_dropped_and_owns_nothing(
+    baseline: Baseline, tmp_path: Path, figures: Any
+) -> None:
+    config = killed_at(baseline, tmp_path, "step_started guest.new01 create guest new01")
+    figures.add("crash", "intent_kill_points_survived")
+    assert LocalBackend(config / ".ivmctl").read().resources["guest.new01"].status == "creating"
+    assert "new01" not in runtime_guests(config)
+    (config / "fleet.yaml").write_text(FLEET_V2.replace(NEW01, ""), encoding="utf-8")
+    with session(config) as s:
+        planned = s.plan()
+        assert "guest.new01" not in {c.address for c in planned.plan.actionable}
+        assert s.apply(planned).ok
+        assert "guest.new01" not in s.backend.read().owned
+    # A guest made by hand under that name later is not ivmctl's.
+    with session(config) as s:
+        assert "guest.new01" not in s.backend.read().owned
+
+
+def test_a_guest_created_before_a_kill_and_still_declared_is_finished_not_adopted(
+    baseline: Baseline, tmp_path: Path, figures: Any
+) -> None:
+    config = killed_at(baseline, tmp_path, "step_started guest.new01 start guest new01")
+    figures.add("crash", "intent_kill_points_survived")
+    with session(config) as s:
+        planned = s.plan()
+        change = next(c for c in planned.plan.actionable if c.address == "guest.new01")
+        assert change.action is not Action.ADOPT
+        assert s.apply(planned).ok
+        record = s.backend.read().resources["guest.new01"]
+    assert record.status is RecordStatus.OWNED and record.digest
+    with session(config) as s:
+        assert not s.plan().plan.actionable
+    assert fleet_view(config) == baseline.final
 
 
 def test_the_kill_seam_does_nothing_when_unset(tmp_path: Path) -> None:

@@ -107,6 +107,26 @@ def _newer_state(config: Path) -> None:
     path.write_text(json.dumps(body))
 
 
+def _journal(lines: list[dict[str, Any]]) -> Callable[[Path], None]:
+    """A journal a killed apply might have left, continuing the state; then `lines`."""
+
+    def write(config: Path) -> None:
+        state = json.loads((config / ".ivmctl" / "state.json").read_text())
+        head = {"format_version": 2, "journal": "ivmctl state journal",
+                "lineage": state["lineage"], "serial": state["serial"]}  # fmt: skip
+        body = "".join(json.dumps(line) + "\n" for line in [head, *lines])
+        (config / ".ivmctl" / "state.journal").write_text(body)
+
+    return write
+
+
+def _newer_journal(config: Path) -> None:
+    path = config / ".ivmctl" / "state.journal"
+    head = json.loads(path.read_text().splitlines()[0])
+    head["format_version"] = 99
+    path.write_text(json.dumps(head) + "\n")
+
+
 def _other_config_plan(config: Path) -> None:
     (config / "fleet.yaml").write_text(BASE.replace("power: off", "power: off\n    label: x"))
 
@@ -159,6 +179,12 @@ CASES = [
          prepare=lambda c: (c / ".ivmctl" / "state.json").write_text('{"format_version": 1, "li'),
          expect="is corrupt"),
     Case(name="newer state file", args=("apply", "--auto-approve"), prepare=_newer_state,
+         expect="format version 99; this ivmctl reads up to"),
+    Case(name="corrupt state journal", args=("apply", "--auto-approve"),
+         prepare=_journal([{"record": {"address": "guest.x"}}, {"forget": "guest.app01"}]),
+         expect="state journal"),
+    Case(name="state journal of a newer format", args=("plan",),
+         prepare=lambda c: (_journal([])(c), _newer_journal(c)),
          expect="format version 99; this ivmctl reads up to"),
 ]  # fmt: skip
 
