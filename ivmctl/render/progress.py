@@ -105,12 +105,13 @@ class LiveProgress:
         self._running: dict[str, tuple[str, float]] = {}
         self._lines: list[Text] = []  # finished changes not printed yet
         self._lock = threading.Lock()
-        self._live = Live(console=console, refresh_per_second=8, transient=True,
-                          get_renderable=self._render)  # fmt: skip
+        # The view is drawn from `__rich__` each time rich draws it (its refresh thread,
+        # and around every print), so it is never a stale copy.
+        self._live = Live(self, console=console, refresh_per_second=8, transient=True)
         self._stop = threading.Event()
         self._printer = threading.Thread(target=self._print_batches, name="progress", daemon=True)
 
-    def _render(self) -> Group:
+    def __rich__(self) -> Group:
         with self._lock:
             rows = sorted(self._running.items())
         table = Table.grid(padding=(0, 2))
