@@ -28,6 +28,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from ivmctl.spec.yamlio import gc_paused
 
 FORMAT = b"ivmctl-desired-cache-1\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
-_TEMPLATE_MARKERS = (b"{{", b"{%", b"{#")  # templates.is_template, on bytes
+_TEMPLATE_MARKER = re.compile(rb"\{[{%#]")  # templates.is_template, on bytes
 
 _ALLOWED = {
     ("ivmctl.model", name)
@@ -156,7 +157,7 @@ def inputs_key(
     try:
         for path in files:
             data = path.read_bytes()
-            templates = templates or any(marker in data for marker in _TEMPLATE_MARKERS)
+            templates = templates or _TEMPLATE_MARKER.search(data) is not None
             field("file", path.name, data)
         for var_file in var_files:
             field("var-file", str(var_file), str(var_file.resolve()), var_file.read_bytes())

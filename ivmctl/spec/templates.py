@@ -19,9 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
 ENV_PREFIX = "IVMCTL_VAR_"
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,6 +64,9 @@ class Renderer:
         filters: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         self._sources: dict[str, str] = {}
+        import jinja2  # here, not at the top: most configurations have no template
+        from jinja2.sandbox import SandboxedEnvironment
+
         self.env = SandboxedEnvironment(
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
@@ -84,6 +84,8 @@ class Renderer:
 
     def render(self, name: str, text: str) -> str:
         """Render `text` (the file `name`); raise TemplateProblem naming the template line."""
+        import jinja2
+
         self._sources[name] = text
         try:
             template = self.env.get_template(name)
