@@ -41,6 +41,7 @@ NAME = "emulator"
 DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
 ENV_PATH = "IVMCTL_EMULATOR"
 ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
+ENV_PROCESSES = "IVMCTL_EMULATOR_PROCESSES"
 OPTIONS = ("path", "latency", "processes")
 # A refresh of this many hosts or more has its listings answered by worker processes
 # (`processes` unset); smaller ones are not worth starting them.
@@ -97,12 +98,17 @@ def emulator_options(
         latency = _latency(environ[ENV_LATENCY], ENV_LATENCY)
     else:
         latency = _latency(options.get("latency", 0.0), "provider.latency")
-    processes = options.get("processes")
+    processes: Any = options.get("processes")
+    origin = "provider.processes"
+    if environ.get(ENV_PROCESSES):
+        origin = ENV_PROCESSES
+        raw_processes = environ[ENV_PROCESSES]
+        processes = int(raw_processes) if raw_processes.isdigit() else raw_processes
     if processes is not None and (
         isinstance(processes, bool) or not isinstance(processes, int) or not 0 <= processes <= 64
     ):
         raise ProviderError(
-            f"emulator processes {processes!r} is not a number of processes",
+            f"emulator processes {processes!r} from {origin} is not a number of processes",
             detail="Use 0 (answer every command in this process) up to 64, or leave it out.",
         )
     return EmulatorOptions(path=path, latency=latency, processes=processes)

@@ -260,6 +260,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._writer = threading.Lock()  # one write transaction at a time in this process
         self._closed = False
 
     def conn(self) -> sqlite3.Connection:
@@ -304,7 +305,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception.
+
+        Threads of this process take turns on a lock first: waiting on SQLite's own busy
+        handler sleeps in steps of up to 100 ms, so threads queued on the write lock
+        (an apply's workers) spent most of their time asleep after it was free. Other
+        processes still meet SQLite's busy timeout.
+        """
+        with self._writer:
+            yield from self._transaction()
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

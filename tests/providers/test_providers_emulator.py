@@ -38,10 +38,14 @@ OPTION_CASES = [
     ({"path": "w.db", "latency": 1}, {"IVMCTL_EMULATOR": "env.db",
                                       "IVMCTL_EMULATOR_LATENCY": "0.25"},
      EmulatorOptions(path=Path("env.db"), latency=0.25)),
+    ({"processes": 0}, {}, EmulatorOptions(path=Path("/cfg/.ivmctl/emulator.db"), processes=0)),
+    ({"processes": 0}, {"IVMCTL_EMULATOR_PROCESSES": "2"},
+     EmulatorOptions(path=Path("/cfg/.ivmctl/emulator.db"), processes=2)),
 ]  # fmt: skip
 
 
-OPTION_IDS = ["defaults", "provider block", "absolute path", "environment"]
+OPTION_IDS = ["defaults", "provider block", "absolute path", "environment", "processes",
+              "processes from the environment"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("options", "environ", "expected"), OPTION_CASES, ids=OPTION_IDS)
@@ -60,9 +64,10 @@ def test_emulator_options_come_from_the_provider_block_then_the_environment(
         ({"latency": True}, {}, "latency True"),
         ({}, {"IVMCTL_EMULATOR_LATENCY": "nan"}, "IVMCTL_EMULATOR_LATENCY"),
         ({"path": 3}, {}, "path 3 is not a file name"),
-        ({"processes": -1}, {}, "processes -1 is not a number of processes"),
+        ({"processes": -1}, {}, "processes -1 from provider.processes is not a number"),
         ({"processes": "two"}, {}, "processes 'two'"),
         ({"processes": True}, {}, "processes True"),
+        ({}, {"IVMCTL_EMULATOR_PROCESSES": "-3"}, "from IVMCTL_EMULATOR_PROCESSES"),
     ],
     ids=[
         "misspelt option",
@@ -74,6 +79,7 @@ def test_emulator_options_come_from_the_provider_block_then_the_environment(
         "negative processes",
         "processes not a number",
         "processes bool",
+        "processes from env",
     ],
 )
 def test_bad_emulator_options_are_provider_errors(
