@@ -585,9 +585,10 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
 
     Results are stored with `marshal` (plain data only; loading never runs code). Only
     successful parses are stored; any cache read or write problem just means a parse.
-    The entry read or written is added to `used` (see `prune_cache`).
+    The entry read or written is added to `used` (see `prune_cache`). Text the fast loader
+    reads is not cached: parsing it again costs about as much as reading the entry.
     """
-    if cache_dir is None:
+    if cache_dir is None or (FAST_LOADER is not None and not needs_exact_loader(text)):
         return parse_yaml(text)
     digest = hashlib.sha256(f"{_CACHE_TAG}\0{text}".encode()).hexdigest()
     entry = cache_dir / digest[:2] / f"{digest}.marshal"

@@ -151,7 +151,7 @@ def test_moderate_nesting_and_many_flow_maps_are_fine() -> None:
 def test_an_unchanged_file_is_not_parsed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = "guests: {web01: {host: h}}\n"
+    text = "base: &b {host: h}\nguests: {web01: {<<: *b}}\n"  # for the exact loader
     first = cached_parse(text, tmp_path)
 
     def fail(_: str) -> None:
@@ -162,8 +162,23 @@ def test_an_unchanged_file_is_not_parsed_again(
     assert len(list(tmp_path.rglob("*.marshal"))) == 1
 
 
+def test_text_the_fast_loader_reads_is_not_cached(tmp_path: Path) -> None:
+    assert cached_parse("guests: {web01: {host: h}}\n", tmp_path) == {
+        "guests": {"web01": {"host": "h"}}
+    }
+    assert list(tmp_path.rglob("*.marshal")) == []
+
+
+def test_without_yaml_rs_every_parse_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yamlio, "FAST_LOADER", None)
+    cached_parse("guests: {web01: {host: h}}\n", tmp_path)
+    assert len(list(tmp_path.rglob("*.marshal"))) == 1
+
+
 def test_a_corrupt_cache_entry_is_ignored(tmp_path: Path) -> None:
-    text = "a: 1\n"
+    text = "a: !!int 1\n"
     cached_parse(text, tmp_path)
     for entry in tmp_path.rglob("*.marshal"):
         entry.write_bytes(b"\x00garbage")
@@ -175,8 +190,8 @@ def test_the_cache_forgets_old_versions_of_files(tmp_path: Path) -> None:
 
     used: set[Path] = set()
     for n in range(10):
-        cached_parse(f"a: {n}\n", tmp_path)
-    cached_parse("a: current\n", tmp_path, used)
+        cached_parse(f"a: !!str {n}\n", tmp_path)
+    cached_parse("a: !!str current\n", tmp_path, used)
     prune_cache(tmp_path, used, slack=5)
     assert list(tmp_path.rglob("*.marshal")) == list(used)
     prune_cache(tmp_path, used, slack=5)  # nothing more to do
