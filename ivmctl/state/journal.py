@@ -12,8 +12,8 @@ reader, which applies it, and for the next lock holder, which folds it.
 Durability: every line is written with one `os.write` before the caller goes on, so a
 killed process loses nothing it recorded. A line written `durable=True` (the intent
 recorded before a create) is also fsynced before `append` returns, and so is every line
-before it; the others are fsynced with the next durable line, at the latest half a
-second later, or when the journal is closed. Concurrent durable appends share fsyncs.
+before it; the others are fsynced with the next durable line, by a timer at the latest
+half a second later, or when the journal is closed. Concurrent appends share fsyncs.
 
 A journal whose header names another lineage or serial is stale (state.json was
 rewritten since, by a fold that died before removing it) and is ignored. A last line
@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,20 +136,20 @@ def replay(state: State, data: bytes, *, source: str) -> State | None:
 class Journal:
     """An open journal: appends records; safe to use from several threads."""
 
-    def __init__(self, path: Path, fd: int, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, path: Path, fd: int, *, sync_interval: float = SYNC_INTERVAL) -> None:
         self.path = path
         self._fd = fd
-        self._clock = clock
+        self._sync_interval = sync_interval
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._timer_lock = threading.Lock()
+        self._timer: threading.Timer | None = None  # syncs lines no durable line covered
+        self._closed = False
         self._written = 0  # lines written
         self._synced = 0  # lines known to be on disk
-        self._last_sync = clock()
 
     @classmethod
-    def create(
-        cls, path: Path, state: State, *, clock: Callable[[], float] = time.monotonic
-    ) -> Journal:
+    def create(cls, path: Path, state: State, *, sync_interval: float = SYNC_INTERVAL) -> Journal:
         """A new journal continuing `state`; its header is on disk when this returns."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
@@ -160,17 +158,36 @@ class Journal:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, clock=clock)
+        return cls(path, fd, sync_interval=sync_interval)
 
     def append(self, entry: Entry, *, durable: bool = False) -> None:
-        """Write one entry; with `durable`, return only once it (and all before) is synced."""
+        """Write one entry; with `durable`, return only once it (and all before) is synced.
+        Otherwise it is synced within `sync_interval` seconds (or by an earlier sync)."""
         line = encode_entry(entry)
         with self._write_lock:
             _write_all(self._fd, line)
             self._written += 1
             seq = self._written
-        if durable or self._clock() - self._last_sync >= SYNC_INTERVAL:
+        if durable:
             self._sync_through(seq)
+        else:
+            self._schedule_sync()
+
+    def _schedule_sync(self) -> None:
+        with self._timer_lock:
+            if self._timer is not None or self._closed:
+                return
+            self._timer = threading.Timer(self._sync_interval, self._timed_sync)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_sync(self) -> None:
+        with self._timer_lock:
+            self._timer = None
+            if self._closed:
+                return
+            # Under the timer lock, so close() cannot close the file during the fsync.
+            self._sync_through(self._written)
 
     def _sync_through(self, seq: int) -> None:
         with self._sync_lock:
@@ -179,12 +196,16 @@ class Journal:
             target = self._written
             os.fsync(self._fd)
             self._synced = target
-            self._last_sync = self._clock()
 
     def close(self) -> None:
         """Sync what is left and close the file (the journal stays until it is folded)."""
-        if self._fd < 0:
-            return
+        with self._timer_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         try:
             self._sync_through(self._written)
         finally:
