@@ -264,27 +264,23 @@ class Store:
         self._closed = False
 
     def conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise EmulatorError(f"the emulator world {self.path} is closed")
-            conn = _connect(self.path)
-            _configure(conn)
-            self._local.conn = conn
-            with self._guard:
-                self._all.append(conn)
-        return conn
+        """This thread's connection."""
+        return self._thread_connection("conn", query_only=False)
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read-only connection (`query_only`: a write through it fails)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        return self._thread_connection("reader", query_only=True)
+
+    def _thread_connection(self, name: str, *, query_only: bool) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             if self._closed:
                 raise EmulatorError(f"the emulator world {self.path} is closed")
             conn = _connect(self.path)
             _configure(conn)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.reader = conn
+            if query_only:
+                conn.execute("PRAGMA query_only=ON")
+            setattr(self._local, name, conn)
             with self._guard:
                 self._all.append(conn)
         return conn
