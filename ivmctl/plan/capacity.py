@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
+from heapq import heapify, heappop, heappush
 
 from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
 from ivmctl.plan.model import Action, Change, Operation, OpKind
@@ -178,11 +179,12 @@ def check_final_fit(hosts: Sequence[str], model: CapacityModel) -> None:
             key=lambda d: (-d.vcpus, -d.entitlement_pct, -d.memory_mb, d.name),
         )
         for demand in order:
-            found = empty.problems(demand)
-            if found:
+            try:
+                empty = empty.admit(demand)
+            except InsufficientResources:  # what problems() finds; asked only on refusal
+                found = empty.problems(demand)
                 problems.append(f"host {name}: guest {demand.name!r} " + "; ".join(found))
                 break
-            empty = empty.admit(demand)
     if problems:
         raise PlanError(
             "the desired state does not fit on "
@@ -252,48 +254,94 @@ def order_changes(
     alternatives: Mapping[str, tuple[Operation, ...]],
     restart_hints: Mapping[str, str],
 ) -> Ordering:
-    """Order `changes` so each is admitted when run in sequence; raises PlanError if none is."""
+    """Order `changes` so each is admitted when run in sequence; raises PlanError if none is.
+
+    Changes are taken in passes, each in priority order (`_rank`, then key): a change
+    goes when its dependencies are done and the replay admits it, else it waits for a
+    later pass. A waiting change is looked at again only when what held it back changes
+    (the dependency it waits for is done, or the capacity of a host it touches), at its
+    place in the current pass if that is still ahead, else in the next pass: the order
+    of looking at every change in every pass, at the cost of a look per change and per
+    such event. When a pass admits nothing, a stuck migration may move offline or make
+    room (`_try_offline`, `_try_make_room`); otherwise the plan is refused.
+    """
     work: dict[str, Change] = {c.key: c for c in changes}
-    pending = sorted(work, key=lambda k: (_rank(work[k]), k))
     done: set[str] = set()
     ordered: list[str] = []
     caps = dict(model.hosts)
     split: set[str] = set()
-    while pending:
-        progressed = False
-        rest: list[str] = []
-        stuck: list[tuple[str, Refusal]] = []
-        for key in pending:
-            change = work[key]
-            if any(dep in work and dep not in done for dep in change.depends_on):
-                rest.append(key)
+    waiting: dict[str, list[str]] = {}  # dependency -> changes waiting for it
+    parked: dict[str, list[str]] = {}  # host -> changes its capacity refused
+    refused: dict[str, Refusal] = {}  # change -> its refusal, while it waits for capacity
+    leavers: dict[str, list[str]] | None = None  # for _try_make_room, built when needed
+
+    def position(key: str) -> tuple[int, str]:
+        return (_rank(work[key]), key)
+
+    now = [position(k) for k in work]  # this pass, as a heap
+    heapify(now)
+    queued = set(work)  # the keys in `now`
+    later: set[str] = set()  # the next pass
+
+    def wake(keys: Sequence[str], after: tuple[int, str]) -> None:
+        for key in keys:
+            if key in done or key in queued or key in later:
                 continue
+            spot = position(key)
+            if spot > after:  # still ahead in this pass
+                heappush(now, spot)
+                queued.add(key)
+            else:
+                later.add(key)
+
+    while len(done) < len(work):
+        while now:
+            spot = heappop(now)
+            key = spot[1]
+            queued.discard(key)
+            change = work[key]
+            refused.pop(key, None)
+            blocker = next((d for d in change.depends_on if d in work and d not in done), None)
+            if blocker is not None:
+                waiting.setdefault(blocker, []).append(key)
+                continue
+            altered: dict[str, HostCapacity] = {}
             if touches_capacity(change):
                 altered, refusal = replay(change, caps, model)
                 if refusal is not None:
-                    rest.append(key)
-                    stuck.append((key, refusal))
+                    refused[key] = refusal
+                    for host in {h for op in change.operations for h in _effect_hosts(op)}:
+                        parked.setdefault(host, []).append(key)
                     continue
                 caps.update(altered)
             done.add(key)
             ordered.append(key)
-            progressed = True
-        pending = rest
-        if progressed or not pending:
-            continue
-        if not stuck:
-            raise PlanError(
-                "the planned changes depend on each other in a cycle: "
-                + ", ".join(sorted(pending)),
-                detail="This is a bug in ivmctl's planner; please report it with the plan input.",
-            )
-        if _try_offline(stuck, work, caps, model, alternatives):
-            continue
-        made = _try_make_room(stuck, work, caps, alternatives, split)
-        if made is not None:
-            pending = sorted([*pending, made], key=lambda k: (_rank(work[k]), k))
-            continue
-        raise _infeasible(stuck, work, model, restart_hints)
+            wake(waiting.pop(key, ()), spot)
+            for host in sorted(altered):
+                wake(parked.pop(host, ()), spot)
+        if not later and len(done) < len(work):
+            stuck = sorted(refused.items(), key=lambda item: position(item[0]))
+            if not stuck:
+                raise PlanError(
+                    "the planned changes depend on each other in a cycle: "
+                    + ", ".join(sorted(k for k in work if k not in done)),
+                    detail="This is a bug in ivmctl's planner; please report it with the "
+                    "plan input.",
+                )
+            offline = _try_offline(stuck, work, caps, model, alternatives)
+            if offline is not None:
+                later.add(offline)
+            else:
+                if leavers is None:
+                    leavers = _leavers(work, alternatives)
+                made = _try_make_room(stuck, work, caps, alternatives, split, leavers)
+                if made is None:
+                    raise _infeasible(stuck, work, model, restart_hints)
+                later.update(made)
+        now.extend(position(k) for k in later)
+        heapify(now)
+        queued.update(later)
+        later.clear()
     return Ordering(changes=_with_capacity_edges([work[k] for k in ordered]))
 
 
@@ -303,8 +351,8 @@ def _try_offline(
     caps: Mapping[str, HostCapacity],
     model: CapacityModel,
     alternatives: Mapping[str, tuple[Operation, ...]],
-) -> bool:
-    """Move a stuck online migration offline (stop, move, start) when that fits now."""
+) -> str | None:
+    """Move a stuck online migration offline (stop, move, start) when that fits now; its key."""
     for key, refusal in stuck:
         change = work[key]
         alternative = alternatives.get(key)
@@ -327,8 +375,30 @@ def _try_offline(
                     "what its planned configuration holds (restart allowed)",
                 ),
             )
-            return True
-    return False
+            return key
+    return None
+
+
+def _leaves_online(change: Change, host: str) -> bool:
+    return any(
+        op.kind is OpKind.GUEST_MIGRATE and op.params.get("online") and op.host == host
+        for op in change.operations
+    )
+
+
+def _leavers(
+    work: Mapping[str, Change], alternatives: Mapping[str, tuple[Operation, ...]]
+) -> dict[str, list[str]]:
+    """Per host, in key order, the changes that leave it online and could stop first instead."""
+    found: dict[str, list[str]] = {}
+    for key in sorted(work):
+        alternative = alternatives.get(key)
+        if alternative is None or alternative[0].kind is not OpKind.GUEST_STOP:
+            continue
+        for op in work[key].operations:
+            if op.kind is OpKind.GUEST_MIGRATE and op.params.get("online"):
+                found.setdefault(op.host, []).append(key)
+    return found
 
 
 def _try_make_room(
@@ -337,22 +407,23 @@ def _try_make_room(
     caps: Mapping[str, HostCapacity],
     alternatives: Mapping[str, tuple[Operation, ...]],
     split: set[str],
-) -> str | None:
-    """Stop a guest leaving the full host early (it then moves offline); its new key."""
+    leavers: Mapping[str, Sequence[str]],
+) -> tuple[str, str] | None:
+    """Stop a guest leaving the full host early (it then moves offline).
+
+    Returns the keys of the new stop and of the changed move. `leavers` are the
+    candidates per host (`_leavers`); each is checked again as the work stands now.
+    """
     for key, refusal in stuck:
         host = refusal.host
         running = set(caps[host].running) if host in caps else set()
-        for other_key in sorted(work):
+        for other_key in leavers.get(host, ()):
             other = work[other_key]
             alternative = alternatives.get(other_key)
             if other_key == key or other_key in split or alternative is None or other.phase:
                 continue
-            leaves = any(
-                op.kind is OpKind.GUEST_MIGRATE and op.params.get("online") and op.host == host
-                for op in other.operations
-            )
             name = other.address.removeprefix("guest.")
-            if not leaves or name not in running or alternative[0].kind is not OpKind.GUEST_STOP:
+            if not _leaves_online(other, host) or name not in running:
                 continue
             split.add(other_key)
             stop = Change(
@@ -380,7 +451,7 @@ def _try_make_room(
                     "there is room (restart allowed)",
                 ),
             )
-            return stop.key
+            return stop.key, other_key
     return None
 
 

@@ -22,6 +22,7 @@ from ivmctl.model import (
     Nic,
     VSwitch,
 )
+from ivmctl.plan import capacity
 from ivmctl.plan.capacity import (
     CapacityModel,
     capacity_report,
@@ -331,3 +332,41 @@ def test_changes_never_diff_in_how_for_ignored_fields() -> None:
     assert [f.how for f in plan.drift] == [ChangeHow.IGNORED]
     assert plan.actionable[0].action is Action.ADOPT
     assert plan.actionable[0].operations == ()
+
+
+def test_a_chain_of_moves_is_ordered_with_a_replay_per_change_and_per_freed_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Host i holds guest i, which moves to host i-1; only host 0 has room at first, and the
+    # keys sort the moves last-feasible first: each move waits for the one before it.
+    count = 150
+    demands = {
+        f"g{i}": Demand(name=f"g{i}", vcpus=4, entitlement_pct=50, memory_mb=4096)
+        for i in range(1, count + 1)
+    }
+    caps = {"h0": _host("h0")} | {f"h{i}": _host(f"h{i}", f"g{i}") for i in range(1, count + 1)}
+    moves = [
+        _change(
+            f"guest.m{count - i:04d}",
+            Action.MIGRATE,
+            Operation(kind=OpKind.GUEST_MIGRATE, host=f"h{i}",
+                      params={"name": f"g{i}", "target": f"h{i - 1}", "online": True}),
+        )
+        for i in range(1, count + 1)
+    ]  # fmt: skip
+    model = CapacityModel(hosts=caps, demands=demands, migration_demands=demands, final_running={})
+    replays = 0
+    original = capacity.replay
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal replays
+        replays += 1
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(capacity, "replay", counting)
+    ordered = order_changes(moves, model, alternatives={}, restart_hints={})
+    assert [c.address for c in ordered.changes] == [
+        f"guest.m{count - i:04d}" for i in range(1, count + 1)
+    ]
+    # Looking at every waiting move in every pass would replay about count**2 / 2 times.
+    assert replays <= 3 * count
