@@ -17,7 +17,7 @@ No I/O, no clock, no randomness: the same input gives the same Plan, byte for by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from ivmctl.errors import InsufficientResources, IvmctlError, Location, PlanError, RuleViolation
@@ -95,7 +95,7 @@ def make_plan(
         return _refresh_only(desired, actual, inventory, out, state_serial, state_lineage)
     ports = _seed_ports(desired, actual)
     stale = _stale_copies(desired, actual, inventory, out)
-    files = _files_in_use(actual)
+    files = _FilesInUse(actual)
     _plan_vswitches(desired, actual, inventory, out)
     for name in sorted({*desired.guests, *actual.guests, *_owned_guests(inventory)}):
         try:
@@ -104,7 +104,7 @@ def make_plan(
             )
         except IvmctlError as exc:
             out.errors.append(exc)
-    changes = _structural_edges(out.changes, desired, actual, out)
+    changes = _structural_edges(out.changes, desired, actual, files, out)
     _raise_errors(out.errors)
     model = _capacity_model(desired, actual, changes, out, inventory)
     check_final_fit(sorted(model.hosts), model)  # the model holds the affected hosts only
@@ -236,6 +236,28 @@ def _files_in_use(actual: ActualState) -> dict[str, frozenset[str]]:
         for disk in (*item.guest.disks, *item.guest.dvds):
             paths.setdefault(item.guest.host, set()).add(disk.path)
     return {h: frozenset(p) for h, p in paths.items()}
+
+
+class _FilesInUse(Mapping[str, frozenset[str]]):
+    """`_files_in_use(actual)`, read on first use: only creations and device changes ask."""
+
+    def __init__(self, actual: ActualState) -> None:
+        self._actual = actual
+        self._paths: dict[str, frozenset[str]] | None = None
+
+    def _loaded(self) -> dict[str, frozenset[str]]:
+        if self._paths is None:
+            self._paths = _files_in_use(self._actual)
+        return self._paths
+
+    def __getitem__(self, host: str) -> frozenset[str]:
+        return self._loaded()[host]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def _stale_copies(
@@ -527,7 +549,11 @@ def _uses(change: Change, host: str, vswitch: str, *, after: bool) -> bool:
 
 
 def _structural_edges(
-    changes: list[Change], desired: DesiredState, actual: ActualState, out: _Builder
+    changes: list[Change],
+    desired: DesiredState,
+    actual: ActualState,
+    files: Mapping[str, frozenset[str]],
+    out: _Builder,
 ) -> list[Change]:
     # Only changes that do something take part; a no-op neither waits nor is waited for.
     acting = [c for c in changes if c.operations]
@@ -555,11 +581,10 @@ def _structural_edges(
     shares = [
         (c, op) for c in guests.values() for op in c.operations if op.kind is OpKind.DEVICE_SHARE
     ]
-    in_use = _files_in_use(actual) if shares else {}
     introducers: dict[tuple[str, str], list[str]] = {}
     for change, op in shares:
         path = str(op.params.get("path", ""))
-        if path not in in_use.get(op.host, ()):
+        if path not in files.get(op.host, ()):
             introducers.setdefault((op.host, path), []).append(change.key)
     for keys in introducers.values():
         first, *rest = sorted(set(keys))
@@ -674,6 +699,8 @@ def _capacity_model(
         hosts[name] = HostCapacity.empty(
             name=name, cores=hardware.cores, physical_memory_mb=hardware.memory_mb
         )
+    if not hosts:  # nothing starts, stops or moves: a no-op plan replays nothing
+        return CapacityModel(hosts={}, demands={}, migration_demands={}, final_running={})
     running = sorted(
         (g for g in actual.guests.values() if g.status.running and g.guest.host in hosts),
         key=lambda g: (g.guest.host, g.status.vm_number, g.guest.name),
