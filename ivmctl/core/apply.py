@@ -135,7 +135,8 @@ def _execute_within(executor: Executor, step: StepLike, timeout: float | None) -
 
 
 class _Incomplete(Exception):
-    """A change stopped part-way: its root cause and the operations that did complete."""
+    """A change stopped part-way: its root cause and the operations that did (or, timed
+    out, may) complete."""
 
     def __init__(self, cause: BaseException, completed: tuple[Operation, ...]) -> None:
         super().__init__(str(cause))
@@ -189,6 +190,8 @@ def apply_plan(
 ) -> ApplyResult:
     """Execute `plan`; returns what was done, failed and skipped.
 
+    `on_change_failed` receives the operations that completed before the failure, and the
+    failing one too if its step timed out (it may still complete on the host).
     `on_event` and the `on_change_done`/`on_change_failed` callbacks are called from the
     calling thread only, in order; `on_change_starting` is called in the worker, before
     the change's first operation (an exception there fails the change, nothing run).
@@ -225,7 +228,11 @@ def apply_plan(
         try:
             on_change_starting(change)
             for operation in change.operations:
-                _run_operation(change, operation, started)
+                try:
+                    _run_operation(change, operation, started)
+                except StepTimedOut:
+                    completed.append(operation)  # it may still complete on the host
+                    raise
                 completed.append(operation)
         except Exception as exc:
             raise _Incomplete(exc, tuple(completed)) from exc

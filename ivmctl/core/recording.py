@@ -139,13 +139,21 @@ class _Recorder:
         )
 
     def partial(self, change: Change, completed: tuple[Operation, ...]) -> None:
-        """A change failed part-way: own what it already created or moved, so the next
-        plan finishes the job instead of offering to adopt ivmctl's own object. (An
-        intent recorded before it stays as it is: the create may have run.)"""
+        """A change failed part-way: own what it already created or moved (or may have:
+        a create that timed out), so the next plan finishes the job instead of offering
+        to adopt ivmctl's own object. If it failed before its create, the intent recorded
+        for it is dropped: the name may be taken by an object that is not ivmctl's."""
         made = {OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE, OpKind.GUEST_MIGRATE}
-        if change.action is Action.DELETE or not any(op.kind in made for op in completed):
+        if change.action is Action.DELETE or change.phase:
             return
-        self(change)
+        if any(op.kind in made for op in completed):
+            self(change)
+            return
+        with self._guard:
+            known = self._resources.get(change.address)
+        if known is not None and known.status is RecordStatus.CREATING:
+            crash_point(f"state write: dropping intent {change.address}")
+            self._record(Forget(address=change.address))
 
     def remember_protection(self) -> None:
         """Bring `prevent_destroy` of every owned, declared guest in line with the config."""

@@ -268,3 +268,14 @@ def test_a_large_plan_keeps_every_rule_with_thousands_of_ready_changes() -> None
     assert executor.max_running <= 10
     assert set(executor.max_parallel_starts.values()) == {1}
     assert executor.log.count("guest.start g1499") == 1
+
+
+def test_a_step_that_timed_out_is_reported_with_the_operations_that_may_have_completed() -> None:
+    partial: list[tuple[OpKind, ...]] = []
+
+    def on_failed(change: Change, ops: tuple[Operation, ...]) -> None:
+        partial.append(tuple(o.kind for o in ops))
+
+    plan = Plan(changes=(guest("a", kinds=[OpKind.GUEST_CREATE]),))
+    apply_plan(plan, FakeExecutor(delay=0.5), step_timeout=0.01, on_change_failed=on_failed)
+    assert partial == [(OpKind.GUEST_CREATE,)]

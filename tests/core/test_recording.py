@@ -91,11 +91,18 @@ def test_a_vswitch_about_to_be_created_is_intended_too(backend: LocalBackend) ->
     assert backend.read().resources["vswitch.h1.vsw1"].status is RecordStatus.CREATING
 
 
-def test_a_create_that_failed_keeps_its_intent(backend: LocalBackend) -> None:
+def test_a_create_refused_drops_its_intent_and_one_that_timed_out_is_owned(
+    backend: LocalBackend,
+) -> None:
+    other = change("guest.web02", Action.CREATE, OpKind.GUEST_CREATE, OpKind.GUEST_START)
     with recording(backend, backend.read(), DESIRED) as recorder:
         recorder.intend(CREATE)
-        recorder.partial(CREATE, ())  # hpvmcreate failed (or timed out: it may still run)
-    assert backend.read().resources["guest.web01"].status is RecordStatus.CREATING
+        recorder.intend(other)
+        recorder.partial(CREATE, ())  # hpvmcreate refused: the name may be someone else's
+        recorder.partial(other, other.operations[:1])  # timed out: it may still complete
+    state = backend.read()
+    assert "guest.web01" not in state.owned
+    assert state.resources["guest.web02"].status is RecordStatus.OWNED
 
 
 def test_without_a_journal_the_recorder_keeps_the_state_for_its_caller(
