@@ -215,3 +215,14 @@ def test_a_plan_whose_dependencies_point_forward_is_refused() -> None:
 def test_values_of_the_wrong_type_are_refused_as_malformed(mutate) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PlanFileError, match=r"malformed|invalid"):
         decode_plan(_with_body(mutate))
+
+
+def test_the_plan_file_is_the_canonical_json_of_its_document() -> None:
+    data = encode_plan(sample_plan(), ivmctl_version=VERSION, created_at="2026-11-23T22:00:00Z ü")
+    document = json.loads(data)
+    assert (
+        data
+        == json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n"
+    )
+    assert set(document) == {"checksum", "created_at", "format_version", "ivmctl_version", "plan"}
