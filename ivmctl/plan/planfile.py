@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ivmctl.errors import PlanFileError
+from ivmctl.plan.collector import collector_paused
 from ivmctl.plan.graph import graph_problems
 from ivmctl.plan.model import (
     PLAN_FORMAT_VERSION,
@@ -126,6 +127,11 @@ def _change_to_dict(change: Change) -> dict[str, Any]:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan as JSON values: the `plan --json` document and the body of the plan file."""
+    with collector_paused():
+        return _plan_to_dict(plan)
+
+
+def _plan_to_dict(plan: Plan) -> dict[str, Any]:
     return {
         "format_version": plan.format_version,
         "changes": [_change_to_dict(c) for c in plan.changes],
@@ -293,6 +299,11 @@ def _version_error(found: Any) -> PlanFileError:
 
 def decode_plan(data: bytes) -> Plan:
     """Read a plan file written by `encode_plan`."""
+    with collector_paused():
+        return _decode_plan(data)
+
+
+def _decode_plan(data: bytes) -> Plan:
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -44,6 +44,7 @@ from ivmctl.plan.classify import (
     plan_delete,
     rule_name,
 )
+from ivmctl.plan.collector import collector_paused
 from ivmctl.plan.diff import diff_guest
 from ivmctl.plan.model import (
     Action,
@@ -87,6 +88,30 @@ def make_plan(
     state_lineage: str = "",
 ) -> Plan:
     """Plan the changes that take `actual` to `desired`; raises PlanError when none is safe."""
+    with collector_paused():
+        return _make_plan(
+            desired,
+            actual,
+            inventory,
+            allow_restart=allow_restart,
+            targets=targets,
+            refresh_only=refresh_only,
+            state_serial=state_serial,
+            state_lineage=state_lineage,
+        )
+
+
+def _make_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    inventory: Inventory,
+    *,
+    allow_restart: frozenset[str],
+    targets: frozenset[str],
+    refresh_only: bool,
+    state_serial: int,
+    state_lineage: str,
+) -> Plan:
     out = _Builder(
         host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()}
     )

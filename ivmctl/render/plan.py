@@ -16,6 +16,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
+from ivmctl.plan.collector import collector_paused
 from ivmctl.plan.graph import waves
 from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, OpKind, Plan
 from ivmctl.rules import format_memory_display
@@ -247,6 +248,7 @@ PRINT_CHUNK_LINES = 4096
 def print_plan(plan: Plan, *, console: Console | None = None, show_noop: bool = False) -> None:
     """Print the plan, in colour on a terminal."""
     console = console or Console(highlight=False)
-    lines = format_plan(plan, show_noop=show_noop)
+    with collector_paused():
+        lines = format_plan(plan, show_noop=show_noop)
     for start in range(0, len(lines), PRINT_CHUNK_LINES):
         console.print(_Lines(lines[start : start + PRINT_CHUNK_LINES]), soft_wrap=True, end="")
