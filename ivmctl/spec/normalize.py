@@ -291,8 +291,8 @@ def entitlement_of(value: Value, address: str, out: Collector) -> Entitlement:
             address,
             "entitlement",
         )
-        return Entitlement()
-    return Entitlement(min_pct=low, max_pct=high)
+        return _entitlement(rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT)
+    return _entitlement(low, high)
 
 
 def mac_of(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> int | None:
@@ -420,7 +420,7 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
             _memory(found["memory"].value, found["memory"].at(), address, "memory", out)
             or memory_mb
         )
-    entitlement = Entitlement()
+    entitlement = _entitlement(rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT)
     if "entitlement" in found:
         entitlement = entitlement_of(found["entitlement"], address, out)
     dynamic = None
@@ -428,10 +428,10 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
         dynamic = _dynamic_memory(found["dynamic_memory"], memory_mb, address, out)
     power = pick("power", "on", _power)
     lifecycle_values = layers.lifecycle()
-    lifecycle = Lifecycle(
-        prevent_destroy=bool(_val(lifecycle_values, "prevent_destroy", False)),
-        restart=str(_val(lifecycle_values, "restart", "allow")),
-        ignore_changes=tuple(_val(lifecycle_values, "ignore_changes", ())),
+    lifecycle = _lifecycle(
+        bool(_val(lifecycle_values, "prevent_destroy", False)),
+        str(_val(lifecycle_values, "restart", "allow")),
+        tuple(_val(lifecycle_values, "ignore_changes", ())),
     )
     disks = _disks(found.get("disks"), "disk", address, out)
     dvds = _disks(found.get("dvds"), "dvd", address, out)
@@ -482,6 +482,20 @@ def _guest_sources(item: Item, address: str, found: Mapping[str, Value], out: Co
                     address,
                     f"{path}.vswitch",
                 )
+
+
+# Guests of one profile share their entitlement and lifecycle values: one frozen object
+# each instead of one per guest (fewer objects to build, cache and load).
+@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
+def _entitlement(min_pct: float, max_pct: float) -> Entitlement:
+    return Entitlement(min_pct=min_pct, max_pct=max_pct)
+
+
+@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
+def _lifecycle(prevent_destroy: bool, restart: str, ignore_changes: tuple[str, ...]) -> Lifecycle:
+    return Lifecycle(
+        prevent_destroy=prevent_destroy, restart=restart, ignore_changes=ignore_changes
+    )
 
 
 def _val(values: Mapping[str, Value], key: str, default: Any) -> Any:

@@ -220,3 +220,38 @@ def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
         load_spec(config, SpecOptions(environ={}))
     message = str(caught.value)
     assert "huge.yaml" in message and "configuration files may have at most 32 MB" in message
+
+
+def test_a_configuration_loads_the_same_with_and_without_yaml_rs(
+    write_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ivmctl.spec import yamlio
+
+    profiles = """defaults:
+  guests: {os: hpux, start: auto}
+profiles:
+  small: {vcpus: 1, entitlement: 10%, memory: 2G}
+  large: {vcpus: 4, entitlement: {min: 20%, max: 60%}, memory: 32G,
+          dynamic_memory: {min: 16G, max: 48G, target: 32G}}
+guests:
+  db01:
+    host: vmhost01
+    profile: large
+    power: off
+    label: "database 1"
+    disks:
+      - {backing: file, path: /ivm/db01/root.img, size: 20G}
+      - {backing: lv, path: /dev/vg01/rlvol_db01}
+    nics:
+      - {vswitch: vswprod, vlan: 100, mac: 0x0A0000000101}
+"""
+    config = write_config({"a.yaml": HOSTS, "b.yaml": GUESTS, "c.yaml": profiles})
+    assert not any(
+        yamlio.needs_exact_loader(text) for text in (HOSTS, GUESTS, profiles)
+    )  # all three on the fast path
+    fast = load_desired(config, environ={})
+    monkeypatch.setattr(yamlio, "FAST_LOADER", None)
+    exact = load_desired(config, environ={})
+    assert fast.guests == exact.guests
+    assert fast.hosts == exact.hosts
+    assert fast.digest == exact.digest
