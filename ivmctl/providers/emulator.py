@@ -266,15 +266,13 @@ class EmulatorProvider(HpvmProvider):
         return super().refresh(hosts)
 
     def refresh_parallelism(self) -> int:
-        """One host at a time unless listings are answered elsewhere or the world
-        simulates waiting: in process, reading is pure CPU work under one interpreter
-        lock, and threads only contend for it (8 threads took 3x as long as one for
-        1,000 hosts). With reader processes, a few threads keep them busy while this
-        process parses what they answered."""
+        """One thread unless the world simulates waiting: reading the emulator is CPU
+        work under one interpreter lock, and threads only contend for it (8 threads took
+        3x as long as one for 1,000 hosts). Reader processes are kept busy by asking
+        for the next hosts' listings ahead (`HpvmProvider._read_in_turn`), not by threads."""
         if self.emulator.latency or self.emulator.world.simulates_delays():
             return super().refresh_parallelism()
-        readers = self.emulator.reader_processes
-        return 2 * readers + 1 if readers else 1
+        return 1
 
 
 def create_provider(

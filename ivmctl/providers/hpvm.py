@@ -20,10 +20,20 @@ from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.transport import Transport, run_many
+from ivmctl.providers.transport import Pending, Transport, run_many, submit_many
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
 REFRESH_PARALLELISM = 8  # hosts read at once
+PIPELINE = 8  # hosts whose first listings are asked for ahead, when read in one thread
+# What a refresh asks each host first (one round trip); the port tables of its vswitches
+# follow in a second.
+HOST_LISTINGS: tuple[tuple[str, ...], ...] = (
+    ("hpvmstatus", "-s"),
+    ("hpvmnet",),
+    ("hpvmdevmgmt", "-l", "all"),
+    ("hpvmstatus", "-M"),
+    ("hpvmstatus", "-X"),
+)
 # A read (hpvmstatus, hpvmnet listings, hpvmdevmgmt -l) changes nothing, so when the
 # connection fails (exit 255, as ssh reports it) it is safe to try again after these
 # pauses. Steps (creations, migrations, ...) are never retried.
@@ -75,7 +85,7 @@ class HpvmProvider:
         # and combined in name order, so the result never depends on timing.
         workers = max(1, min(self.refresh_parallelism(), len(names)))
         if workers == 1:
-            passes = [self._read_reachable_host(name) for name in names]
+            passes = self._read_in_turn(names)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 passes = list(pool.map(self._read_reachable_host, names))
@@ -164,16 +174,37 @@ class HpvmProvider:
 
     # -- reading -------------------------------------------------------------------------------
     def _read_reachable_host(
-        self, name: str
+        self, name: str, first: Pending | None = None
     ) -> tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None:
         """One host's pass; None for a host that is not there, the error for one that
         does not answer (its callers decide whether the rest of the fleet is enough)."""
-        if not self.has_host(name):
+        if first is None and not self.has_host(name):
             return None
         try:
-            return self._read_host(name)
+            return self._read_host(name, first)
         except HostUnreachable as unreachable:
             return unreachable
+
+    def _read_in_turn(
+        self, names: Sequence[str]
+    ) -> list[tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None]:
+        """Hosts one after the other in this thread, with the first listings of the next
+        PIPELINE hosts already asked for: a transport that answers later (reader
+        processes) works on them while this thread parses."""
+        asked: dict[str, Pending] = {}
+
+        def ask(index: int) -> None:
+            if index < len(names) and self.has_host(names[index]):
+                asked[names[index]] = submit_many(self.transport, names[index], HOST_LISTINGS)
+
+        for index in range(min(PIPELINE, len(names))):
+            ask(index)
+        passes: list[tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None] = []
+        for index, name in enumerate(names):
+            ask(index + PIPELINE)
+            first = asked.pop(name, None)
+            passes.append(None if first is None else self._read_reachable_host(name, first))
+        return passes
 
     def _run(self, host: str, *argv: str) -> str:
         """Run a read-only command; retried only when the connection itself failed."""
@@ -187,7 +218,12 @@ class HpvmProvider:
         """
         if not argvs:
             return []
-        outputs = run_many(self.transport, host, argvs)
+        return self._finish(host, argvs, submit_many(self.transport, host, argvs))
+
+    def _finish(self, host: str, argvs: Sequence[Sequence[str]], pending: Pending) -> list[str]:
+        """The outputs of submitted listings, checked; retried (all of them, from the
+        start) only when the connection itself failed."""
+        outputs = pending()
         for pause in READ_RETRY_PAUSES:
             if not any(o.exit_code == EXIT_CONNECTION_FAILED for o in outputs):
                 break
@@ -209,25 +245,27 @@ class HpvmProvider:
                 )
         return [output.stdout for output in outputs]
 
-    def _read_host(self, name: str) -> tuple[model.Host, list[model.ActualGuest]]:
-        """Everything about one host in two round trips: the listings, then the port
-        tables of its vswitches (whose names the first listing gives)."""
-        server_text, vswitch_text, shared_text, status_text, devices_text = self._run_many(
-            name,
-            ("hpvmstatus", "-s"),
-            ("hpvmnet",),
-            ("hpvmdevmgmt", "-l", "all"),
-            ("hpvmstatus", "-M"),
-            ("hpvmstatus", "-X"),
+    def _read_host(
+        self, name: str, first: Pending | None = None
+    ) -> tuple[model.Host, list[model.ActualGuest]]:
+        """Everything about one host in two round trips: the listings (`first`, if they
+        were already asked for), then the port tables of its vswitches (whose names the
+        first listing gives), read while the rest of the first listings is parsed."""
+        if first is None:
+            first = submit_many(self.transport, name, HOST_LISTINGS)
+        server_text, vswitch_text, shared_text, status_text, devices_text = self._finish(
+            name, HOST_LISTINGS, first
         )
         rows = parsers.parse_vswitch_list(vswitch_text)
+        port_tables = [("hpvmnet", "-S", row.name) for row in rows]
+        second = submit_many(self.transport, name, port_tables)
+        shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
+        devices = parsers.parse_xml_devices(devices_text)
+        statuses = parsers.parse_machine_status(status_text)
+        facts = parsers.parse_server_resources(server_text)
         details = {
             row.name: parsers.parse_vswitch_detail(text)
-            for row, text in zip(
-                rows,
-                self._run_many(name, *(("hpvmnet", "-S", row.name) for row in rows)),
-                strict=True,
-            )
+            for row, text in zip(rows, self._finish(name, port_tables, second), strict=True)
         }
         vswitches = {
             row.name: model.VSwitch(
@@ -241,10 +279,8 @@ class HpvmProvider:
             if row.name != LOCALNET
         }
         vlans: Mapping[str, Mapping[int, int]] = {n: d.port_vlans for n, d in details.items()}
-        shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
-        devices = parsers.parse_xml_devices(devices_text)
         guests = []
-        for status in parsers.parse_machine_status(status_text):
+        for status in statuses:
             listing = devices.get(status.name)
             if listing is None:
                 raise ProviderError(
@@ -255,7 +291,6 @@ class HpvmProvider:
             guests.append(
                 parsers.actual_guest(status, listing, host=name, shared=shared, port_vlans=vlans)
             )
-        facts = parsers.parse_server_resources(server_text)
         host = model.Host(
             name=name,
             version=facts.version,

@@ -59,6 +59,23 @@ def run_many(
     return [transport.run(host, argv) for argv in argvs]
 
 
+Pending = Callable[[], list[CommandOutput]]
+
+
+def submit_many(transport: Transport, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
+    """Start read-only lines on one host; calling the result returns their outputs.
+
+    A transport that can answer later (`submit_many(host, argvs)`) lets the caller parse
+    one host while the next one is read; otherwise the lines run now.
+    """
+    submit = getattr(transport, "submit_many", None)
+    if submit is not None:
+        pending: Pending = submit(host, argvs)
+        return pending
+    outputs = run_many(transport, host, argvs)
+    return lambda: outputs
+
+
 class EmulatorTransport:
     """Runs hpvm* commands in an `ivmctl.runtime` world, in process.
 
@@ -127,30 +144,36 @@ class EmulatorTransport:
 
     def run_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandOutput]:
         """Several lines in one session: one latency, one read snapshot for listings."""
+        return self.submit_many(host, argvs)()
+
+    def submit_many(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
+        """`run_many`, answered later when reader processes take the batch."""
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
-        world = self.world
         readers = self._readers
-        try:
-            results = None
-            if readers is not None and readers.can_read(argvs):
-                results = readers.read(host, argvs)
-            if results is None:
-                results = world.execute_many(host, [list(argv) for argv in argvs])
-        except IvmctlError as exc:
-            raise ProviderError(
-                f"the emulator could not run {argvs[0][0] if argvs else 'commands'} on {host}: "
-                f"{exc.summary}",
-                detail=exc.detail,
-            ) from exc
-        duration = self._clock() - started
-        return [
-            CommandOutput(
-                exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr, duration=duration
-            )
-            for r in results
-        ]
+        waiting = readers.submit(host, argvs) if readers and readers.can_read(argvs) else None
+
+        def outputs() -> list[CommandOutput]:
+            try:
+                results = waiting() if waiting is not None else None
+                if results is None:
+                    results = self.world.execute_many(host, [list(argv) for argv in argvs])
+            except IvmctlError as exc:
+                raise ProviderError(
+                    f"the emulator could not run {argvs[0][0] if argvs else 'commands'} on "
+                    f"{host}: {exc.summary}",
+                    detail=exc.detail,
+                ) from exc
+            duration = self._clock() - started
+            return [
+                CommandOutput(
+                    exit_code=r.exit_code, stdout=r.stdout, stderr=r.stderr, duration=duration
+                )
+                for r in results
+            ]
+
+        return outputs if waiting is not None else _now(outputs())
 
     def close(self) -> None:
         with self._lock:
@@ -160,3 +183,7 @@ class EmulatorTransport:
             if self._world is not None:
                 self._world.close()
             self._world = None
+
+
+def _now(outputs: list[CommandOutput]) -> Pending:
+    return lambda: outputs

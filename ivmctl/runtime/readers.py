@@ -12,19 +12,19 @@ parent's World, whose in-process locks serialise starts and migrations. A worker
 its log rows when its input closes (`World.log` orders by time, so they land in place).
 
 Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
-`(host, argvs)`, a reply `("ok", [CommandResult, ...])` or `("error", exception)`.
+`(number, host, argvs)`, a reply `(number, "ok", [CommandResult, ...])` or
+`(number, "error", exception)`; requests are answered in order.
 """
 
 from __future__ import annotations
 
 import contextlib
 import pickle
-import queue
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,17 +52,39 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 class _Worker:
+    """One worker process and its pipe; requests are answered in order, each reply
+    carries its request's number so any thread may collect any reply."""
+
     def __init__(self, path: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ivmctl.runtime.readers", str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        self._send_lock = threading.Lock()
+        self._receive_lock = threading.Lock()
+        self._next = 0
+        self._replies: dict[int, tuple[str, Any]] = {}
+        self.outstanding = 0  # requests sent, replies not collected (a hint for choosing)
 
-    def read(self, host: str, argvs: list[list[str]]) -> list[CommandResult]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        _send(self.process.stdin, (host, argvs))
-        status, value = _receive(self.process.stdout)
+    def send(self, host: str, argvs: list[list[str]]) -> int:
+        assert self.process.stdin is not None
+        with self._send_lock:
+            number = self._next
+            self._next += 1
+            self.outstanding += 1
+            _send(self.process.stdin, (number, host, argvs))
+        return number
+
+    def collect(self, number: int) -> list[CommandResult]:
+        """The reply to request `number` (replies to others read on the way are kept)."""
+        assert self.process.stdout is not None
+        with self._receive_lock:
+            while number not in self._replies:
+                got, status, value = _receive(self.process.stdout)
+                self._replies[got] = (status, value)
+            status, value = self._replies.pop(number)
+            self.outstanding -= 1
         if status == "error":
             raise value
         results: list[CommandResult] = value
@@ -81,14 +103,16 @@ class _Worker:
             self.process.stdout.close()
 
 
+Pending = Callable[[], "list[CommandResult] | None"]
+
+
 class ReaderPool:
     """Worker processes that run batches of listings on one world file."""
 
     def __init__(self, path: Path, processes: int) -> None:
         self.processes = processes
         self._path = path
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._all: list[_Worker] = []
+        self._workers: list[_Worker] = []
         self._guard = threading.Lock()
         self._broken = False
 
@@ -99,42 +123,51 @@ class ReaderPool:
     def read(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandResult] | None:
         """The batch's results, or None when the pool cannot answer (the caller then runs
         the batch itself). A refusal or an unknown host comes back as it would in process."""
-        worker = self._take()
-        if worker is None:
-            return None
-        try:
-            results = worker.read(host, [list(a) for a in argvs])
-        except (EOFError, OSError, pickle.PickleError):
-            with self._guard:
-                self._broken = True  # a dead worker: stop using the pool
-            return None
-        except BaseException:
-            self._idle.put(worker)  # the batch's own error; the worker is fine
-            raise
-        self._idle.put(worker)
-        return results
+        return self.submit(host, argvs)()
 
-    def _take(self) -> _Worker | None:
+    def submit(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
+        """Send a batch now; the returned function waits for its results (None when the
+        pool cannot answer). Lets one thread keep workers busy while it parses."""
+        worker = self._worker()
+        if worker is None:
+            return lambda: None
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
+            number = worker.send(host, [list(a) for a in argvs])
+        except (OSError, pickle.PickleError):
+            self._break()
+            return lambda: None
+
+        def result() -> list[CommandResult] | None:
+            try:
+                return worker.collect(number)
+            except (EOFError, OSError, pickle.PickleError):
+                self._break()  # a dead worker: stop using the pool
+                return None
+
+        return result
+
+    def _worker(self) -> _Worker | None:
+        """The least busy worker, started if there are fewer than `processes`."""
         with self._guard:
             if self._broken:
                 return None
-            if len(self._all) < self.processes:
+            idle = [w for w in self._workers if not w.outstanding]
+            if not idle and len(self._workers) < self.processes:
                 try:
-                    worker = _Worker(self._path)
+                    self._workers.append(_Worker(self._path))
                 except OSError:
                     self._broken = True
                     return None
-                self._all.append(worker)
-                return worker
-        return self._idle.get()
+                return self._workers[-1]
+            return idle[0] if idle else min(self._workers, key=lambda w: w.outstanding)
+
+    def _break(self) -> None:
+        with self._guard:
+            self._broken = True
 
     def close(self) -> None:
         with self._guard:
-            workers, self._all = self._all, []
+            workers, self._workers = self._workers, []
             self._broken = True
         for worker in workers:
             worker.close()
@@ -145,13 +178,13 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
     with World.open(path, create=False) as world:
         while True:
             try:
-                host, argvs = _receive(inbox)
+                number, host, argvs = _receive(inbox)
             except EOFError:
                 return
             try:
-                reply: tuple[str, object] = ("ok", world.execute_many(host, argvs))
+                reply: tuple[int, str, object] = (number, "ok", world.execute_many(host, argvs))
             except Exception as exc:  # sent back to be raised where the batch was asked for
-                reply = ("error", exc)
+                reply = (number, "error", exc)
             _send(outbox, reply)
 
 

@@ -18,8 +18,8 @@ from ivmctl.providers.emulator import (
     create_provider,
     emulator_options,
 )
-from ivmctl.providers.hpvm import HpvmProvider
-from ivmctl.providers.transport import EmulatorTransport
+from ivmctl.providers.hpvm import PIPELINE, HpvmProvider
+from ivmctl.providers.transport import CommandOutput, EmulatorTransport
 from ivmctl.runtime import World
 
 
@@ -353,3 +353,50 @@ def test_the_emulator_reads_hosts_one_at_a_time_unless_it_simulates_waiting(
         assert slow.refresh_parallelism() > 1
     finally:
         slow.close()
+
+
+class _AnswersLater:
+    """A transport that answers from the recorded world, but only when asked for the
+    outputs; it logs when each batch was asked for and when it was collected."""
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+        self.events: list[tuple[str, str]] = []
+
+    def run(self, host: str, argv: Any) -> Any:
+        return self.submit_many(host, [argv])()[0]
+
+    def submit_many(self, host: str, argvs: Any) -> Any:
+        self.events.append(("ask", host))
+
+        def outputs() -> list[CommandOutput]:
+            self.events.append(("collect", host))
+            empty = {("hpvmstatus", "-M"): "", ("hpvmstatus", "-X"): "<pman/>"}
+            return [
+                CommandOutput(
+                    exit_code=r.exit_code,
+                    stdout=empty.get(tuple(argv), r.stdout) if host != "h00" else r.stdout,
+                    stderr=r.stderr,
+                )
+                for argv, r in zip(argvs, self.world.execute_many("vmhost01", argvs), strict=True)
+            ]
+
+        return outputs
+
+    def close(self) -> None:
+        pass
+
+
+def test_hosts_read_in_one_thread_have_their_next_listings_asked_for_ahead(
+    world: Any,
+) -> None:
+    transport = _AnswersLater(world)
+    names = [f"h{i:02d}" for i in range(12)]
+    provider = HpvmProvider(transport)
+    provider.refresh_parallelism = lambda: 1  # type: ignore[method-assign]
+    state = provider.refresh(names)
+    assert set(state.hosts) == set(names)
+    first_collect = transport.events.index(("collect", "h00"))
+    asked_before = [h for what, h in transport.events[:first_collect] if what == "ask"]
+    assert asked_before == names[: PIPELINE + 1]  # this host and the next PIPELINE
+    assert transport.events.count(("ask", "h11")) == 2  # its listings, then its port tables

@@ -67,10 +67,25 @@ def test_a_dead_worker_makes_the_pool_step_aside(world_path: Path) -> None:
     pool = ReaderPool(world_path, processes=1)
     try:
         assert pool.read("h1", LISTINGS) is not None
-        (worker,) = pool._all
+        (worker,) = pool._workers
         worker.process.kill()
         worker.process.wait()
         assert pool.read("h1", LISTINGS) is None  # the caller runs the batch itself
         assert pool.read("h1", LISTINGS) is None
+    finally:
+        pool.close()
+
+
+def test_batches_asked_ahead_are_answered_whatever_order_they_are_collected_in(
+    world_path: Path,
+) -> None:
+    pool = ReaderPool(world_path, processes=1)
+    try:
+        asked = [pool.submit("h1", [["hpvmnet", "-S", name]]) for name in ("vsw1", "nosuch")]
+        asked.append(pool.submit("h1", [["hpvmstatus", "-M"]]))
+        last, missing, first = asked[2](), asked[1](), asked[0]()
+        assert last is not None and last[0].stdout.startswith("g1:")
+        assert missing is not None and missing[0].exit_code == 1
+        assert first is not None and "vsw1" in first[0].stdout
     finally:
         pool.close()
