@@ -144,7 +144,10 @@ def inputs_key(
     """The digest of every input of a load, or None when the load must not be cached
     (a file or var file cannot be read, or templates may call plugin filters)."""
     digest = hashlib.sha256(FORMAT)
-    digest.update(code_digest().encode())
+    try:
+        digest.update(code_digest().encode())
+    except OSError:  # the package's files cannot be read (a zip import): no cache
+        return None
 
     def field(*parts: str | bytes) -> None:
         for part in parts:

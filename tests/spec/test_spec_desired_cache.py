@@ -267,3 +267,12 @@ def test_a_planted_entry_cannot_run_code(config: Path, builds: Builds) -> None:
     assert not (config / "planted").exists()
     assert builds.count == 2
     assert list(result.desired.guests) == ["web01"]
+
+
+def test_unreadable_code_files_mean_no_cache(
+    config: Path, builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desired_cache, "code_files", lambda: [config / "missing.py"])
+    load_spec(config, options())
+    load_spec(config, options())
+    assert builds.count == 2
