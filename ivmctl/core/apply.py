@@ -181,7 +181,7 @@ def apply_plan(
     parallelism: int = 10,
     fail_fast: bool = False,
     on_event: Callable[[ApplyEvent], None] = lambda event: None,
-    on_change_starting: Callable[[Change], None] = lambda change: None,
+    on_operation_starting: Callable[[Change, Operation], None] = lambda change, op: None,
     on_change_done: Callable[[Change], None] = lambda change: None,
     on_change_failed: Callable[[Change, tuple[Operation, ...]], None] = lambda change, ops: None,
     stop_requested: Callable[[], bool] = lambda: False,
@@ -193,8 +193,8 @@ def apply_plan(
     `on_change_failed` receives the operations that completed before the failure, and the
     failing one too if its step timed out (it may still complete on the host).
     `on_event` and the `on_change_done`/`on_change_failed` callbacks are called from the
-    calling thread only, in order; `on_change_starting` is called in the worker, before
-    the change's first operation (an exception there fails the change, nothing run).
+    calling thread only, in order; `on_operation_starting` is called in the worker before
+    each operation of a change (an exception there fails the change at that operation).
     `step_timeout` (seconds) fails a step that runs longer; None waits for every step.
     """
     if parallelism < 1:
@@ -226,8 +226,8 @@ def apply_plan(
         emit(ApplyEvent(kind=EventKind.CHANGE_STARTED, address=change.key))
         completed: list[Operation] = []
         try:
-            on_change_starting(change)
             for operation in change.operations:
+                on_operation_starting(change, operation)
                 try:
                     _run_operation(change, operation, started)
                 except StepTimedOut:

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -68,8 +69,8 @@ class _Recorder:
     The state is kept in memory (a dict, so recording does not copy it) and, given a
     journal, each record is appended to it as it is made; without one (benchmarks'
     `complete`), `state` is written by the caller. Before a change creates an object
-    ivmctl does not own yet, `intend` records it as `creating`, durably, so a crash
-    right after the create cannot leave the object unowned.
+    ivmctl does not own yet, `intend` records it as `creating`, on disk (fsynced) before
+    the create step runs, so a crash right after the create cannot leave it unowned.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class _Recorder:
         self._lineage = state.lineage
         self._serial = state.serial
         self._resources = dict(state.resources)
+        self._syncing: dict[str, Future[None]] = {}  # intents being synced, by change key
         self._guard = threading.Lock()  # `intend` runs in the walk's worker threads
 
     @property
@@ -96,8 +98,21 @@ class _Recorder:
                 lineage=self._lineage, serial=self._serial, resources=dict(self._resources)
             )
 
+    def before_operation(self, change: Change, operation: Operation) -> None:
+        """The apply walk's hook, in the worker before each operation of a change: the
+        intent is written when the change starts, and waited for (on disk) just before the
+        create, so its fsync overlaps the steps before it (the backing file's creation)."""
+        if operation is change.operations[0]:
+            self.intend(change)
+        if operation.kind in _MAKES:
+            with self._guard:
+                syncing = self._syncing.pop(change.key, None)
+            if syncing is not None:
+                syncing.result()
+
     def intend(self, change: Change) -> None:
-        """Before `change` runs: own what it is about to create, durably."""
+        """Before `change` runs: own what it is about to create. The line is written at
+        once; its fsync runs in the background (`before_operation` waits for it)."""
         if change.phase or not any(op.kind in _MAKES for op in change.operations):
             return
         address = change.address
@@ -106,19 +121,24 @@ class _Recorder:
         if known is not None and known.status is RecordStatus.OWNED:
             return  # owned already (created again after it vanished, or replaced)
         crash_point(f"state write: intent {address}")
-        self._record(
-            ResourceRecord(
-                address=address,
-                host=change.host,
-                prevent_destroy=self._prevent_destroy(address),
-                status=RecordStatus.CREATING,
-            ),
-            durable=True,
+        record = ResourceRecord(
+            address=address,
+            host=change.host,
+            prevent_destroy=self._prevent_destroy(address),
+            status=RecordStatus.CREATING,
         )
+        with self._guard:
+            self._resources[address] = record
+            if self._journal is None:
+                return
+            self._serial += 1
+        self._syncing[change.key] = self._journal.append_syncing(record)
 
     def __call__(self, change: Change) -> None:
         if change.phase:
             return
+        with self._guard:
+            self._syncing.pop(change.key, None)
         address = change.address
         crash_point(f"state write: recording {address}")
         if change.action is Action.DELETE:
@@ -144,6 +164,8 @@ class _Recorder:
         to adopt ivmctl's own object. If it failed before its create, the intent recorded
         for it is dropped: the name may be taken by an object that is not ivmctl's."""
         made = {OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE, OpKind.GUEST_MIGRATE}
+        with self._guard:
+            self._syncing.pop(change.key, None)
         if change.action is Action.DELETE or change.phase:
             return
         if any(op.kind in made for op in completed):
@@ -178,7 +200,7 @@ class _Recorder:
             written = self.backend.write(self.state)
             self._serial = written.serial
 
-    def _record(self, entry: ResourceRecord | Forget, *, durable: bool = False) -> None:
+    def _record(self, entry: ResourceRecord | Forget) -> None:
         with self._guard:
             if isinstance(entry, Forget):
                 self._resources.pop(entry.address, None)
@@ -187,7 +209,7 @@ class _Recorder:
             if self._journal is not None:
                 self._serial += 1  # each journal line is one write of the state
         if self._journal is not None:
-            self._journal.append(entry, durable=durable)
+            self._journal.append(entry)
 
     def _prevent_destroy(self, address: str) -> bool:
         if address.startswith("guest."):

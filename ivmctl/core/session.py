@@ -349,7 +349,7 @@ class Session:
                     parallelism=parallelism,
                     fail_fast=fail_fast,
                     on_event=on_event,
-                    on_change_starting=recorder.intend,
+                    on_operation_starting=recorder.before_operation,
                     on_change_done=recorder,
                     on_change_failed=recorder.partial,
                     stop_requested=stop_requested,

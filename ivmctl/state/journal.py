@@ -10,10 +10,12 @@ rewrite, then the journal is removed); a run killed before that leaves it for th
 reader, which applies it, and for the next lock holder, which folds it.
 
 Durability: every line is written with one `os.write` before the caller goes on, so a
-killed process loses nothing it recorded. A line written `durable=True` (the intent
-recorded before a create) is also fsynced before `append` returns, and so is every line
-before it; the others are fsynced with the next durable line, by a timer at the latest
-half a second later, or when the journal is closed. Concurrent appends share fsyncs.
+killed process loses nothing it recorded. A line written `durable=True` is also fsynced
+before `append` returns, and so is every line before it; `append_syncing` (the intent
+recorded before a create) starts that fsync in the background and returns a future, so
+the caller can do other work and wait only where it must. Other lines are fsynced with
+the next such sync, by a timer at the latest half a second later, or when the journal is
+closed. Concurrent syncs are shared: one fsync covers every line written before it.
 
 A journal whose header names another lineage or serial is stale (state.json was
 rewritten since, by a fold that died before removing it) and is ignored. A last line
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +148,7 @@ class Journal:
         self._timer_lock = threading.Lock()
         self._timer: threading.Timer | None = None  # syncs lines no durable line covered
         self._closed = False
+        self._syncer: ThreadPoolExecutor | None = None  # fsyncs for append_syncing
         self._written = 0  # lines written
         self._synced = 0  # lines known to be on disk
 
@@ -172,6 +176,22 @@ class Journal:
             self._sync_through(seq)
         else:
             self._schedule_sync()
+
+    def append_syncing(self, entry: Entry) -> Future[None]:
+        """Write one entry now and start syncing it in the background; the future is done
+        once it (and every line before it) is on disk. Lets a caller overlap the fsync
+        with other work and wait only where durability is needed."""
+        line = encode_entry(entry)
+        with self._write_lock:
+            _write_all(self._fd, line)
+            self._written += 1
+            seq = self._written
+        with self._timer_lock:
+            if self._closed:
+                raise ValueError("the journal is closed")
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+            return self._syncer.submit(self._sync_through, seq)
 
     def _schedule_sync(self) -> None:
         with self._timer_lock:
@@ -206,6 +226,9 @@ class Journal:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.shutdown(wait=True)
         try:
             self._sync_through(self._written)
         finally:

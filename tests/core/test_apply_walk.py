@@ -214,20 +214,26 @@ def test_workers_go_to_other_hosts_instead_of_queueing_behind_one_hosts_starts()
     assert executor.max_running == 4
 
 
-def test_the_start_hook_runs_before_the_first_operation_and_a_failure_there_runs_nothing() -> None:
+def test_the_operation_hook_runs_before_each_operation_and_a_failure_there_stops_it() -> None:
     executor = FakeExecutor()
-    seen: list[tuple[str, int]] = []
+    seen: list[tuple[str, OpKind, int]] = []
 
-    def starting(change: Change) -> None:
-        seen.append((change.address, len(executor.log)))
-        if change.address == "guest.b":
+    def starting(change: Change, operation: Operation) -> None:
+        seen.append((change.address, operation.kind, len(executor.log)))
+        if change.address == "guest.b" and operation.kind is OpKind.GUEST_START:
             raise StepFailed("cannot record the intent: disk full")
 
     plan = Plan(changes=(guest("a"), guest("b", host="h2"), guest("c", after=["b"])))
-    result = apply_plan(plan, executor, parallelism=1, on_change_starting=starting)
-    assert seen == [("guest.a", 0), ("guest.b", 2)]
-    assert executor.log == ["guest.create a", "guest.start a"]
+    partial: list[tuple[OpKind, ...]] = []
+    result = apply_plan(plan, executor, parallelism=1, on_operation_starting=starting,
+                        on_change_failed=lambda c, ops: partial.append(
+                            tuple(o.kind for o in ops)))  # fmt: skip
+    create, start = OpKind.GUEST_CREATE, OpKind.GUEST_START
+    assert seen == [("guest.a", create, 0), ("guest.a", start, 1),
+                    ("guest.b", create, 2), ("guest.b", start, 3)]  # fmt: skip
+    assert executor.log == ["guest.create a", "guest.start a", "guest.create b"]
     assert result.failed == {"guest.b": "cannot record the intent: disk full"}
+    assert partial == [(OpKind.GUEST_CREATE,)]
     assert result.skipped == ("guest.c",)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import ivmctl.state.journal as journal_module
 from ivmctl import model
 from ivmctl.core.recording import _Recorder, recording, settle_intents
 from ivmctl.plan.model import Action, Change, Operation, OpKind
@@ -58,12 +59,23 @@ def test_an_apply_appends_to_the_journal_and_writes_state_json_once_at_the_end(
     assert after.resources["guest.web01"].prevent_destroy
 
 
-def test_the_intent_is_on_disk_before_the_create_runs(backend: LocalBackend) -> None:
+def test_the_intent_is_written_when_the_change_starts_and_synced_before_the_create(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_file = change("guest.web01", Action.CREATE, OpKind.FILE_CREATE, OpKind.GUEST_CREATE)
+    synced_lines: list[int] = []
+
+    def fsync(fd: int) -> None:
+        synced_lines.append(len(backend.journal_path.read_bytes().splitlines()))
+
     with recording(backend, backend.read(), DESIRED) as recorder:
-        recorder.intend(CREATE)
+        monkeypatch.setattr(journal_module.os, "fsync", fsync)
+        recorder.before_operation(with_file, with_file.operations[0])  # the backing file
         on_disk = LocalBackend(backend.directory).read().resources["guest.web01"]
         assert on_disk.status is RecordStatus.CREATING
         assert (on_disk.host, on_disk.prevent_destroy, on_disk.digest) == ("h1", True, "")
+        recorder.before_operation(with_file, with_file.operations[1])  # hpvmcreate
+        assert synced_lines and synced_lines[0] >= 2  # header and intent, fsynced
 
 
 @pytest.mark.parametrize(
