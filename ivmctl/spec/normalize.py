@@ -118,18 +118,28 @@ class Collector:
 
 
 class Value(NamedTuple):
-    """A field's value and where it was written (None: a built-in default).
+    """A field's value and where it was written: `file` and the data path `(*parent,
+    name)` (file None: a built-in default).
 
-    A NamedTuple: one is made for every field of every guest.
+    A NamedTuple holding the parts of its Spot, built only when asked for: one is made for
+    every field of every guest, and few spots are ever used.
     """
 
     value: Any
-    spot: Spot | None
+    file: str | None
+    parent: tuple[PathItem, ...] = ()
+    name: PathItem = ""
+
+    @property
+    def spot(self) -> Spot | None:
+        if self.file is None:
+            return None
+        return spot_at(self.file, (*self.parent, self.name))
 
     def at(self, *sub: PathItem, key: bool = False) -> Spot | None:
-        if self.spot is None:
+        if self.file is None:
             return None
-        return spot_at(self.spot.file, (*self.spot.ypath, *sub), key)
+        return spot_at(self.file, (*self.parent, self.name, *sub), key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,7 +183,7 @@ def build_host(item: Item, out: Collector) -> Host:
     hardware = None
     hw = data.get("hardware")
     if hw is not None:
-        hw_spot = Value(value=hw, spot=Spot(file=item.file, ypath=(*item.ypath, "hardware")))
+        hw_spot = Value(hw, item.file, item.ypath, "hardware")
         memory_mb = _memory(
             hw["memory"], hw_spot.at("memory"), address, "hardware.memory", out, granule=False
         )
@@ -374,8 +384,7 @@ class Layers:
                 if name not in chosen and name in _GUEST_FIELD_SET:
                     chosen[name] = (value, file, ypath)
         return {
-            name: Value(value, spot_at(file, (*ypath, name)))
-            for name, (value, file, ypath) in chosen.items()
+            name: Value(value, file, ypath, name) for name, (value, file, ypath) in chosen.items()
         }
 
     def lifecycle(self) -> dict[str, Value]:
@@ -384,8 +393,7 @@ class Layers:
             block = data.get("lifecycle") or {}
             for key, value in block.items():
                 if key not in found:
-                    spot = Spot(file=file, ypath=(*ypath, "lifecycle", key))
-                    found[key] = Value(value=value, spot=spot)
+                    found[key] = Value(value, file, (*ypath, "lifecycle"), key)
         return found
 
 
