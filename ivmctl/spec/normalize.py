@@ -71,9 +71,18 @@ class Merged:
     broken: set[str] = field(default_factory=set)  # "guest.x", "host.h", "profile.p"
     dropped: dict[str, set[str]] = field(default_factory=dict)  # address -> fields
     unsure_vswitches: set[tuple[str, str]] = field(default_factory=set)  # (host, vswitch)
+    _default_layers: tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...] | None = None
 
     def dropped_fields(self, address: str) -> set[str]:
         return self.dropped.get(address, set())
+
+    def default_layers(self) -> tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...]:
+        """`defaults.guests` as guest layers, one per field (built once, after merging)."""
+        if self._default_layers is None:
+            self._default_layers = tuple(
+                ({name: d.data[name]}, d.file, d.ypath) for name, d in self.guest_defaults.items()
+            )
+        return self._default_layers
 
 
 @dataclass(kw_only=True)
@@ -405,9 +414,7 @@ def guest_layers(item: Item, merged: Merged) -> Layers:
     if profile is not None and profile in merged.profiles:
         p = merged.profiles[profile]
         layers.append((p.data, p.file, p.ypath))
-    for name, d in merged.guest_defaults.items():
-        layers.append(({name: d.data[name]}, d.file, d.ypath))
-    return Layers(layers=tuple(layers))
+    return Layers(layers=(*layers, *merged.default_layers()))
 
 
 def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Collector) -> Guest:
