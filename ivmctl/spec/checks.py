@@ -276,6 +276,8 @@ def check_across(guests: Mapping[str, Guest], out: Collector) -> None:
                     (address, f"nics[{index}].port")
                 )
     for (host, path), uses in paths.items():
+        if len(uses) < 2:  # nearly every path: one use, nothing to compare
+            continue
         owners = sorted({u[0] for u in uses})
         if len(owners) > 1 and not all(shared for _, _, shared in uses):
             for address, field_path, shared in uses:
