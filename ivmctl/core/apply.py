@@ -292,10 +292,11 @@ def apply_plan(
     def take_ready() -> None:
         """Move what became ready onto the heap; skip it if it cannot run."""
         while newly := graph.get_ready():
-            cannot = [k for k in newly
-                      if stopping or any(d in blocked for d in changes[k].depends_on)]  # fmt: skip
+            cannot = []
             for key in newly:
-                if key not in cannot:
+                if stopping or any(d in blocked for d in changes[key].depends_on):
+                    cannot.append(key)
+                else:
                     heapq.heappush(ready, (order[key], key))
             skip(cannot)
 
