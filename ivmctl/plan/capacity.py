@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, merge
 
 from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
 from ivmctl.plan.model import Action, Change, Operation, OpKind
@@ -278,10 +278,20 @@ def order_changes(
     def position(key: str) -> tuple[int, str]:
         return (_rank(work[key]), key)
 
-    now = [position(k) for k in work]  # this pass, as a heap
+    # No-ops nobody waits for go in the first pass at their place, whatever happens; they
+    # are merged in at the end instead of going through the passes (most of a large plan).
+    awaited = {d for c in changes for d in c.depends_on}
+    inert = sorted(
+        position(k)
+        for k, c in work.items()
+        if not c.operations and not c.depends_on and k not in awaited
+    )
+    done.update(key for _, key in inert)
+    now = [position(k) for k in work if k not in done]  # this pass, as a heap
     heapify(now)
-    queued = set(work)  # the keys in `now`
+    queued = {key for _, key in now}  # the keys in `now`
     later: set[str] = set()  # the next pass
+    first_pass: int | None = None  # how many of `ordered` the first pass took
 
     def wake(keys: Sequence[str], after: tuple[int, str]) -> None:
         for key in keys:
@@ -319,6 +329,8 @@ def order_changes(
             wake(waiting.pop(key, ()), spot)
             for host in sorted(altered):
                 wake(parked.pop(host, ()), spot)
+        if first_pass is None:
+            first_pass = len(ordered)
         if not later and len(done) < len(work):
             stuck = sorted(refused.items(), key=lambda item: position(item[0]))
             if not stuck:
@@ -342,7 +354,9 @@ def order_changes(
         heapify(now)
         queued.update(later)
         later.clear()
-    return Ordering(changes=_with_capacity_edges([work[k] for k in ordered]))
+    first = merge(inert, [position(k) for k in ordered[:first_pass]])
+    keys = [key for _, key in first] + ordered[first_pass:]
+    return Ordering(changes=_with_capacity_edges([work[k] for k in keys]))
 
 
 def _try_offline(
@@ -499,14 +513,15 @@ def _with_capacity_edges(changes: Sequence[Change]) -> tuple[Change, ...]:
     freed: dict[str, list[str]] = {}
     out: list[Change] = []
     for change in changes:
-        takes = _hosts_with(change, _TAKES) if touches_capacity(change) else set()
+        if not touches_capacity(change):
+            out.append(change)
+            continue
         deps = set(change.depends_on)
-        for host in takes:
+        for host in _hosts_with(change, _TAKES):
             deps.update(k for k in freed.get(host, ()) if k != change.key)
         if deps != set(change.depends_on):
             change = replace(change, depends_on=tuple(sorted(deps)))
         out.append(change)
-        if touches_capacity(change):
-            for host in _hosts_with(change, _FREES):
-                freed.setdefault(host, []).append(change.key)
+        for host in _hosts_with(change, _FREES):
+            freed.setdefault(host, []).append(change.key)
     return tuple(out)

@@ -370,3 +370,33 @@ def test_a_chain_of_moves_is_ordered_with_a_replay_per_change_and_per_freed_host
     ]
     # Looking at every waiting move in every pass would replay about count**2 / 2 times.
     assert replays <= 3 * count
+
+
+def test_no_op_changes_keep_their_place_in_the_first_pass() -> None:
+    caps = {"h1": _host("h1", "a"), "h2": _host("h2", "b")}
+    move = _change(
+        "guest.b", Action.MIGRATE,
+        Operation(kind=OpKind.GUEST_MIGRATE, host="h2",
+                  params={"name": "b", "target": "h1", "online": True}),
+    )  # fmt: skip
+    noops = [Change(address=a, action=Action.NOOP, host="h1") for a in ("guest.c", "guest.0")]
+    # The online move does not fit on the full h1: nothing goes in the first pass but the
+    # no-ops; the move goes offline (here: a stop) in the second.
+    offline = (Operation(kind=OpKind.GUEST_STOP, host="h2", params={"name": "b"}),)
+    ordered = order_changes(
+        [move, *noops], _model(**caps), alternatives={"guest.b": offline}, restart_hints={}
+    )
+    assert [c.address for c in ordered.changes] == ["guest.0", "guest.c", "guest.b"]
+    assert ordered.changes[2].operations == offline
+
+    start = _change(
+        "guest.b", Action.START, Operation(kind=OpKind.GUEST_START, host="h1", params={"name": "b"})
+    )
+    stop = _change(
+        "guest.a", Action.STOP, Operation(kind=OpKind.GUEST_STOP, host="h1", params={"name": "a"})
+    )
+    ordered = order_changes(
+        [start, *noops, stop], _model(h1=_host("h1", "a")), alternatives={}, restart_hints={}
+    )
+    # stop (rank 1), the no-ops (rank 3, by key), then the start (rank 4)
+    assert [c.address for c in ordered.changes] == ["guest.a", "guest.0", "guest.c", "guest.b"]
