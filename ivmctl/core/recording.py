@@ -132,7 +132,9 @@ class _Recorder:
             if self._journal is None:
                 return
             self._serial += 1
-        self._syncing[change.key] = self._journal.append_syncing(record)
+        syncing = self._journal.append_syncing(record)
+        with self._guard:
+            self._syncing[change.key] = syncing
 
     def __call__(self, change: Change) -> None:
         if change.phase:
