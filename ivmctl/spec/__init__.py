@@ -24,7 +24,8 @@ normalisation rules are in docs/yaml-reference.md, generated from the JSON Schem
 
 Modules: yamlio (YAML 1.2 fast parser, guards, cache), templates (Jinja2 sandbox), schema
 (JSON Schema and its messages), normalize (units, profiles, defaults), checks (semantic
-rules), loader (the pipeline), fmt (canonical formatting), reference (docs generator).
+rules), loader (the pipeline), desired_cache (the built state, reused while no input
+changed), fmt (canonical formatting), reference (docs generator).
 """
 
 from ivmctl.spec.loader import (

@@ -4,7 +4,8 @@ Stages: find the files (`*.yaml`, `*.yml`, `*.yaml.j2`, `*.yml.j2`, sorted by na
 them as UTF-8, render the ones with template syntax, parse (cached by content hash),
 validate each file against the JSON Schema, merge the top-level maps (a name defined
 twice is an error naming both places), normalise, check. Problems of all stages are
-collected; positions are computed only when there is something to report.
+collected; positions are computed only when there is something to report. With a cache
+directory, the result is stored and reused while no input changed (desired_cache).
 """
 
 from __future__ import annotations
