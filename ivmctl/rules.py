@@ -655,6 +655,9 @@ def backing_path_problem(path: str) -> str | None:
         return "it has a '.' or '..' component"
     if ":" in path:
         return "it contains ':', the separator of resource statements"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+    if _CONTROL_CHARACTER.search(path):
         return "it contains a control character"
     return None
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")

@@ -235,7 +235,9 @@ def test_offline_migration_paths_stay_within_a_family(source: str, target: str, 
     ("path", "why"),
     [("/ivm/web01.img", None), ("/ivm/$(touch x).img", None), ("ivm/rel.img", "not an absolute"),
      ("/ivm/../etc/passwd", "'..'"), ("/ivm/./x", "'..'"), ("/ivm/a:b", "':'"),
-     ("/ivm/a\nb", "control character")],
+     ("/ivm/a\nb", "control character"), ("/ivm/a\x00b", "control character"),
+     ("/ivm/a\x1fb", "control character"), ("/ivm/a\x7fb", "control character"),
+     ("/ivm/\u00e9t\u00e9 \x20.img", None)],
 )  # fmt: skip
 def test_backing_paths_that_would_act_elsewhere_are_refused(path: str, why: str | None) -> None:
     problem = rules.backing_path_problem(path)
