@@ -434,16 +434,20 @@ class HostCapacity:
 
     def admit(self, demand: Demand) -> HostCapacity:
         """The capacity after `demand` starts; raises InsufficientResources if it cannot."""
-        if demand.name in self.running:
+        if any(p.guest == demand.name for p in self.placements):
             raise RuleViolation(f"guest {demand.name!r} is already running on {self.name}")
-        found = self.problems(demand)
-        if found:
+        # the placement is computed once; problems() words the refusal only when there is one
+        cores = (
+            place_vcpus(self.core_used_pct, demand.vcpus, demand.entitlement_pct)
+            if demand.vcpus <= self.cores
+            else None
+        )
+        if cores is None or demand.footprint_mb > self.memory_free_mb:
             raise InsufficientResources(
-                f"guest {demand.name!r} cannot start on host {self.name}: " + "; ".join(found),
+                f"guest {demand.name!r} cannot start on host {self.name}: "
+                + "; ".join(self.problems(demand)),
                 detail="Stop another guest, or lower the guest's vCPUs, entitlement or memory.",
             )
-        cores = place_vcpus(self.core_used_pct, demand.vcpus, demand.entitlement_pct)
-        assert cores is not None  # problems() found none
         placement = Placement(
             guest=demand.name,
             cores=tuple(cores),

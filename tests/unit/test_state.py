@@ -52,7 +52,7 @@ def test_a_state_of_another_lineage_is_never_overwritten(tmp_path: Path) -> None
         (b"\xff\xfe", "is corrupt"),
         (b'{"lineage": "x"}', "has no format version"),
         (b'{"format_version": 99, "lineage": "x", "serial": 1, "resources": {}}',
-         "has format version 99; this ivmctl reads up to version 1"),
+         "has format version 99; this ivmctl reads up to version 2"),
         (b'{"format_version": 1, "lineage": "x", "serial": 1, "resources": []}', "is malformed"),
     ],
 )  # fmt: skip
