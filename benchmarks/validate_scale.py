@@ -175,10 +175,11 @@ def section(r: dict[str, float | int | str]) -> str:
             f"| `ivmctl validate`, fresh process, unchanged files (cache warm) | {s('cli_warm')} |",
             "",
             f"A full validation without cache costs {ratio:.1f}x a bare libyaml parse of the "
-            "same text. The YAML 1.2 loader parses with libyaml and builds plain data with the "
-            "garbage collector paused; the schema is checked with jsonschema-rs per file; line "
-            "numbers are computed only for reported problems. Unchanged files are read from "
-            "the content-hash cache under `.ivmctl/cache/`.",
+            "same text (with the collector running). The YAML 1.2 loader parses with yaml-rs "
+            "where it means what libyaml means (libyaml otherwise), with the garbage collector "
+            "paused; the schema is checked with jsonschema-rs per file; line numbers are "
+            "computed only for reported problems. Unchanged inputs are read from the caches "
+            "under `.ivmctl/cache/` (parsed files, and the built desired state).",
             "",
             "Re-measure with `python benchmarks/validate_scale.py --write`.",
             "",
