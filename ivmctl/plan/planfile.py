@@ -41,8 +41,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ivmctl.collector import collector_paused
 from ivmctl.errors import PlanFileError
-from ivmctl.plan.collector import collector_paused
 from ivmctl.plan.graph import graph_problems
 from ivmctl.plan.model import (
     PLAN_FORMAT_VERSION,

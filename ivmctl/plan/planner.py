@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+from ivmctl.collector import collector_paused
 from ivmctl.errors import InsufficientResources, IvmctlError, Location, PlanError, RuleViolation
 from ivmctl.model import (
     ActualGuest,
@@ -44,7 +45,6 @@ from ivmctl.plan.classify import (
     plan_delete,
     rule_name,
 )
-from ivmctl.plan.collector import collector_paused
 from ivmctl.plan.diff import diff_guest
 from ivmctl.plan.model import (
     Action,

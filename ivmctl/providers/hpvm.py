@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ivmctl import model
+from ivmctl.collector import collector_paused
 from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
@@ -84,11 +85,12 @@ class HpvmProvider:
         # Hosts are read in parallel (one pass each, as over one SSH connection per host)
         # and combined in name order, so the result never depends on timing.
         workers = max(1, min(self.refresh_parallelism(), len(names)))
-        if workers == 1:
-            passes = self._read_in_turn(names)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                passes = list(pool.map(self._read_reachable_host, names))
+        with collector_paused():  # tens of thousands of parsed objects, no cycles
+            if workers == 1:
+                passes = self._read_in_turn(names)
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    passes = list(pool.map(self._read_reachable_host, names))
         for name, read in zip(names, passes, strict=True):
             if isinstance(read, HostUnreachable):
                 unreachable[name] = f"{read.summary}. {read.detail}"

@@ -16,7 +16,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from ivmctl.plan.collector import collector_paused
+from ivmctl.collector import collector_paused
 from ivmctl.plan.graph import waves
 from ivmctl.plan.model import Action, Change, ChangeHow, FieldChange, OpKind, Plan
 from ivmctl.rules import format_memory_display

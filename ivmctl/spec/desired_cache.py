@@ -36,10 +36,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
 from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
-from ivmctl.spec.yamlio import gc_paused
 
 FORMAT = b"ivmctl-desired-cache-1\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
@@ -201,7 +201,7 @@ def read(cache_dir: Path, key: str) -> Entry | None:
     if not data.startswith(header):
         return None
     try:
-        with gc_paused():  # tens of thousands of objects, no cycles
+        with collector_paused():  # tens of thousands of objects, no cycles
             fields = _ModelUnpickler(io.BytesIO(memoryview(data)[len(header) :])).load()
         provider, hosts, guests, digest, warnings, files = fields
     except Exception:  # a damaged or planted entry is only a miss

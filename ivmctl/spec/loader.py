@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ivmctl.collector import collector_paused
 from ivmctl.errors import ErrorGroup, IvmctlError, Location, SpecError, TemplateError
 from ivmctl.model import DesiredState, Guest, Host
 from ivmctl.spec import checks, desired_cache, normalize
@@ -31,7 +32,7 @@ from ivmctl.spec.templates import (
     is_template,
     variable_name_problem,
 )
-from ivmctl.spec.yamlio import YamlProblem, cached_parse, gc_paused, parse_yaml, prune_cache
+from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml, prune_cache
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
@@ -473,7 +474,7 @@ def load_spec(config_dir: Path, options: SpecOptions | None = None) -> LoadResul
             )
     # Hundreds of thousands of small objects and no cycles: a collection would only walk
     # them (several times, 0.3 s and more at 10,000 guests), so it waits until the end.
-    with gc_paused():
+    with collector_paused():
         result = _load(config_dir, options)
         if key is not None and options.cache_dir is not None:
             desired_cache.write(
@@ -507,7 +508,7 @@ def _sources(config_dir: Path, options: SpecOptions) -> Mapping[str, Location]:
 
 
 def _load(config_dir: Path, options: SpecOptions) -> LoadResult:
-    with gc_paused():  # see load_spec
+    with collector_paused():  # see load_spec
         return _load_paused(config_dir, options)
 
 

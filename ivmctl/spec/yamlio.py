@@ -27,19 +27,19 @@ keys. Errors carry the 1-based line and column; on the happy path no position is
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import marshal
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ivmctl.collector import collector_paused
 
 __all__ = [
     "FAST_LOADER",
@@ -51,7 +51,6 @@ __all__ = [
     "YamlProblem",
     "cached_parse",
     "compose",
-    "gc_paused",
     "locate",
     "needs_exact_loader",
     "parse_yaml",
@@ -374,18 +373,6 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Building many small containers triggers needless collections; pause them meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
@@ -447,14 +434,14 @@ def parse_yaml(text: str, *, loader_class: type[Any] | None = None) -> Any:
         fast = FAST_LOADER
         if fast is not None and not needs_exact_loader(text):
             try:
-                with gc_paused():
+                with collector_paused():
                     return fast(text)
             except Exception:  # any doubt: the exact loader decides, and says where
                 pass
         loader_class = Yaml12Loader
     loader = loader_class(text)
     try:
-        with gc_paused():
+        with collector_paused():
             node = loader.get_single_node()
             if node is None:
                 return None
@@ -595,7 +582,7 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
     if used is not None:
         used.add(entry)
     try:
-        with gc_paused():
+        with collector_paused():
             return marshal.loads(entry.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass
