@@ -143,7 +143,10 @@ def _backend(ctx: CliContext) -> LocalBackend:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @click.pass_obj
 def state_list(ctx: CliContext, as_json: bool) -> None:
-    """List the addresses ivmctl owns, their host and prevent_destroy.
+    """List the addresses ivmctl owns, their host, status and prevent_destroy.
+
+    STATUS is `owned`, or `creating` for an object whose create an apply was about to
+    run when it stopped (owned all the same; the next apply settles it).
 
     \b
     Example:
@@ -159,7 +162,12 @@ def state_list(ctx: CliContext, as_json: bool) -> None:
             "lineage": current.lineage,
             "serial": current.serial,
             "resources": [
-                {"address": r.address, "host": r.host, "prevent_destroy": r.prevent_destroy}
+                {
+                    "address": r.address,
+                    "host": r.host,
+                    "prevent_destroy": r.prevent_destroy,
+                    "status": r.status.value,
+                }
                 for r in records
             ],
         }
@@ -170,10 +178,10 @@ def state_list(ctx: CliContext, as_json: bool) -> None:
         return
     width = max(len(r.address) for r in records)
     host_width = max(len("HOST"), *(len(r.host) for r in records))
-    click.echo(f"{'ADDRESS':<{width}}  {'HOST':<{host_width}}  PREVENT_DESTROY")
+    click.echo(f"{'ADDRESS':<{width}}  {'HOST':<{host_width}}  STATUS    PREVENT_DESTROY")
     for r in records:
         flag = "yes" if r.prevent_destroy else "no"
-        click.echo(f"{r.address:<{width}}  {r.host:<{host_width}}  {flag}")
+        click.echo(f"{r.address:<{width}}  {r.host:<{host_width}}  {r.status.value:<8}  {flag}")
 
 
 @state.command(name="show")
@@ -193,6 +201,7 @@ def state_show(ctx: CliContext, address: str, as_json: bool) -> None:
     fields = {
         "address": record.address,
         "host": record.host,
+        "status": record.status.value,
         "prevent_destroy": record.prevent_destroy,
         "digest": record.digest,
     }

@@ -56,11 +56,11 @@ def test_state_list_shows_owned_addresses_hosts_and_prevent_destroy(
     code, out, _ = ivmctl("-C", str(protected), "state", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["ADDRESS", "HOST", "PREVENT_DESTROY"]
+    assert lines[0].split() == ["ADDRESS", "HOST", "STATUS", "PREVENT_DESTROY"]
     rows = [line.split() for line in lines[1:]]
     assert [r[0] for r in rows] == OWNED
-    assert {r[0]: (r[1], r[2]) for r in rows}["guest.web01"] == ("vmhost01", "yes")
-    assert {r[0]: r[2] for r in rows}["guest.web02"] == "no"
+    assert {r[0]: tuple(r[1:]) for r in rows}["guest.web01"] == ("vmhost01", "owned", "yes")
+    assert {r[0]: r[3] for r in rows}["guest.web02"] == "no"
 
 
 def test_state_list_json_is_versioned_and_complete(protected: Path, ivmctl: Ivmctl) -> None:
@@ -74,6 +74,7 @@ def test_state_list_json_is_versioned_and_complete(protected: Path, ivmctl: Ivmc
         "address": "guest.web01",
         "host": "vmhost01",
         "prevent_destroy": True,
+        "status": "owned",
     }
 
 
