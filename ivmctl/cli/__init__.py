@@ -41,6 +41,8 @@ class CliContext:
 
 # name -> ("module:attribute", one-line help). A command's module is imported only when
 # that command runs; `ivmctl --help` reads the help text from this table.
+HELP_OPTION_NAMES = ["-h", "--help"]  # every command inherits them from the root
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("ivmctl.cli.emulator:emulator", "Drive the bundled Integrity VM emulator."),
     "validate": ("ivmctl.cli.spec:validate", "Check the configuration and report every problem."),
@@ -83,7 +85,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": HELP_OPTION_NAMES})
 @click.option(
     "-C",
     "--config-dir",

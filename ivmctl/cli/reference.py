@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ivmctl.cli import COMMANDS, ExitStatus, cli
+from ivmctl.cli import COMMANDS, HELP_OPTION_NAMES, ExitStatus, cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 WIDTH = 96
@@ -55,8 +55,17 @@ def command_tree() -> list[tuple[str, click.Command | None]]:
 
 def help_text(path: str, command: click.Command) -> str:
     """The `--help` output of a command, at a fixed width (stable across terminals)."""
-    # info_name is the whole path, so usage reads "Usage: ivmctl emulator exec ..."
-    ctx = click.Context(command, info_name=path, terminal_width=WIDTH, max_content_width=WIDTH)
+    # info_name is the whole path, so usage reads "Usage: ivmctl emulator exec ..."; the
+    # help option names are the ones every command inherits from the root's settings (click
+    # caches a command's help option the first time it is built, so they must be the same
+    # here as in a real invocation, or the text depends on what ran first in the process)
+    ctx = click.Context(
+        command,
+        info_name=path,
+        terminal_width=WIDTH,
+        max_content_width=WIDTH,
+        help_option_names=HELP_OPTION_NAMES,
+    )
     return command.get_help(ctx)
 
 
