@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ivmctl import model
-from ivmctl.core.reachability import require_reachable
 from ivmctl.core.session import Session, view_digest
 from ivmctl.errors import Location, ProviderError, StateError
 from ivmctl.plan.classify import is_ignored
@@ -99,9 +98,7 @@ def import_object(session: Session, text: str, *, lock_timeout: float = 0.0) -> 
 
 def _refresh(session: Session, desired: model.DesiredState, state: State) -> model.ActualState:
     hosts = sorted({*desired.hosts, *(r.host for r in state.resources.values())})
-    actual: model.ActualState = session.provider(desired.provider).refresh(hosts)
-    require_reachable(actual)
-    return actual
+    return session.read_hosts(desired, hosts)
 
 
 def _check_declared(session: Session, desired: model.DesiredState, address: Address) -> None:
@@ -133,8 +130,7 @@ def _check_declared(session: Session, desired: model.DesiredState, address: Addr
 def _runtime_host_of(session: Session, desired: model.DesiredState, name: str) -> str | None:
     """Where an undeclared guest runs, to make the error's suggestion exact."""
     try:
-        actual = session.provider(desired.provider).refresh(sorted(desired.hosts))
-        require_reachable(actual)
+        actual = session.read_hosts(desired, sorted(desired.hosts))
     except ProviderError:
         return None
     found = actual.guests.get(name)
@@ -235,8 +231,7 @@ def export_config(session: Session, hosts: Sequence[str] = ()) -> Exported:
             "there is no host to export",
             detail="Name one with --host HOST, or declare the hosts under hosts:.",
         )
-    actual = session.provider(desired.provider).refresh(names)
-    require_reachable(actual)
+    actual = session.read_hosts(desired, names)
     missing = [n for n in names if n not in actual.hosts]
     if missing:
         raise ProviderError(

@@ -164,14 +164,10 @@ class Session:
         A host that does not answer is a ProviderError, unless `tolerate_unreachable`
         (then it is in `actual.unreachable` and is never provisioned).
         """
-        from ivmctl.core.reachability import require_reachable
-
         provider = self.provider(desired.provider)
         owned_hosts = {record.host for record in state.resources.values()}
         hosts = sorted(set(desired.hosts) | owned_hosts)
-        actual = provider.refresh(hosts)
-        if not tolerate_unreachable:
-            require_reachable(actual)
+        actual = self.read_hosts(desired, hosts, tolerate_unreachable=tolerate_unreachable)
         missing = [
             desired.hosts[h]
             for h in sorted(desired.hosts)
@@ -193,6 +189,22 @@ class Session:
                 name=host.name, version=host.version, hardware=host.hardware
             )
         return replace(actual, hosts=hosts_now), tuple(missing)
+
+    def read_hosts(
+        self,
+        desired: model.DesiredState,
+        hosts: Sequence[str],
+        *,
+        tolerate_unreachable: bool = False,
+    ) -> model.ActualState:
+        """The provider's refresh of `hosts`; a host that does not answer is a
+        ProviderError naming every such host, unless `tolerate_unreachable`."""
+        from ivmctl.core.reachability import require_reachable
+
+        actual: model.ActualState = self.provider(desired.provider).refresh(hosts)
+        if not tolerate_unreachable:
+            require_reachable(actual)
+        return actual
 
     def plan(self, options: PlanOptions = PlanOptions()) -> Planned:
         """Load, refresh and plan; policy plugins may block the plan."""

@@ -72,8 +72,7 @@ def submit_many(transport: Transport, host: str, argvs: Sequence[Sequence[str]])
     if submit is not None:
         pending: Pending = submit(host, argvs)
         return pending
-    outputs = run_many(transport, host, argvs)
-    return lambda: outputs
+    return _now(run_many(transport, host, argvs))
 
 
 class EmulatorTransport:
@@ -109,24 +108,8 @@ class EmulatorTransport:
             return self._world
 
     def run(self, host: str, argv: Sequence[str]) -> CommandOutput:
-        started = self._clock()
-        if self.latency:
-            self._sleep(self.latency)
-        world = self.world
-        try:
-            result = world.execute(host, list(argv))
-        except IvmctlError as exc:
-            raise ProviderError(
-                f"the emulator could not run {argv[0] if argv else 'a command'} on {host}: "
-                f"{exc.summary}",
-                detail=exc.detail,
-            ) from exc
-        return CommandOutput(
-            exit_code=result.exit_code,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            duration=self._clock() - started,
-        )
+        (output,) = self.run_many(host, [argv])
+        return output
 
     def start_readers(self, processes: int) -> None:
         """Answer listings from `processes` worker processes from now on (see
@@ -151,6 +134,7 @@ class EmulatorTransport:
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
+        first = argvs[0][0] if argvs and argvs[0] else "a command"
         readers = self._readers
         waiting = readers.submit(host, argvs) if readers and readers.can_read(argvs) else None
 
@@ -161,8 +145,7 @@ class EmulatorTransport:
                     results = self.world.execute_many(host, [list(argv) for argv in argvs])
             except IvmctlError as exc:
                 raise ProviderError(
-                    f"the emulator could not run {argvs[0][0] if argvs else 'commands'} on "
-                    f"{host}: {exc.summary}",
+                    f"the emulator could not run {first} on {host}: {exc.summary}",
                     detail=exc.detail,
                 ) from exc
             duration = self._clock() - started

@@ -6,13 +6,12 @@ The same text is produced with or without colour (tests read the plain form).
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.text import Text
 
 from ivmctl.core.drift import DriftItem, DriftKind, DriftReport
 from ivmctl.plan.model import ChangeHow
+from ivmctl.render.plan import HOW_NOTES, shown_value
 
 GROUPS: tuple[tuple[DriftKind, str, str], ...] = (
     (
@@ -32,20 +31,8 @@ GROUPS: tuple[tuple[DriftKind, str, str], ...] = (
     ),
 )
 
-HOW: dict[ChangeHow, str] = {
-    ChangeHow.ONLINE: "online",
-    ChangeHow.NEEDS_OFF: "needs the guest Off",
-    ChangeHow.IGNORED: "ignored",
-    ChangeHow.MOVE: "moves the guest",
-}
-
-
-def _value(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
+# a drift report lists ignored differences in a section of their own, so its note is short
+HOW: dict[ChangeHow, str] = {**HOW_NOTES, ChangeHow.IGNORED: "ignored"}
 
 
 def _item_line(item: DriftItem) -> str:
@@ -57,8 +44,8 @@ def _item_line(item: DriftItem) -> str:
         else ""
     )
     return (
-        f"  {item.address}: {item.path}: runtime has {_value(item.actual)}, "
-        f"declared {_value(item.declared)}{how}"
+        f"  {item.address}: {item.path}: runtime has {shown_value(item.actual)}, "
+        f"declared {shown_value(item.declared)}{how}"
     )
 
 

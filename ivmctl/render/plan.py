@@ -74,7 +74,8 @@ def _headline(change: Change) -> str:
     return "unchanged"
 
 
-def _value(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A field's value as plans and drift reports print it: strings quoted, None spelt out."""
     if value is None:
         return "(none)"
     if isinstance(value, str):
@@ -83,7 +84,7 @@ def _value(value: Any) -> str:
 
 
 def _field_line(field: FieldChange) -> str:
-    arrow = f"{_value(field.before)} -> {_value(field.after)}"
+    arrow = f"{shown_value(field.before)} -> {shown_value(field.after)}"
     return f"{field.path}: {arrow}  ({HOW_NOTES[field.how]})"
 
 

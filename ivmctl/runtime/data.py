@@ -493,23 +493,27 @@ def dev_entries(conn: sqlite3.Connection, host_id: int, klass: str | None) -> li
 
 def dependents(conn: sqlite3.Connection, host_id: int, path: str) -> list[str]:
     """Names of the guests of a host whose storage uses `path`, sorted."""
-    rows = conn.execute(
-        "SELECT DISTINCT g.name FROM storage s JOIN guests g ON g.id = s.guest_id "
-        "WHERE s.host_id=? AND s.path=? ORDER BY g.name",
-        (host_id, path),
-    )
-    return [r[0] for r in rows]
+    return all_dependents(conn, host_id, path=path).get(path, [])
 
 
-def all_dependents(conn: sqlite3.Connection, host_id: int) -> dict[str, list[str]]:
-    """path -> `dependents` of that path, for every path a guest of the host uses."""
+def all_dependents(
+    conn: sqlite3.Connection, host_id: int, *, path: str | None = None
+) -> dict[str, list[str]]:
+    """path -> `dependents` of that path, for every path a guest of the host uses (or
+    only `path`)."""
     found: dict[str, list[str]] = {}
-    for path, name in conn.execute(
+    query = (
         "SELECT DISTINCT s.path, g.name FROM storage s JOIN guests g ON g.id = s.guest_id "
-        "WHERE s.host_id=? ORDER BY g.name",
-        (host_id,),
-    ):
-        found.setdefault(path, []).append(name)
+        "WHERE s.host_id=?"
+    )
+    # one path: a lookup in the (host_id, path) index, not a scan of the host's storage
+    rows = (
+        conn.execute(query + " ORDER BY g.name", (host_id,))
+        if path is None
+        else conn.execute(query + " AND s.path=? ORDER BY g.name", (host_id, path))
+    )
+    for used, name in rows:
+        found.setdefault(used, []).append(name)
     return found
 
 

@@ -75,14 +75,7 @@ def is_present(conn: sqlite3.Connection, host_id: int, backing: str, path: str) 
     """Whether a backing entity exists on a host (see the module docstring)."""
     if is_unpresented(conn, host_id, path):
         return False
-    if backing == "null":
-        return True
-    kind = path_kind(path)
-    if kind in ("san", "lv", "pt"):
-        return True
-    if kind == "file":
-        return file_size(conn, host_id, path) is not None
-    return False
+    return _exists(backing, path, lambda: file_size(conn, host_id, path) is not None)
 
 
 def presence(conn: sqlite3.Connection, host_id: int) -> Callable[[str], bool]:
@@ -92,14 +85,18 @@ def presence(conn: sqlite3.Connection, host_id: int) -> Callable[[str], bool]:
         r[0] for r in conn.execute("SELECT path FROM unpresented WHERE host_id=?", (host_id,))
     }
     files = {r[0] for r in conn.execute("SELECT path FROM files WHERE host_id=?", (host_id,))}
+    return lambda path: path not in unpresented and _exists("", path, lambda: path in files)
 
-    def present(path: str) -> bool:
-        if path in unpresented:
-            return False
-        kind = path_kind(path)
-        return kind in ("san", "lv", "pt") or (kind == "file" and path in files)
 
-    return present
+def _exists(backing: str, path: str, file_exists: Callable[[], bool]) -> bool:
+    """The presence rule for a path that is not unpresented; `file_exists` is asked only
+    for a file path."""
+    if backing == "null":
+        return True
+    kind = path_kind(path)
+    if kind in ("san", "lv", "pt"):
+        return True
+    return kind == "file" and file_exists()
 
 
 def devtype_attr(devtype: str, backing: str) -> str:

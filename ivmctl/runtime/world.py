@@ -394,11 +394,7 @@ class World:
             delay += wait
         if delay > 0:
             self._sleep(delay)
-        with self._store.snapshot() as conn:
-            found = self._host(conn, host)
-            results = [self._listing(conn, found, command_kind(a[0]), a) for a in lines]
-        self._note_listings(found.id, list(zip(lines, results, strict=True)))
-        return [result for result, _ in results]
+        return self._read(host, lines)
 
     def _arrival(self, host: str, kind: str) -> tuple[bool, float]:
         """(whether `host` answers, seconds a `kind` command takes to answer there).
@@ -481,7 +477,8 @@ class World:
 
     def _run(self, host: str, kind: str, args: list[str], refusal: Refused | None) -> CommandResult:
         if refusal is None and commands.is_read_only(args):
-            return self._read(host, kind, args)
+            (result,) = self._read(host, [args])
+            return result
         with self._store.transaction() as conn:
             self._write_pending_log(conn)  # earlier listings first: the log stays in order
             found = self._host(conn, host)
@@ -521,8 +518,8 @@ class World:
             stderr=_text(ctx.err),
         )
 
-    def _read(self, host: str, kind: str, args: list[str]) -> CommandResult:
-        """A listing: run on a read snapshot; its log entry is written with the next change.
+    def _read(self, host: str, lines: Sequence[list[str]]) -> list[CommandResult]:
+        """Listings, on one read snapshot; their log rows are written with the next change.
 
         Reads change nothing, so they need neither the write lock nor a commit of their
         own; at fleet scale (thousands of listings per refresh) both were most of the
@@ -530,9 +527,9 @@ class World:
         """
         with self._store.snapshot() as conn:
             found = self._host(conn, host)
-            ran = self._listing(conn, found, kind, args)
-        self._note_listings(found.id, [(args, ran)])
-        return ran[0]
+            ran = [self._listing(conn, found, command_kind(args[0]), args) for args in lines]
+        self._note_listings(found.id, list(zip(lines, ran, strict=True)))
+        return [result for result, _ in ran]
 
     def _listing(
         self, conn: sqlite3.Connection, host: Host, kind: str, args: list[str]

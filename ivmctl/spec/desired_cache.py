@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 import sys
@@ -40,6 +39,7 @@ from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
 from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
+from ivmctl.spec.yamlio import replace_cache_file
 
 FORMAT = b"ivmctl-desired-cache-1\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
@@ -231,11 +231,6 @@ def write(
     fields = (desired.provider, desired.hosts, desired.guests, desired.digest, warnings, files)
     try:
         payload = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f"{ENTRY}.{os.getpid()}.tmp"  # concurrent runs never collide
-        with open(tmp, "wb") as out:
-            out.write(FORMAT + key.encode() + b"\n")
-            out.write(payload)
-        tmp.replace(cache_dir / ENTRY)
+        replace_cache_file(cache_dir / ENTRY, FORMAT + key.encode() + b"\n", payload)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         pass

@@ -119,58 +119,23 @@ def format_text(text: str) -> str:
 
 def format_dir(config_dir: Path) -> list[FormatResult]:
     """Format every configuration file of a directory (nothing is written here)."""
-    results: list[FormatResult] = []
-    for path in config_files(config_dir):
-        name = display_name(config_dir, path)
-        try:
-            original = decode(path.read_bytes())
-        except YamlProblem as exc:
-            where = f":{exc.line}:{exc.column}" if exc.line else ""
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original="",
-                    formatted=None,
-                    error=f"{name}{where}: {exc.summary}",
-                )
-            )
-            continue
+    return [_format_file(display_name(config_dir, path), path) for path in config_files(config_dir)]
+
+
+def _format_file(name: str, path: Path) -> FormatResult:
+    original = ""
+
+    def unchanged(**outcome: str) -> FormatResult:
+        return FormatResult(file=name, path=path, original=original, formatted=None, **outcome)
+
+    try:
+        original = decode(path.read_bytes())
         if is_template(original):
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original=original,
-                    formatted=None,
-                    note="template, left alone",
-                )
-            )
-            continue
-        try:
-            formatted = format_text(original)
-        except YamlProblem as exc:
-            where = f":{exc.line}:{exc.column}" if exc.line else ""
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original=original,
-                    formatted=None,
-                    error=f"{name}{where}: {exc.summary}",
-                )
-            )
-            continue
-        except RuamelError as exc:  # read by ivmctl's loader but not by the round-trip one
-            results.append(
-                FormatResult(
-                    file=name,
-                    path=path,
-                    original=original,
-                    formatted=None,
-                    error=f"{name}: cannot be formatted: {exc}",
-                )
-            )
-            continue
-        results.append(FormatResult(file=name, path=path, original=original, formatted=formatted))
-    return results
+            return unchanged(note="template, left alone")
+        formatted = format_text(original)
+    except YamlProblem as exc:
+        where = f":{exc.line}:{exc.column}" if exc.line else ""
+        return unchanged(error=f"{name}{where}: {exc.summary}")
+    except RuamelError as exc:  # read by ivmctl's loader but not by the round-trip one
+        return unchanged(error=f"{name}: cannot be formatted: {exc}")
+    return FormatResult(file=name, path=path, original=original, formatted=formatted)

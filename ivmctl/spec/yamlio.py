@@ -27,6 +27,7 @@ keys. Errors carry the 1-based line and column; on the happy path no position is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
@@ -587,15 +588,20 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
     except (OSError, EOFError, ValueError, TypeError):
         pass
     data = parse_yaml(text)
-    try:
-        payload = marshal.dumps(data)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")  # concurrent runs never collide
-        tmp.write_bytes(payload)
-        tmp.replace(entry)
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):  # a cache that cannot be written
+        replace_cache_file(entry, marshal.dumps(data))
     return data
+
+
+def replace_cache_file(path: Path, *chunks: bytes) -> None:
+    """Write a cache entry whole, through a temporary file, so a reader sees the old entry
+    or the new one (no fsync: a cache entry lost to a power cut is only a miss)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent runs never collide
+    with open(tmp, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    tmp.replace(path)
 
 
 def prune_cache(cache_dir: Path, used: set[Path], *, slack: int = 64) -> None:
