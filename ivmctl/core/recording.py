@@ -61,6 +61,8 @@ class ProviderExecutor:
 
 
 _MAKES = frozenset({OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE})
+# what a change that failed part-way may already have put in place (and so must own)
+_MAKES_OR_MOVES = _MAKES | {OpKind.GUEST_MIGRATE}
 
 
 class _Recorder:
@@ -165,12 +167,11 @@ class _Recorder:
         a create that timed out), so the next plan finishes the job instead of offering
         to adopt ivmctl's own object. If it failed before its create, the intent recorded
         for it is dropped: the name may be taken by an object that is not ivmctl's."""
-        made = {OpKind.GUEST_CREATE, OpKind.VSWITCH_CREATE, OpKind.GUEST_MIGRATE}
         with self._guard:
             self._syncing.pop(change.key, None)
         if change.action is Action.DELETE or change.phase:
             return
-        if any(op.kind in made for op in completed):
+        if any(op.kind in _MAKES_OR_MOVES for op in completed):
             self(change)
             return
         with self._guard:

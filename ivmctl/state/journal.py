@@ -167,11 +167,7 @@ class Journal:
     def append(self, entry: Entry, *, durable: bool = False) -> None:
         """Write one entry; with `durable`, return only once it (and all before) is synced.
         Otherwise it is synced within `sync_interval` seconds (or by an earlier sync)."""
-        line = encode_entry(entry)
-        with self._write_lock:
-            _write_all(self._fd, line)
-            self._written += 1
-            seq = self._written
+        seq = self._write(entry)
         if durable:
             self._sync_through(seq)
         else:
@@ -181,17 +177,21 @@ class Journal:
         """Write one entry now and start syncing it in the background; the future is done
         once it (and every line before it) is on disk. Lets a caller overlap the fsync
         with other work and wait only where durability is needed."""
-        line = encode_entry(entry)
-        with self._write_lock:
-            _write_all(self._fd, line)
-            self._written += 1
-            seq = self._written
+        seq = self._write(entry)
         with self._timer_lock:
             if self._closed:
                 raise ValueError("the journal is closed")
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
             return self._syncer.submit(self._sync_through, seq)
+
+    def _write(self, entry: Entry) -> int:
+        """Append one entry's line; its sequence number (lines written so far)."""
+        line = encode_entry(entry)
+        with self._write_lock:
+            _write_all(self._fd, line)
+            self._written += 1
+            return self._written
 
     def _schedule_sync(self) -> None:
         with self._timer_lock:
