@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -263,6 +263,18 @@ PCI_BUS_RANGE = range(0, 8)  # [R17] 8 buses x 8 slots
 PCI_SLOT_RANGE = range(0, 8)
 AVIO_TARGET_RANGE = range(0, 128)  # [R17]
 LOCALNET = "localnet"  # [R23] always present, no uplink
+
+
+def first_free_port(taken: Container[int]) -> int | None:
+    """The port a vswitch gives a NIC that names none: the lowest free port from 1 [inf]."""
+    return next((p for p in PORT_RANGE if p >= 1 and p not in taken), None)
+
+
+def landing_port(port: int, taken: Container[int]) -> int | None:
+    """The port a migrating NIC gets on the target's vswitch: its own when free there,
+    else the lowest free port from 1 [inf]; None when the vswitch has no free port."""
+    return port if port not in taken else first_free_port(taken)
+
 
 # --------------------------------------------------------------------------------------------
 # What may change while a guest runs  [R6][R22][R60][R29b] and DESIGN.md section 4

@@ -28,6 +28,7 @@ from ivmctl.rules import (
     Demand,
     device_change_kind,
     field_change_kind,
+    first_free_port,
     held_memory_mb,
     limits_for,
     migration_device_problem,
@@ -127,13 +128,29 @@ class PortAllocator:
         if port is not None:
             self.used.setdefault((host, vswitch), set()).add(port)
 
-    def allocate(self, host: str, vswitch: str) -> int:
+    def _taken(self, host: str, vswitch: str) -> set[int]:
         if self.seed is not None:
             seed, self.seed = self.seed, None
             for triple in seed():
                 self.reserve(*triple)
+        return self.used.setdefault((host, vswitch), set())
+
+    def reserve_landing(self, host: str, vswitch: str) -> None:
+        """Keep the lowest free port from 1 for a NIC migrating in, which may land there.
+
+        A migrating NIC whose port is taken on the target gets the lowest free port
+        from 1 (`rules.landing_port`). Kept before any port is handed out, one port per
+        migrating NIC, these are where such NICs land (or lower, on ports nobody is
+        given), so a port handed out later can never be one a migration takes first.
+        """
+        taken = self._taken(host, vswitch)
+        port = first_free_port(taken)
+        if port is not None:
+            taken.add(port)
+
+    def allocate(self, host: str, vswitch: str) -> int:
         key = (host, vswitch)
-        taken = self.used.setdefault(key, set())
+        taken = self._taken(host, vswitch)
         for port in PORT_RANGE[PORT_RANGE.index(self._floor.get(key, PORT_RANGE[0])) :]:
             if port not in taken:
                 taken.add(port)
@@ -758,7 +775,8 @@ def online_move_problem(
 
 
 def _carry_vlans(desired: Guest, actual: Guest, edits: _Edits) -> bool:
-    """A moving guest keeps its ports; their VLANs must be set on the target's vswitches."""
+    """A moving guest's VLANs must be set on the target's vswitches, on the ports its NICs
+    had; `plan.ports.settle_ports` moves them to where the NICs land if that differs."""
     planned = {(v, p) for v, p, _ in edits.vlans}
     carried = False
     for new_nic, old_nic in zip(desired.nics, actual.nics, strict=False):

@@ -79,7 +79,10 @@ class OpKind(StrEnum):
     MAC or port) is one `modify` statement carrying its bus,slot and MAC, which identify
     it; a NIC whose adapter changes is a `remove` of the old statement and an `add`
     keeping its MAC. `guest.migrate` is run on the source host; `guest.remove_stale`
-    follows on the source so that a move leaves no Off (NR) copy behind.
+    follows on the source so that a move leaves no Off (NR) copy behind. A migrating NIC
+    keeps its port if it is free on the target, else it lands on the lowest free port
+    from 1; the operations that follow it on the target name the port it lands on
+    (`plan/ports.py`).
     """
 
     VSWITCH_CREATE = "vswitch.create"

@@ -56,6 +56,7 @@ from ivmctl.plan.model import (
     OpKind,
     Plan,
 )
+from ivmctl.plan.ports import settle_ports
 from ivmctl.plan.views import actual_guest_view, actual_power, guest_view, vswitch_view
 from ivmctl.rules import LOCALNET, ChangeKind, Demand, HostCapacity, field_change_kind
 
@@ -138,6 +139,7 @@ def _make_plan(
     ).changes
     if targets:
         ordered = _targeted(ordered, targets, out)
+    ordered = settle_ports(ordered, desired, actual)
     return Plan(
         changes=ordered,
         unmanaged=tuple(sorted(set(out.unmanaged))),
@@ -234,7 +236,13 @@ def _all_actual(actual: ActualState) -> Iterable[ActualGuest]:
 
 
 def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
-    return PortAllocator(seed=lambda: _ports_in_use(desired, actual))
+    ports = PortAllocator(seed=lambda: _ports_in_use(desired, actual))
+    for name in sorted(actual.guests):  # landings first: see PortAllocator.reserve_landing
+        want = desired.guests.get(name)
+        if want is not None and want.host != actual.guests[name].guest.host:
+            for nic in actual.guests[name].guest.nics:
+                ports.reserve_landing(want.host, nic.vswitch)
+    return ports
 
 
 def _ports_in_use(
@@ -249,7 +257,7 @@ def _ports_in_use(
             yield item.guest.host, nic.vswitch, nic.port
             moving_to = desired.guests.get(item.guest.name)
             if moving_to is not None and moving_to.host != item.guest.host:
-                yield moving_to.host, nic.vswitch, nic.port  # it keeps its ports
+                yield moving_to.host, nic.vswitch, nic.port  # where it lands if it is free
     for guest in desired.guests.values():
         for nic in guest.nics:
             yield guest.host, nic.vswitch, nic.port

@@ -20,6 +20,7 @@ from ivmctl.rules import (
     device_change_kind,
     guest_footprint_mb,
     host_pool_mb,
+    landing_port,
     limits_for,
     name_problem,
     offline_migration_problem,
@@ -666,11 +667,9 @@ def _migrate(
         taken = {
             r[0] for r in ctx.conn.execute("SELECT port FROM nics WHERE vswitch_id=?", (vs.id,))
         } | {n.port for n in nics if n.vswitch == nic.vswitch}
-        port = (
-            nic.port
-            if nic.port not in taken
-            else next(p for p in PORT_RANGE if p >= 1 and p not in taken)
-        )
+        port = landing_port(nic.port, taken)
+        if port is None:
+            raise ctx.refuse(guest.name, f"The vswitch '{nic.vswitch}' has no free port.")
         nics.append(replace(nic, id=None, port=port))
     moved = replace(
         guest,

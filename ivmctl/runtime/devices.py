@@ -19,7 +19,7 @@ from ivmctl.rules import (
     AVIO_TARGET_RANGE,
     PCI_BUS_RANGE,
     PCI_SLOT_RANGE,
-    PORT_RANGE,
+    first_free_port,
     generate_mac,
     limits_for,
     mac_problem,
@@ -375,7 +375,7 @@ def add_nic(
     elif replacing is not None and replacing.vswitch == res.vswitch:
         port = replacing.port
     else:
-        free_port = next((p for p in PORT_RANGE if p >= 1 and p not in used), None)
+        free_port = first_free_port(used)
         if free_port is None:
             raise ctx.refuse(name, f"The vswitch '{res.vswitch}' has no free port.")
         port = free_port

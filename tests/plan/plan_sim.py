@@ -35,6 +35,7 @@ from ivmctl.rules import (
     HostCapacity,
     field_change_kind,
     generate_mac,
+    landing_port,
 )
 
 
@@ -152,6 +153,23 @@ class Sim:
                     n.port for n in item.guest.nics if n.vswitch == vswitch and n.port is not None
                 }
         return used
+
+    def _landed(self, item: ActualGuest, target: str) -> tuple[Nic, ...]:
+        """The guest's NICs on the target: each keeps its port if free, as the runtime does."""
+        landed: list[Nic] = []
+        for nic in item.guest.nics:
+            taken = {
+                n.port
+                for other in [*self.guests.values(), *self.stale.values()]
+                if other.guest.host == target
+                for n in other.guest.nics
+                if n.vswitch == nic.vswitch
+            } | {n.port for n in landed if n.vswitch == nic.vswitch}
+            port = landing_port(nic.port or 0, taken)
+            if port is None:
+                raise SimRefused(f"no free port of {nic.vswitch} on {target}")
+            landed.append(dataclasses.replace(nic, port=port))
+        return tuple(landed)
 
     def _nic(self, host: str, res: NetworkResource, owner: str) -> Nic:
         if res.vswitch != LOCALNET and res.vswitch not in self.vswitches[host]:
@@ -415,7 +433,7 @@ class Sim:
             item, status=dataclasses.replace(item.status, state="Off (NR)", runnable=False)
         )
         self.counter += 1
-        moved = dataclasses.replace(item.guest, host=target)
+        moved = dataclasses.replace(item.guest, host=target, nics=self._landed(item, target))
         self.guests[item.guest.name] = ActualGuest(
             guest=moved,
             status=GuestStatus(

@@ -281,3 +281,57 @@ def test_meddling_creates_an_unmanaged_guest_and_forgets_ownership() -> None:
             assert [(c.address, c.action.value) for c in plan.actionable] == [("guest.g0", "adopt")]
             assert "guest.u0" in plan.unmanaged
     _check(world, first, first, Meddling(unmanaged_on="h2", forget=("guest.g0",)))
+
+
+def _vlan_move(*, create_beside: bool) -> tuple[World, dict[str, Any], dict[str, Any]]:
+    """g0 on h1 and g1 on h2, both on port 0 of vswa with their own VLAN; g1 moves to h1
+    (and, with `create_beside`, g2 is created on h1 in the same plan)."""
+    world = World(hosts=HOSTS, cores={"h1": 4, "h2": 4}, memory={"h1": "16G", "h2": "16G"},
+                  versions={"h1": "6.3", "h2": "6.3"})  # fmt: skip
+    hosts = {
+        h: {
+            "version": "6.3",
+            "hardware": {"cores": 4, "memory": "16G", "nics": ["lan0"]},
+            "vswitches": {"vswa": {"nic": "lan0"}},
+        }
+        for h in world.hosts
+    }
+
+    def g(host: str, vlan: int) -> dict[str, Any]:
+        return {"host": host, "memory": "1G", "nics": [{"vswitch": "vswa", "vlan": vlan}]}
+
+    first = {"apiVersion": "ivmctl/v1", "hosts": hosts,
+             "guests": {"g0": g("h1", 100), "g1": g("h2", 200)}}  # fmt: skip
+    guests = {"g0": g("h1", 100), "g1": g("h1", 200)}
+    if create_beside:
+        guests["g2"] = g("h1", 300)
+    return world, first, {"apiVersion": "ivmctl/v1", "hosts": hosts, "guests": guests}
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["in_order", "as_apply_walks"])
+@pytest.mark.parametrize("create_beside", [False, True], ids=["alone", "beside_a_create"])
+def test_a_guest_moving_onto_a_taken_port_keeps_its_vlan_and_leaves_the_others_alone(
+    create_beside: bool, parallel: bool
+) -> None:
+    """Found by the soak run: a NIC whose port is taken on the target lands on another
+    port; its VLAN must follow it there, not be set on the port of the guest already there."""
+    world, first, second = _vlan_move(create_beside=create_beside)
+    _check(world, first, second, parallel=parallel)
+    with tempfile.TemporaryDirectory() as tmp:
+        config_dir = Path(tmp)
+        write_config(config_dir, first)
+        with Session(Workspace(config_dir=config_dir, environ={}), plugin_manager=PM) as session:
+            _apply_in_order(session, session.plan())
+            write_config(config_dir, second)
+            planned = session.plan()
+            moved = next(c for c in planned.plan.changes if c.address == "guest.g1")
+            vlans = [op.params for op in moved.operations if op.kind.value == "vswitch.port_vlan"]
+            assert vlans == [{"vswitch": "vswa", "port": 1, "vlan": 200}]
+            assert "its NIC on vswa gets port 1 on h1: port 0 is taken there" in moved.reasons
+            _apply_in_order(session, planned, parallel=parallel)
+            actual = session.provider("emulator").refresh(["h1"])
+            ports = {n: actual.guests[n].guest.nics[0].port for n in sorted(actual.guests)}
+            table = actual.hosts["h1"].vswitches["vswa"].port_vlans
+            assert {n: table[p] for n, p in ports.items()} == {
+                "g0": 100, "g1": 200, **({"g2": 300} if create_beside else {})
+            }  # fmt: skip

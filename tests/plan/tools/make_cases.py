@@ -840,6 +840,40 @@ def main() -> None:
         A(one_core2, {"hog": running(hog, 1), "other": running(other, 2, port=5)}),
     )
 
+    # --- where migrating NICs land ------------------------------------------------------------
+    vlan_hosts = {
+        "h1": host(vswprod={"nic": "lan0", "port_vlans": {"1": 100, "2": 100}}),
+        "h2": host(vswprod={"nic": "lan0", "port_vlans": {"1": 200}}),
+    }
+    stay = guest("h1", _n="stay", nics=[{"vswitch": "vswprod", "vlan": 100}])
+    mover = guest("h2", _n="mover", nics=[{"vswitch": "vswprod", "vlan": 200}])
+    write(
+        "a_guest_moving_onto_a_taken_port_lands_on_the_lowest_free_one_with_its_vlan",
+        D(two_hosts(), {"stay": stay, "mover": {**mover, "host": "h1"}}),
+        A(vlan_hosts, {"stay": running(stay, 1), "mover": running(mover, 2)}),
+    )
+    gone = guest("h1", _n="gone", nics=[{"vswitch": "vswprod", "vlan": 100}])
+    fresh = guest("h1", _n="fresh", nics=[{"vswitch": "vswprod"}, {"vswitch": "vswprod"}])
+    write(
+        "creates_and_deletes_beside_a_guest_moving_in_never_take_its_landing_port",
+        D(two_hosts(), {"stay": stay, "mover": {**mover, "host": "h1"}, "fresh": fresh}),
+        A(
+            vlan_hosts,
+            {
+                "stay": running(stay, 1),
+                "gone": running(gone, 3, port=2),
+                "mover": running(mover, 2),
+            },
+        ),
+        {"owned": ["guest.gone", "guest.mover", "guest.stay"]},
+    )
+    pinned = {**mover, "host": "h1", "nics": [{"vswitch": "vswprod", "vlan": 200, "port": 1}]}
+    write(
+        "a_moving_nic_pinned_to_a_port_taken_on_the_target_is_refused",
+        D(two_hosts(), {"stay": stay, "mover": pinned}),
+        A(vlan_hosts, {"stay": running(stay, 1), "mover": running(mover, 2)}),
+    )
+
 
 if __name__ == "__main__":
     main()
