@@ -41,7 +41,7 @@ from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
 from ivmctl.spec.yamlio import replace_cache_file
 
-FORMAT = b"ivmctl-desired-cache-1\n"  # bump when what is stored changes
+FORMAT = b"ivmctl-desired-cache-2\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
 _TEMPLATE_MARKER = re.compile(rb"\{[{%#]")  # templates.is_template, on bytes
 
@@ -202,8 +202,9 @@ def read(cache_dir: Path, key: str) -> Entry | None:
         return None
     try:
         with collector_paused():  # tens of thousands of objects, no cycles
-            fields = _ModelUnpickler(io.BytesIO(memoryview(data)[len(header) :])).load()
-        provider, hosts, guests, digest, warnings, files = fields
+            stream = io.BytesIO(memoryview(data)[len(header) :])
+            digest, warnings, files = _ModelUnpickler(stream).load()
+            _api_version, provider, hosts, guests = _ModelUnpickler(stream).load()
     except Exception:  # a damaged or planted entry is only a miss
         return None
     if not (isinstance(provider, ProviderConfig) and isinstance(hosts, dict)):
@@ -223,14 +224,18 @@ def read(cache_dir: Path, key: str) -> Entry | None:
 def write(
     cache_dir: Path,
     key: str,
+    model: bytes,
     desired: DesiredState,
     warnings: Sequence[SpecWarning],
     files: Sequence[str],
 ) -> None:
-    """Store a load's result for `key`, replacing the previous entry; problems are ignored."""
-    fields = (desired.provider, desired.hosts, desired.guests, desired.digest, warnings, files)
+    """Store a load's result for `key`, replacing the previous entry; problems are ignored.
+
+    `model` is the load's `loader.model_bytes` (the pickle its digest was taken of), stored
+    as it is after a pickle of the digest, warnings and files.
+    """
     try:
-        payload = pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-        replace_cache_file(cache_dir / ENTRY, FORMAT + key.encode() + b"\n", payload)
+        rest = pickle.dumps((desired.digest, tuple(warnings), tuple(files)), protocol=5)
+        replace_cache_file(cache_dir / ENTRY, FORMAT + key.encode() + b"\n", rest, model)
     except (OSError, pickle.PicklingError, TypeError, AttributeError):
         pass

@@ -41,13 +41,13 @@ class Builds:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        build = loader._load
+        build = loader._load_with_model
 
-        def counting(config_dir: Path, options: SpecOptions) -> LoadResult:
+        def counting(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, bytes]:
             self.count += 1
             return build(config_dir, options)
 
-        monkeypatch.setattr(loader, "_load", counting)
+        monkeypatch.setattr(loader, "_load_with_model", counting)
 
 
 @pytest.fixture

@@ -255,3 +255,27 @@ guests:
     assert fast.guests == exact.guests
     assert fast.hosts == exact.hosts
     assert fast.digest == exact.digest
+
+
+def test_digest_is_the_same_in_processes_with_other_hash_seeds(write_config) -> None:
+    """The digest hashes a pickle of the model: no set or hash order may leak into it."""
+    import os
+    import subprocess
+    import sys
+
+    config = write_config({"a.yaml": HOSTS + GUESTS})
+    code = (
+        "import sys; from pathlib import Path; from ivmctl.spec import load_desired; "
+        "print(load_desired(Path(sys.argv[1]), environ={}).digest)"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(config)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert digests == {load_desired(config, environ={}).digest}
