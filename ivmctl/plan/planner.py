@@ -237,11 +237,14 @@ def _all_actual(actual: ActualState) -> Iterable[ActualGuest]:
 
 def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
     ports = PortAllocator(seed=lambda: _ports_in_use(desired, actual))
-    for name in sorted(actual.guests):  # landings first: see PortAllocator.reserve_landing
-        want = desired.guests.get(name)
-        if want is not None and want.host != actual.guests[name].guest.host:
-            for nic in actual.guests[name].guest.nics:
-                ports.reserve_landing(want.host, nic.vswitch)
+    moving = sorted(
+        (name, want.host)
+        for name, want in desired.guests.items()
+        if name in actual.guests and want.host != actual.guests[name].guest.host
+    )
+    for name, target in moving:  # landings first: see PortAllocator.reserve_landing
+        for nic in actual.guests[name].guest.nics:
+            ports.reserve_landing(target, nic.vswitch)
     return ports
 
 
