@@ -13,7 +13,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ivmctl"
 
 # Layer of a module (dotted name under ivmctl) -> layers it must never import.
-BASE = {"ivmctl.errors", "ivmctl.rules", "ivmctl.resources", "ivmctl.model", "ivmctl.collector"}
+BASE = {
+    "ivmctl.errors",
+    "ivmctl.rules",
+    "ivmctl.resources",
+    "ivmctl.model",
+    "ivmctl.collector",
+    "ivmctl.cachefiles",
+}
 FORBIDDEN: dict[str, set[str]] = {
     "base": {"spec", "plan", "providers", "runtime", "cli", "render", "core", "state"},
     "spec": {"plan", "providers", "runtime", "cli", "render", "core"},

@@ -152,6 +152,9 @@ class Session:
                 config_dir=self.workspace.config_dir,
                 environ=self.workspace.environ,
             )
+            use_cache = getattr(self._provider, "use_cache", None)
+            if callable(use_cache):  # optional: providers that can reuse parsed listings
+                use_cache(self.workspace.cache_dir)
             self._provider_config = config
         return self._provider
 

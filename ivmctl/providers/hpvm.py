@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 from ivmctl import model
 from ivmctl.collector import collector_paused
@@ -21,6 +22,7 @@ from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
+from ivmctl.providers.parsed_hosts import ENTRY, ParsedHosts, listings_digest
 from ivmctl.providers.transport import Pending, Transport, run_many, submit_many
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
@@ -50,6 +52,7 @@ class HpvmProvider:
     ) -> None:
         self.transport = transport
         self._sleep = sleep
+        self.parsed: ParsedHosts | None = None  # see use_cache
 
     # -- contract ---------------------------------------------------------------------------
     @property
@@ -113,6 +116,8 @@ class HpvmProvider:
                 else:
                     guests[guest.name] = actual
                     where[guest.name] = name
+        if self.parsed is not None:
+            self.parsed.save()
         return model.ActualState(
             hosts=found_hosts,
             guests=dict(sorted(guests.items())),
@@ -170,6 +175,11 @@ class HpvmProvider:
     def refresh_parallelism(self) -> int:
         """How many hosts to read at once: reads mostly wait on the network."""
         return REFRESH_PARALLELISM
+
+    def use_cache(self, cache_dir: Path) -> None:
+        """Keep hosts' parsed listings under `cache_dir`, and parse again only the hosts
+        whose listings changed since (`parsed_hosts`)."""
+        self.parsed = ParsedHosts(cache_dir / ENTRY)
 
     def close(self) -> None:
         self.transport.close()
@@ -255,19 +265,37 @@ class HpvmProvider:
         first listing gives), read while the rest of the first listings is parsed."""
         if first is None:
             first = submit_many(self.transport, name, HOST_LISTINGS)
-        server_text, vswitch_text, shared_text, status_text, devices_text = self._finish(
-            name, HOST_LISTINGS, first
-        )
-        rows = parsers.parse_vswitch_list(vswitch_text)
+        texts = self._finish(name, HOST_LISTINGS, first)
+        rows = parsers.parse_vswitch_list(texts[1])
         port_tables = [("hpvmnet", "-S", row.name) for row in rows]
         second = submit_many(self.transport, name, port_tables)
+        tables = self._finish(name, port_tables, second)
+        if self.parsed is None:
+            return self._parse_host(name, texts, rows, tables)
+        key = listings_digest(name, (*texts, *tables))
+        found = self.parsed.get(name, key)
+        if found is None:
+            found = self._parse_host(name, texts, rows, tables)
+            self.parsed.put(name, key, found)
+        return found
+
+    def _parse_host(
+        self,
+        name: str,
+        texts: Sequence[str],
+        rows: Sequence[parsers.VSwitchRow],
+        tables: Sequence[str],
+    ) -> tuple[model.Host, list[model.ActualGuest]]:
+        """A host from the texts of its listings (`HOST_LISTINGS`, then `tables`, the port
+        tables of the vswitches of `rows`)."""
+        server_text, _, shared_text, status_text, devices_text = texts
         shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
         devices = parsers.parse_xml_devices(devices_text)
         statuses = parsers.parse_machine_status(status_text)
         facts = parsers.parse_server_resources(server_text)
         details = {
             row.name: parsers.parse_vswitch_detail(text)
-            for row, text in zip(rows, self._finish(name, port_tables, second), strict=True)
+            for row, text in zip(rows, tables, strict=True)
         }
         vswitches = {
             row.name: model.VSwitch(

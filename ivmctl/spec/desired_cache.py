@@ -35,11 +35,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ivmctl.cachefiles import RestrictedUnpickler, replace_cache_file
 from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
 from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
-from ivmctl.spec.yamlio import replace_cache_file
 
 FORMAT = b"ivmctl-desired-cache-2\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
@@ -182,15 +182,6 @@ def inputs_key(
 # --------------------------------------------------------------------------------------------
 # Reading and writing
 # --------------------------------------------------------------------------------------------
-class _ModelUnpickler(pickle.Unpickler):
-    """Builds only the model classes of `_ALLOWED`; anything else is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not part of a cached load")
-        return super().find_class(module, name)
-
-
 def read(cache_dir: Path, key: str) -> Entry | None:
     """The entry stored for `key`, or None (absent, another key, unreadable, refused)."""
     try:
@@ -203,8 +194,8 @@ def read(cache_dir: Path, key: str) -> Entry | None:
     try:
         with collector_paused():  # tens of thousands of objects, no cycles
             stream = io.BytesIO(memoryview(data)[len(header) :])
-            digest, warnings, files = _ModelUnpickler(stream).load()
-            _api_version, provider, hosts, guests = _ModelUnpickler(stream).load()
+            digest, warnings, files = RestrictedUnpickler(stream, _ALLOWED).load()
+            _api_version, provider, hosts, guests = RestrictedUnpickler(stream, _ALLOWED).load()
     except Exception:  # a damaged or planted entry is only a miss
         return None
     if not (isinstance(provider, ProviderConfig) and isinstance(hosts, dict)):

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ivmctl.cachefiles import replace_cache_file
 from ivmctl.collector import collector_paused
 
 __all__ = [
@@ -591,17 +591,6 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
     with contextlib.suppress(OSError, ValueError):  # a cache that cannot be written
         replace_cache_file(entry, marshal.dumps(data))
     return data
-
-
-def replace_cache_file(path: Path, *chunks: bytes) -> None:
-    """Write a cache entry whole, through a temporary file, so a reader sees the old entry
-    or the new one (no fsync: a cache entry lost to a power cut is only a miss)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent runs never collide
-    with open(tmp, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
-    tmp.replace(path)
 
 
 def prune_cache(cache_dir: Path, used: set[Path], *, slack: int = 64) -> None:

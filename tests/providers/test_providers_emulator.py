@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from ivmctl.providers.emulator import (
     emulator_options,
 )
 from ivmctl.providers.hpvm import PIPELINE, HpvmProvider
+from ivmctl.providers.parsed_hosts import ENTRY, FORMAT, ParsedHosts
 from ivmctl.providers.transport import CommandOutput, EmulatorTransport
 from ivmctl.runtime import World
 
@@ -400,3 +403,94 @@ def test_hosts_read_in_one_thread_have_their_next_listings_asked_for_ahead(
     asked_before = [h for what, h in transport.events[:first_collect] if what == "ask"]
     assert asked_before == names[: PIPELINE + 1]  # this host and the next PIPELINE
     assert transport.events.count(("ask", "h11")) == 2  # its listings, then its port tables
+
+
+# --- parsed listings reused only while a host answers exactly the same ---------------------
+class Parses:
+    """Counts the hosts a provider parses (rather than taking from the cache)."""
+
+    def __init__(self, provider: Any) -> None:
+        self.hosts: list[str] = []
+        parse = provider._parse_host
+
+        def counting(name: str, *args: Any) -> Any:
+            self.hosts.append(name)
+            return parse(name, *args)
+
+        provider._parse_host = counting
+
+
+def cached_provider(world: Any, cache_dir: Path) -> tuple[Any, Parses]:
+    provider = provider_for(world)
+    provider.use_cache(cache_dir)
+    return provider, Parses(provider)
+
+
+def test_a_host_that_answers_the_same_is_not_parsed_again(world: Any, tmp_path: Path) -> None:
+    first, parses = cached_provider(world, tmp_path)
+    before = first.refresh(["vmhost01"])
+    assert parses.hosts == ["vmhost01"] and (tmp_path / ENTRY).exists()
+    again, parses = cached_provider(world, tmp_path)  # a new process: from the file
+    after = again.refresh(["vmhost01"])
+    assert parses.hosts == []
+    assert after == before
+    assert len(world.batches) == 4, "the listings are read every time; only parsing is saved"
+
+
+def test_one_byte_of_difference_parses_the_host_again(world: Any, tmp_path: Path) -> None:
+    cached_provider(world, tmp_path)[0].refresh(["vmhost01"])
+    key = ("vmhost01", ("hpvmnet", "-S", "vswprod"))
+    world.outputs[key] = replace(
+        world.outputs[key], stdout=world.outputs[key].stdout.replace(" 20 ", " 21 ")
+    )
+    provider, parses = cached_provider(world, tmp_path)
+    state = provider.refresh(["vmhost01"])
+    assert parses.hosts == ["vmhost01"]
+    assert state.guests["web01"].guest.nics[0].vlan == 21
+
+
+def test_without_a_cache_every_refresh_parses(world: Any) -> None:
+    provider = provider_for(world)
+    parses = Parses(provider)
+    provider.refresh(["vmhost01"])
+    provider.refresh(["vmhost01"])
+    assert parses.hosts == ["vmhost01", "vmhost01"]
+
+
+class _Planted:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("touch planted",))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not a cache",
+        FORMAT + b"\x80\x05truncated",
+        FORMAT + pickle.dumps({"vmhost01": (b"k", b"v")}) + b"",
+        FORMAT + pickle.dumps(_Planted()),
+        FORMAT + pickle.dumps({"vmhost01": (b"any", pickle.dumps(_Planted()))}),
+    ],
+    ids=["foreign", "truncated", "wrong key", "planted file", "planted entry"],
+)
+def test_a_damaged_or_planted_cache_is_a_miss_and_runs_nothing(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ENTRY).write_bytes(content)
+    provider, parses = cached_provider(world, tmp_path)
+    state = provider.refresh(["vmhost01"])
+    assert parses.hosts == ["vmhost01"]
+    assert list(state.guests) == ["db01", "web01"]
+    assert not (tmp_path / "planted").exists()
+
+
+def test_a_planted_entry_under_the_right_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even an entry whose key matches builds nothing but the model's classes."""
+    monkeypatch.chdir(tmp_path)
+    cache = ParsedHosts(tmp_path / ENTRY)
+    cache._load()["vmhost01"] = (b"key", pickle.dumps(_Planted()))
+    assert cache.get("vmhost01", b"key") is None
+    assert not (tmp_path / "planted").exists()

@@ -1,0 +1,145 @@
+"""Parsed host listings, reused while a host answers what it answered last time.
+
+A refresh reads every host's listings (`hpvm.HOST_LISTINGS`, then one port table per
+vswitch) and parses them. At 1,000 hosts and 10,000 guests that parsing was most of a
+no-op plan's time in ivmctl's own process, although most hosts answer byte for byte what
+they answered at the last plan. `ParsedHosts` keeps each host's parsed result under a
+digest of everything it was parsed from: the host's name, the text of every listing in
+order, and the parsing code (the source of `providers/parsers.py`, `providers/hpvm.py`,
+`model.py`, `resources.py` and `rules.py`, and the Python version). A host whose digest
+matches is not parsed again; a single byte of difference parses it afresh. The listings
+themselves are always read: only their parsing is saved, so what the runtime says is
+never taken from the cache.
+
+The entries live in one file (`<cache dir>/hosts.pickle`): per host, its digest and the
+pickled result, unpickled only on a hit, with an unpickler that builds nothing but the
+model's classes (`cachefiles.RestrictedUnpickler`): a planted or damaged file is a miss,
+never code. `save` rewrites the file when a refresh parsed something new; entries of
+hosts that refresh did not read are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import sys
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from ivmctl import model
+from ivmctl.cachefiles import RestrictedUnpickler, replace_cache_file
+
+__all__ = ["ENTRY", "Parsed", "ParsedHosts", "listings_digest"]
+
+FORMAT = b"ivmctl-parsed-hosts-1\n"  # bump when what is stored changes
+ENTRY = "hosts.pickle"
+_CODE = ("providers/parsers.py", "providers/hpvm.py", "model.py", "resources.py", "rules.py")
+_ALLOWED = frozenset(
+    ("ivmctl.model", name)
+    for name in (
+        "Host",
+        "Hardware",
+        "VSwitch",
+        "ActualGuest",
+        "GuestStatus",
+        "Guest",
+        "Entitlement",
+        "DynamicMemory",
+        "Disk",
+        "Nic",
+        "Lifecycle",
+    )
+)
+
+Parsed = tuple[model.Host, list[model.ActualGuest]]
+
+
+@cache
+def code_digest() -> bytes:
+    """What the parsed result depends on besides the listings (once per process)."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(FORMAT + sys.version.encode())
+    for name in _CODE:
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
+    return digest.digest()
+
+
+def listings_digest(host: str, texts: Sequence[str]) -> bytes:
+    """The key of a host's parse: its name, its listings' texts in order, the code."""
+    digest = hashlib.sha256(code_digest())
+    for part in (host, *texts):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.digest()
+
+
+class ParsedHosts:
+    """The parsed listings of the hosts of the last refreshes, by host (see the module)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, tuple[bytes, bytes]] | None = None  # host -> (key, pickle)
+        self._changed = False
+        self._lock = threading.Lock()  # refresh threads may put at the same time
+
+    def get(self, host: str, key: bytes) -> Parsed | None:
+        """The result stored for `host` if it was parsed from the same listings."""
+        entry = self._load().get(host)
+        if entry is None or entry[0] != key:
+            return None
+        try:
+            found, guests = RestrictedUnpickler(io.BytesIO(entry[1]), _ALLOWED).load()
+        except Exception:  # a damaged or planted entry is only a miss
+            return None
+        if not isinstance(found, model.Host) or not isinstance(guests, list):
+            return None
+        return found, guests
+
+    def put(self, host: str, key: bytes, parsed: Parsed) -> None:
+        data = pickle.dumps(parsed, protocol=5)
+        with self._lock:
+            self._load()[host] = (key, data)
+            self._changed = True
+
+    def save(self) -> None:
+        """Write the entries if this run added any; problems are ignored (only a miss)."""
+        if not self._changed or self._entries is None:
+            return
+        try:
+            replace_cache_file(self.path, FORMAT, pickle.dumps(self._entries, protocol=5))
+            self._changed = False
+        except (OSError, pickle.PicklingError):
+            pass
+
+    def _load(self) -> dict[str, tuple[bytes, bytes]]:
+        if self._entries is None:
+            self._entries = _read(self.path)
+        return self._entries
+
+
+def _read(path: Path) -> dict[str, tuple[bytes, bytes]]:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    if not data.startswith(FORMAT):
+        return {}
+    try:
+        entries = RestrictedUnpickler(io.BytesIO(data[len(FORMAT) :]), frozenset()).load()
+    except Exception:  # damaged: start afresh
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {
+        host: (key, blob)
+        for host, value in entries.items()
+        if isinstance(host, str)
+        and isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(part, bytes) for part in value)
+        for key, blob in [value]
+    }
