@@ -38,11 +38,9 @@ from ivmctl.runtime.data import (
     dependents,
     dev_entries,
     dev_entry,
-    device_counts,
     devices_of,
     format_attrs,
     guest_by_name,
-    guests_of,
     host_by_name,
     insert_guest,
     nics_of,
@@ -52,7 +50,6 @@ from ivmctl.runtime.data import (
     update_host,
     users_of_path,
     vswitch_by_name,
-    vswitches_of,
 )
 from ivmctl.runtime.guests import (
     CHARACTERISTIC_OPTS,
@@ -719,7 +716,7 @@ def hpvmstatus(ctx: Ctx, args: Sequence[str]) -> None:
         ).fetchone()[0]
         ctx.out += formats.server(host, int(running))
         return
-    guests = [selected] if selected else guests_of(ctx.conn, host.id)
+    guests = [selected] if selected else ctx.shared().guests()
     if "-M" in flags:
         counts = _counts(ctx, guests)
         for g in guests:
@@ -727,7 +724,10 @@ def hpvmstatus(ctx: Ctx, args: Sequence[str]) -> None:
             ctx.out.append(formats.machine_line(host, g, n_st, n_net, now))
         return
     if "-X" in flags:
-        ctx.out += formats.xml(host, guests, now, devices_of(ctx.conn, host.id, guests))
+        listed = (
+            ctx.shared().devices() if selected is None else devices_of(ctx.conn, host.id, guests)
+        )
+        ctx.out += formats.xml(host, guests, now, listed)
         return
     if "-r" in flags:
         ctx.out += formats.resources(host, guests, now)
@@ -745,7 +745,7 @@ def hpvmstatus(ctx: Ctx, args: Sequence[str]) -> None:
         storage, nics = storage_of(ctx.conn, selected.id), nics_of(ctx.conn, selected.id)
         ctx.out += formats.detail(host, selected, storage, nics, now)
         return
-    counts = device_counts(ctx.conn, host.id)
+    counts = ctx.shared().device_counts()
     rows = [
         formats.SummaryRow(
             guest=g, n_storage=counts.get(g.id, (0, 0))[0], n_net=counts.get(g.id, (0, 0))[1]
@@ -760,7 +760,7 @@ def _counts(ctx: Ctx, guests: Sequence[Guest]) -> dict[int, tuple[int, int]]:
     if len(guests) == 1:
         g = guests[0]
         return {g.id: (len(storage_of(ctx.conn, g.id)), len(nics_of(ctx.conn, g.id)))}
-    return device_counts(ctx.conn, ctx.host.id)
+    return ctx.shared().device_counts()
 
 
 # --------------------------------------------------------------------------------------------
@@ -778,12 +778,12 @@ def hpvmnet(ctx: Ctx, args: Sequence[str]) -> None:
     if name is None:
         if actions or "-n" in flags:
             raise ctx.usage("-S <vswitch> is required.")
-        ctx.out += formats.vswitch_table(ctx.host, vswitches_of(ctx.conn, ctx.host.id))
+        ctx.out += formats.vswitch_table(ctx.host, ctx.shared().vswitches())
         return
     if "-c" in flags:
         _vswitch_create(ctx, name, next((v for o, v in opts if o == "-n"), None))
         return
-    vswitch = vswitch_by_name(ctx.conn, ctx.host.id, name)
+    vswitch = ctx.shared().vswitch(name)  # read before any change this command makes
     if vswitch is None:
         raise ctx.refuse(None, f"ERROR: The vswitch '{name}' does not exist.")
     if "-n" in flags:
@@ -870,26 +870,17 @@ def _vswitch_vlan(ctx: Ctx, name: str, vswitch_id: int, spec: str) -> None:
 
 
 def _port_rows(ctx: Ctx, vswitch_id: int) -> list[formats.PortRow]:
-    vlans = {
-        r[0]: r[1]
-        for r in ctx.conn.execute(
-            "SELECT port, vlan FROM port_vlans WHERE vswitch_id=?", (vswitch_id,)
-        )
-    }
+    uses, vlans = ctx.shared().ports(vswitch_id)
     rows: dict[int, formats.PortRow] = {}
-    for r in ctx.conn.execute(
-        "SELECT n.port, n.adapter, g.name, g.state FROM nics n JOIN guests g "
-        "ON g.id = n.guest_id WHERE n.vswitch_id=?",
-        (vswitch_id,),
-    ):
-        on = r[3] == "On"
-        rows[r[0]] = formats.PortRow(
-            port=r[0],
+    for port, adapter, guest, state in uses:
+        on = state == "On"
+        rows[port] = formats.PortRow(
+            port=port,
             state="Active" if on else "Reserved",
-            adapter=r[1],
-            vlan=vlans.get(r[0]),
-            reserved=r[2],
-            active=r[2] if on else "",
+            adapter=adapter,
+            vlan=vlans.get(port),
+            reserved=guest,
+            active=guest if on else "",
         )
     for port, vlan in vlans.items():
         if port not in rows:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ivmctl.runtime.data import Guest, Host, guest_by_name, guest_by_number
+from ivmctl.runtime.reads import HostReads
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a rule refused the command
@@ -42,6 +43,14 @@ class Ctx:
     err: list[str] = field(default_factory=list)
     # changes kept even when the command fails (a consumed fault, for instance)
     keep_on_failure: list[Callable[[sqlite3.Connection], object]] = field(default_factory=list)
+    # the host's rows as listings read them; the listings of one batch share one
+    reads: HostReads | None = None
+
+    def shared(self) -> HostReads:
+        """The host's rows for listings, read once for this command or its batch."""
+        if self.reads is None:
+            self.reads = HostReads(self.conn, self.host)
+        return self.reads
 
     def error(self, guest: str | None, text: str) -> str:
         return f"{self.command}: ERROR ({guest}): {text}" if guest else f"{self.command}: {text}"

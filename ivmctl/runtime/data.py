@@ -166,33 +166,46 @@ class DevEntry:
 # --------------------------------------------------------------------------------------------
 # Hosts
 # --------------------------------------------------------------------------------------------
-def host_from_row(row: sqlite3.Row) -> Host:
+# read by position, like the guests (see GUEST_COLUMNS); every command reads its host
+_HOSTS = (
+    "SELECT id, name, version, cores, memory_mb, mhz, nics, boot_delay, fail_starts, "
+    "abort_migrations, unreachable, core_used, mem_used_mb, next_vm_number, "
+    "next_vswitch_number FROM hosts"
+)
+
+
+def host_from_row(row: Sequence[Any]) -> Host:
+    (
+        id_, name, version, cores, memory_mb, mhz, nics, boot_delay, fail_starts,
+        abort_migrations, unreachable, core_used, mem_used_mb, next_vm_number,
+        next_vswitch_number,
+    ) = row  # fmt: skip
     return Host(
-        id=row["id"],
-        name=row["name"],
-        version=row["version"],
-        cores=row["cores"],
-        memory_mb=row["memory_mb"],
-        mhz=row["mhz"],
-        nics=tuple(n for n in row["nics"].split(",") if n),
-        boot_delay=row["boot_delay"],
-        fail_starts=row["fail_starts"],
-        abort_migrations=row["abort_migrations"],
-        unreachable=bool(row["unreachable"]),
-        core_used=tuple(float(x) for x in row["core_used"].split(",") if x),
-        mem_used_mb=row["mem_used_mb"],
-        next_vm_number=row["next_vm_number"],
-        next_vswitch_number=row["next_vswitch_number"],
+        id=id_,
+        name=name,
+        version=version,
+        cores=cores,
+        memory_mb=memory_mb,
+        mhz=mhz,
+        nics=tuple(filter(None, nics.split(","))),
+        boot_delay=boot_delay,
+        fail_starts=fail_starts,
+        abort_migrations=abort_migrations,
+        unreachable=bool(unreachable),
+        core_used=tuple(map(float, filter(None, core_used.split(",")))),
+        mem_used_mb=mem_used_mb,
+        next_vm_number=next_vm_number,
+        next_vswitch_number=next_vswitch_number,
     )
 
 
 def host_by_name(conn: sqlite3.Connection, name: str) -> Host | None:
-    row = conn.execute("SELECT * FROM hosts WHERE name=?", (name,)).fetchone()
+    row = conn.execute(f"{_HOSTS} WHERE name=?", (name,)).fetchone()
     return None if row is None else host_from_row(row)
 
 
 def all_hosts(conn: sqlite3.Connection) -> list[Host]:
-    return [host_from_row(r) for r in conn.execute("SELECT * FROM hosts ORDER BY name")]
+    return [host_from_row(r) for r in conn.execute(f"{_HOSTS} ORDER BY name")]
 
 
 def update_host(conn: sqlite3.Connection, host_id: int, **values: Any) -> None:
@@ -205,53 +218,66 @@ def update_host(conn: sqlite3.Connection, host_id: int, **values: Any) -> None:
 # --------------------------------------------------------------------------------------------
 # Guests
 # --------------------------------------------------------------------------------------------
-def guest_from_row(row: sqlite3.Row) -> Guest:
+# The guests' columns in the order `guest_from_row` unpacks them: rows are read by
+# position, as a name lookup in a sqlite3.Row scans its columns (most of a listing's
+# cost at fleet scale).
+GUEST_COLUMNS = (
+    "id, host_id, name, number, uuid, label, os, vcpus, ent_min, ent_max, memory_mb, "
+    "start_attr, vm_type, dyn_type, dyn_min, dyn_max, dyn_target, runnable, modifiable, "
+    "visible, registered, online_migration, state, started_at, cores, footprint_mb"
+)
+_GUESTS = f"SELECT {GUEST_COLUMNS} FROM guests"
+
+
+def guest_from_row(row: Sequence[Any]) -> Guest:
+    """A Guest from a row of GUEST_COLUMNS."""
+    (
+        id_, host_id, name, number, uuid, label, os, vcpus, ent_min, ent_max, memory_mb,
+        start_attr, vm_type, dyn_type, dyn_min, dyn_max, dyn_target, runnable, modifiable,
+        visible, registered, online_migration, state, started_at, cores, footprint_mb,
+    ) = row  # fmt: skip
     return Guest(
-        id=row["id"],
-        host_id=row["host_id"],
-        name=row["name"],
-        number=row["number"],
-        uuid=row["uuid"],
-        label=row["label"],
-        os=row["os"],
-        vcpus=row["vcpus"],
-        ent_min=row["ent_min"],
-        ent_max=row["ent_max"],
-        memory_mb=row["memory_mb"],
-        start_attr=row["start_attr"],
-        vm_type=row["vm_type"],
-        dyn_type=row["dyn_type"],
-        dyn_min=row["dyn_min"],
-        dyn_max=row["dyn_max"],
-        dyn_target=row["dyn_target"],
-        runnable=bool(row["runnable"]),
-        modifiable=bool(row["modifiable"]),
-        visible=bool(row["visible"]),
-        registered=bool(row["registered"]),
-        online_migration=bool(row["online_migration"]),
-        state=row["state"],
-        started_at=row["started_at"],
-        cores=tuple(int(c) for c in (row["cores"] or "").split(",") if c),
-        footprint_mb=row["footprint_mb"],
+        id=id_,
+        host_id=host_id,
+        name=name,
+        number=number,
+        uuid=uuid,
+        label=label,
+        os=os,
+        vcpus=vcpus,
+        ent_min=ent_min,
+        ent_max=ent_max,
+        memory_mb=memory_mb,
+        start_attr=start_attr,
+        vm_type=vm_type,
+        dyn_type=dyn_type,
+        dyn_min=dyn_min,
+        dyn_max=dyn_max,
+        dyn_target=dyn_target,
+        runnable=bool(runnable),
+        modifiable=bool(modifiable),
+        visible=bool(visible),
+        registered=bool(registered),
+        online_migration=bool(online_migration),
+        state=state,
+        started_at=started_at,
+        cores=tuple(int(c) for c in cores.split(",") if c) if cores else (),
+        footprint_mb=footprint_mb,
     )
 
 
 def guest_by_name(conn: sqlite3.Connection, host_id: int, name: str) -> Guest | None:
-    row = conn.execute(
-        "SELECT * FROM guests WHERE host_id=? AND name=?", (host_id, name)
-    ).fetchone()
+    row = conn.execute(f"{_GUESTS} WHERE host_id=? AND name=?", (host_id, name)).fetchone()
     return None if row is None else guest_from_row(row)
 
 
 def guest_by_number(conn: sqlite3.Connection, host_id: int, number: int) -> Guest | None:
-    row = conn.execute(
-        "SELECT * FROM guests WHERE host_id=? AND number=?", (host_id, number)
-    ).fetchone()
+    row = conn.execute(f"{_GUESTS} WHERE host_id=? AND number=?", (host_id, number)).fetchone()
     return None if row is None else guest_from_row(row)
 
 
 def guests_of(conn: sqlite3.Connection, host_id: int) -> list[Guest]:
-    rows = conn.execute("SELECT * FROM guests WHERE host_id=? ORDER BY number", (host_id,))
+    rows = conn.execute(f"{_GUESTS} WHERE host_id=? ORDER BY number", (host_id,))
     return [guest_from_row(r) for r in rows]
 
 
@@ -289,44 +315,41 @@ def device_counts(conn: sqlite3.Connection, host_id: int) -> dict[int, tuple[int
 # --------------------------------------------------------------------------------------------
 # Devices
 # --------------------------------------------------------------------------------------------
-def _storage_from_row(r: sqlite3.Row) -> Storage:
+# Device rows are read by position too (see GUEST_COLUMNS); each query below selects
+# the columns its reader unpacks, the owning guest's id first.
+_STORAGE = "SELECT guest_id, id, devtype, adapter, bus, slot, target, backing, path FROM storage"
+_NICS = (
+    "SELECT n.guest_id, n.id, n.adapter, n.bus, n.slot, n.mac, v.name, n.port FROM nics n "
+    "JOIN vswitches v ON v.id = n.vswitch_id"
+)
+
+
+def _storage_from_row(r: Sequence[Any]) -> Storage:
+    _, id_, devtype, adapter, bus, slot, target, backing, path = r
     return Storage(
-        id=r["id"],
-        devtype=r["devtype"],
-        adapter=r["adapter"],
-        bus=r["bus"],
-        slot=r["slot"],
-        target=r["target"],
-        backing=r["backing"],
-        path=r["path"],
+        id=id_,
+        devtype=devtype,
+        adapter=adapter,
+        bus=bus,
+        slot=slot,
+        target=target,
+        backing=backing,
+        path=path,
     )
 
 
-def _nic_from_row(r: sqlite3.Row) -> Nic:
-    return Nic(
-        id=r["id"],
-        adapter=r["adapter"],
-        bus=r["bus"],
-        slot=r["slot"],
-        mac=r["mac"],
-        vswitch=r["vswitch"],
-        port=r["port"],
-    )
+def _nic_from_row(r: Sequence[Any]) -> Nic:
+    _, id_, adapter, bus, slot, mac, vswitch, port = r
+    return Nic(id=id_, adapter=adapter, bus=bus, slot=slot, mac=mac, vswitch=vswitch, port=port)
 
 
 def storage_of(conn: sqlite3.Connection, guest_id: int) -> list[Storage]:
-    rows = conn.execute(
-        "SELECT * FROM storage WHERE guest_id=? ORDER BY bus, slot, target", (guest_id,)
-    )
+    rows = conn.execute(f"{_STORAGE} WHERE guest_id=? ORDER BY bus, slot, target", (guest_id,))
     return [_storage_from_row(r) for r in rows]
 
 
 def nics_of(conn: sqlite3.Connection, guest_id: int) -> list[Nic]:
-    rows = conn.execute(
-        "SELECT n.*, v.name AS vswitch FROM nics n JOIN vswitches v ON v.id = n.vswitch_id "
-        "WHERE n.guest_id=? ORDER BY n.bus, n.slot",
-        (guest_id,),
-    )
+    rows = conn.execute(f"{_NICS} WHERE n.guest_id=? ORDER BY n.bus, n.slot", (guest_id,))
     return [_nic_from_row(r) for r in rows]
 
 
@@ -343,25 +366,25 @@ def devices_of(
         return {g.id: (storage_of(conn, g.id), nics_of(conn, g.id))}
     found: dict[int, tuple[list[Storage], list[Nic]]] = {g.id: ([], []) for g in guests}
     for r in conn.execute(
-        "SELECT * FROM storage WHERE host_id=? ORDER BY guest_id, bus, slot, target", (host_id,)
+        f"{_STORAGE} WHERE host_id=? ORDER BY guest_id, bus, slot, target", (host_id,)
     ):
-        if r["guest_id"] in found:
-            found[r["guest_id"]][0].append(_storage_from_row(r))
+        if r[0] in found:
+            found[r[0]][0].append(_storage_from_row(r))
     for r in conn.execute(
-        "SELECT n.*, v.name AS vswitch FROM guests g JOIN nics n ON n.guest_id = g.id "
-        "JOIN vswitches v ON v.id = n.vswitch_id "
+        f"{_NICS} JOIN guests g ON g.id = n.guest_id "
         "WHERE g.host_id=? ORDER BY n.guest_id, n.bus, n.slot",
         (host_id,),
     ):
-        if r["guest_id"] in found:
-            found[r["guest_id"]][1].append(_nic_from_row(r))
+        if r[0] in found:
+            found[r[0]][1].append(_nic_from_row(r))
     return found
 
 
 def users_of_path(conn: sqlite3.Connection, host_id: int, path: str) -> list[Guest]:
     """Guests of a host whose storage uses `path`, by name."""
+    columns = ", ".join(f"g.{c}" for c in GUEST_COLUMNS.split(", "))
     rows = conn.execute(
-        "SELECT DISTINCT g.* FROM storage s JOIN guests g ON g.id = s.guest_id "
+        f"SELECT DISTINCT {columns} FROM storage s JOIN guests g ON g.id = s.guest_id "
         "WHERE s.host_id=? AND s.path=? ORDER BY g.name",
         (host_id, path),
     )
@@ -465,29 +488,31 @@ def format_attrs(attrs: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in attrs.items())
 
 
-def _entry(row: sqlite3.Row) -> DevEntry:
+_DEVDB = "SELECT id, class, name, aliases, attrs, uid FROM devdb"  # read by position
+
+
+def _entry(row: Sequence[Any]) -> DevEntry:
+    id_, klass, name, aliases, attrs, uid = row
     return DevEntry(
-        id=row["id"],
-        klass=row["class"],
-        name=row["name"],
-        aliases=tuple(a for a in row["aliases"].split(",") if a),
-        attrs=_attrs(row["attrs"]),
-        uid=row["uid"],
+        id=id_,
+        klass=klass,
+        name=name,
+        aliases=tuple(a for a in aliases.split(",") if a) if aliases else (),
+        attrs=_attrs(attrs),
+        uid=uid,
     )
 
 
 def dev_entry(conn: sqlite3.Connection, host_id: int, name: str) -> DevEntry | None:
-    row = conn.execute("SELECT * FROM devdb WHERE host_id=? AND name=?", (host_id, name)).fetchone()
+    row = conn.execute(f"{_DEVDB} WHERE host_id=? AND name=?", (host_id, name)).fetchone()
     return None if row is None else _entry(row)
 
 
 def dev_entries(conn: sqlite3.Connection, host_id: int, klass: str | None) -> list[DevEntry]:
     if klass is None:
-        rows = conn.execute("SELECT * FROM devdb WHERE host_id=? ORDER BY name", (host_id,))
+        rows = conn.execute(f"{_DEVDB} WHERE host_id=? ORDER BY name", (host_id,))
     else:
-        rows = conn.execute(
-            "SELECT * FROM devdb WHERE host_id=? AND class=? ORDER BY name", (host_id, klass)
-        )
+        rows = conn.execute(f"{_DEVDB} WHERE host_id=? AND class=? ORDER BY name", (host_id, klass))
     return [_entry(r) for r in rows]
 
 

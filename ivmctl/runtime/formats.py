@@ -346,7 +346,7 @@ def resources(host: Host, guests: Sequence[Guest], now: float) -> list[str]:
 def server(host: Host, running: int) -> list[str]:
     """`hpvmstatus -s`: the host's resources, `key = value` lines [obs R67][inf]."""
     pool = host_pool_mb(host.memory_mb)
-    used = ",".join(f"{u:g}" for u in host.core_used)
+    used = ",".join([f"{u:g}" for u in host.core_used])
     return [
         "[HPVM Server System Resources]",
         "",
@@ -360,7 +360,7 @@ def server(host: Host, running: int) -> list[str]:
         f"Available VM memory = {pool - host.mem_used_mb} Mbytes",
         f"Entitlement in use per core (%) = {used}",
         "Available entitlement per core (%) = "
-        + ",".join(f"{round(100 - u, 1):g}" for u in host.core_used),
+        + ",".join([f"{round(100 - u, 1):g}" for u in host.core_used]),
         f"Running guests = {running}",
         f"Host NICs = {','.join(host.nics)}",
     ]

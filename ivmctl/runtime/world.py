@@ -24,6 +24,7 @@ from ivmctl.runtime import commands
 from ivmctl.runtime.context import EXIT_ERROR, EXIT_UNREACHABLE, Ctx, Refused
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
+from ivmctl.runtime.reads import HostReads
 from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
 
 Clock = Callable[[], float]
@@ -386,6 +387,11 @@ class World:
         lines = [_arguments(argv) for argv in argvs]
         if not all(commands.is_read_only(args) for args in lines):
             return [self.execute(host, args) for args in lines]
+        reachable, delays = self._host_answers(host)
+        if not reachable:
+            return [_unreachable(host) for _ in lines]
+        if not delays:  # the usual case: one query for the batch, not one per line
+            return self._read(host, lines)
         delay = 0.0
         for args in lines:
             reachable, wait = self._arrival(host, command_kind(args[0]))
@@ -395,6 +401,23 @@ class World:
         if delay > 0:
             self._sleep(delay)
         return self._read(host, lines)
+
+    def _host_answers(self, host: str) -> tuple[bool, bool]:
+        """(whether `host` answers, whether it has any latency or pending hang configured).
+
+        Raises EmulatorError when `host` is not in the world."""
+        row = (
+            self._store.conn()
+            .execute(
+                "SELECT h.unreachable, EXISTS (SELECT 1 FROM latency WHERE host_id=h.id) "
+                "OR EXISTS (SELECT 1 FROM hangs WHERE host_id=h.id) FROM hosts h WHERE h.name=?",
+                (host,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            self._host(self._store.conn(), host)  # raises the "no host" error
+        return not row[0], bool(row[1])
 
     def _arrival(self, host: str, kind: str) -> tuple[bool, float]:
         """(whether `host` answers, seconds a `kind` command takes to answer there).
@@ -527,15 +550,18 @@ class World:
         """
         with self._store.snapshot() as conn:
             found = self._host(conn, host)
-            ran = [self._listing(conn, found, command_kind(args[0]), args) for args in lines]
+            shared = HostReads(conn, found)  # what several listings read, read once
+            ran = [
+                self._listing(conn, found, command_kind(args[0]), args, shared) for args in lines
+            ]
         self._note_listings(found.id, list(zip(lines, ran, strict=True)))
         return [result for result, _ in ran]
 
     def _listing(
-        self, conn: sqlite3.Connection, host: Host, kind: str, args: list[str]
+        self, conn: sqlite3.Connection, host: Host, kind: str, args: list[str], shared: HostReads
     ) -> tuple[CommandResult, float]:
         """Run a read-only command on `conn`'s snapshot: (its result, the time it ran)."""
-        ctx = Ctx(conn=conn, host=host, command=kind, now=self._clock())
+        ctx = Ctx(conn=conn, host=host, command=kind, now=self._clock(), reads=shared)
         try:
             commands.run(ctx, args)
             code = 0
