@@ -56,8 +56,8 @@ class EmulatorOptions:
 
     path: Path
     latency: float = 0.0
-    # worker processes answering listings: None = automatic (one per CPU beyond the
-    # first, at most 4, for refreshes of READER_POOL_MIN_HOSTS hosts or more), 0 = never
+    # worker processes answering listings: None = automatic (one per CPU, at most 4,
+    # for refreshes of READER_POOL_MIN_HOSTS hosts or more), 0 = never
     processes: int | None = None
 
 
@@ -260,7 +260,9 @@ class EmulatorProvider(HpvmProvider):
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
         processes = self.options.processes
         if processes is None and len(set(hosts)) >= READER_POOL_MIN_HOSTS:
-            processes = min(4, (os.cpu_count() or 1) - 1)
+            # one per CPU: while they answer, this process mostly waits (parsed
+            # listings are reused, see parsed_hosts) or parses what changed
+            processes = min(4, os.cpu_count() or 1)
         if processes:
             self.emulator.start_readers(processes)
         return super().refresh(hosts)

@@ -90,10 +90,14 @@ class _Worker:
         results: list[CommandResult] = value
         return results
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Close the worker's input: it writes its log rows and exits (see `close`)."""
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):  # a worker that died has no pipe left
-                self.process.stdin.close()  # the worker writes its log and exits
+                self.process.stdin.close()
+
+    def close(self) -> None:
+        self.finish()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -169,6 +173,8 @@ class ReaderPool:
         with self._guard:
             workers, self._workers = self._workers, []
             self._broken = True
+        for worker in workers:  # all of them write their log rows at once
+            worker.finish()
         for worker in workers:
             worker.close()
 
