@@ -242,3 +242,27 @@ def test_offline_migration_paths_stay_within_a_family(source: str, target: str, 
 def test_backing_paths_that_would_act_elsewhere_are_refused(path: str, why: str | None) -> None:
     problem = rules.backing_path_problem(path)
     assert (problem is None) if why is None else (why in (problem or ""))
+
+
+LANDING_CASES = [
+    # (its port, ports taken on the target, where it lands)
+    (0, set(), 0),
+    (3, {0, 1}, 3),
+    (0, {0}, 1),
+    (1, {0, 1, 2, 4}, 3),
+    (5, {1, 5}, 2),
+    (0, set(range(512)), None),
+]
+
+
+@pytest.mark.parametrize(("port", "taken", "lands"), LANDING_CASES)
+def test_a_migrating_nic_keeps_a_free_port_else_takes_the_lowest_free_from_one(
+    port: int, taken: set[int], lands: int | None
+) -> None:
+    assert rules.landing_port(port, taken) == lands
+
+
+def test_a_port_named_by_nobody_is_never_port_zero() -> None:
+    assert rules.first_free_port(set()) == 1
+    assert rules.first_free_port({1, 2}) == 3
+    assert rules.first_free_port(set(range(1, 512))) is None
