@@ -1,4 +1,6 @@
-"""The built-in emulator provider, registered like any third-party plugin.
+"""The built-in emulator provider, registered like any third-party plugin (its hook is
+in `providers/emulator_plugin.py`, so that commands that build no provider never load
+this module).
 
 It drives an `ivmctl.runtime` world only through the hpvm* command front end (through
 an in-process EmulatorTransport), exactly as a provider for real hosts would over SSH.
@@ -28,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
 from ivmctl.plan.model import Operation, OpKind
-from ivmctl.providers.base import Capabilities, ProviderInfo, Step, StepResult
-from ivmctl.providers.hookspecs import hookimpl
+from ivmctl.providers.base import Capabilities, Step, StepResult
 from ivmctl.providers.hpvm import HpvmProvider, check_hardware
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
@@ -37,7 +38,6 @@ from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
 if TYPE_CHECKING:
     from ivmctl.runtime import World
 
-NAME = "emulator"
 DEFAULT_PATH = Path(".ivmctl") / "emulator.db"
 ENV_PATH = "IVMCTL_EMULATOR"
 ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
@@ -282,14 +282,3 @@ def create_provider(
 ) -> EmulatorProvider:
     """Build the emulator provider from the `provider:` options (ProviderFactory)."""
     return EmulatorProvider(emulator_options(options, config_dir=config_dir, environ=environ))
-
-
-@hookimpl
-def register_providers() -> list[ProviderInfo]:
-    return [
-        ProviderInfo(
-            name=NAME,
-            factory=create_provider,
-            description="Integrity VM Hosts emulated by ivmctl.runtime (SQLite world)",
-        )
-    ]

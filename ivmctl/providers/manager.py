@@ -31,7 +31,7 @@ ENTRY_POINT_GROUP = "ivmctl"
 
 # Built-in plugins: (plugin name, module). Registered before entry points, so the
 # package's own entry point for the same module is recognised and skipped.
-DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (("emulator", "ivmctl.providers.emulator"),)
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (("emulator", "ivmctl.providers.emulator_plugin"),)
 
 BUILT_IN = "built-in"
 
