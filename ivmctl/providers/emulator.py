@@ -265,7 +265,10 @@ class EmulatorProvider(HpvmProvider):
             processes = min(4, os.cpu_count() or 1)
         if processes:
             self.emulator.start_readers(processes)
-        return super().refresh(hosts)
+        try:
+            return super().refresh(hosts)
+        finally:
+            self.emulator.readers_idle()
 
     def refresh_parallelism(self) -> int:
         """One thread unless the world simulates waiting: reading the emulator is CPU

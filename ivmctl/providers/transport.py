@@ -120,6 +120,13 @@ class EmulatorTransport:
             if self._readers is None and processes > 0:
                 self._readers = ReaderPool(self.world.path, processes)
 
+    def readers_idle(self) -> None:
+        """No more listings for now (a refresh is over): reader processes write their log
+        rows meanwhile, not when they are closed."""
+        readers = self._readers
+        if readers is not None:
+            readers.idle()
+
     @property
     def reader_processes(self) -> int:
         readers = self._readers

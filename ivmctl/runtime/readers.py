@@ -9,11 +9,14 @@ so the parent parses one host's listings while a worker produces the next host's
 
 Only listings (`commands.is_read_only`) go to the pool; every change stays in the
 parent's World, whose in-process locks serialise starts and migrations. A worker writes
-its log rows when its input closes (`World.log` orders by time, so they land in place).
+its log rows when told the refresh is over (`ReaderPool.idle`: the parent plans while
+they are written) and when its input closes (`World.log` orders by time, so they land in
+place).
 
 Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
 `(number, host, argvs)`, a reply `(number, "ok", [CommandResult, ...])` or
-`(number, "error", exception)`; requests are answered in order.
+`(number, "error", exception)`; requests are answered in order. A request without a host
+(`(number, None, [])`) writes the worker's pending log rows; its reply is discarded.
 """
 
 from __future__ import annotations
@@ -65,7 +68,17 @@ class _Worker:
         self._receive_lock = threading.Lock()
         self._next = 0
         self._replies: dict[int, tuple[str, Any]] = {}
+        self._discard: set[int] = set()  # requests whose replies nobody waits for
         self.outstanding = 0  # requests sent, replies not collected (a hint for choosing)
+
+    def write_log(self) -> None:
+        """Ask the worker to write its pending log rows now; nobody waits for it."""
+        assert self.process.stdin is not None
+        with self._send_lock:
+            number = self._next
+            self._next += 1
+            self._discard.add(number)
+            _send(self.process.stdin, (number, None, []))
 
     def send(self, host: str, argvs: list[list[str]]) -> int:
         assert self.process.stdin is not None
@@ -82,6 +95,9 @@ class _Worker:
         with self._receive_lock:
             while number not in self._replies:
                 got, status, value = _receive(self.process.stdout)
+                if got in self._discard:
+                    self._discard.discard(got)
+                    continue
                 self._replies[got] = (status, value)
             status, value = self._replies.pop(number)
             self.outstanding -= 1
@@ -169,6 +185,15 @@ class ReaderPool:
         with self._guard:
             self._broken = True
 
+    def idle(self) -> None:
+        """The listings asked for so far are all there is for now: workers write their log
+        rows while the parent works on (instead of when it closes them and waits)."""
+        with self._guard:
+            workers = list(self._workers)
+        for worker in workers:
+            with contextlib.suppress(OSError):  # a dead worker is found when next used
+                worker.write_log()
+
     def close(self) -> None:
         with self._guard:
             workers, self._workers = self._workers, []
@@ -187,6 +212,10 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
                 number, host, argvs = _receive(inbox)
             except EOFError:
                 return
+            if host is None:
+                world.flush_log()
+                _send(outbox, (number, "ok", []))
+                continue
             try:
                 reply: tuple[int, str, object] = (number, "ok", world.execute_many(host, argvs))
             except Exception as exc:  # sent back to be raised where the batch was asked for

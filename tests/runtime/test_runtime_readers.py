@@ -63,6 +63,21 @@ def test_workers_log_their_listings_when_the_pool_closes(world_path: Path) -> No
         assert world.log("h1")[-1].argv == ("hpvmstatus", "-M")
 
 
+def test_workers_log_their_listings_when_told_the_pool_is_idle(world_path: Path) -> None:
+    """After `idle`, a worker writes its log rows without being closed (the parent plans
+    meanwhile), and goes on answering."""
+    pool = ReaderPool(world_path, processes=1)
+    try:
+        pool.read("h1", [["hpvmstatus", "-M"]])
+        pool.idle()
+        later = pool.read("h1", [["hpvmnet"]])  # answered in order: after the log is written
+        assert later is not None and later[0].stdout.startswith("Name")
+        with World.open(world_path, create=False) as world:
+            assert ("hpvmstatus", "-M") in [entry.argv for entry in world.log("h1")]
+    finally:
+        pool.close()
+
+
 def test_a_dead_worker_makes_the_pool_step_aside(world_path: Path) -> None:
     pool = ReaderPool(world_path, processes=1)
     try:
