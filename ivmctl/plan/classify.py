@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 from ivmctl.errors import Location, PlanError, RuleViolation
 from ivmctl.model import ActualGuest, Disk, Guest, Nic
-from ivmctl.plan.diff import FieldDiff, diff_guest
+from ivmctl.plan.diff import FieldDiff, diff_guest, plainly_equal
 from ivmctl.plan.model import Action, ChangeHow, FieldChange, Operation, OpKind
 from ivmctl.plan.views import actual_power
 from ivmctl.resources import NetworkResource, StorageResource
@@ -115,12 +116,15 @@ class PortAllocator:
 
     Seeded from the actual vswitches' port tables and the NIC ports of every actual
     guest (including Off (NR) copies), plus ports pinned in the configuration. `seed`
-    yields those (host, vswitch, port) triples; it is read on the first allocation, so
-    a plan that allocates no port (most plans of an existing fleet) never walks them.
+    yields those (host, vswitch, port) triples; `landings` then yields a (host, vswitch)
+    per NIC migrating in, in a stable order, for `reserve_landing`. Both are read on the
+    first allocation, so a plan that allocates no port (most plans of an existing fleet)
+    never walks the fleet for them.
     """
 
     used: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     seed: Callable[[], Iterable[tuple[str, str, int | None]]] | None = None
+    landings: Callable[[], Iterable[tuple[str, str]]] | None = None
     # per (host, vswitch), a port below which every port is taken (ports are never freed)
     _floor: dict[tuple[str, str], int] = field(default_factory=dict, init=False, repr=False)
 
@@ -133,6 +137,10 @@ class PortAllocator:
             seed, self.seed = self.seed, None
             for triple in seed():
                 self.reserve(*triple)
+        if self.landings is not None:  # after the seed, before any port is handed out
+            landings, self.landings = self.landings, None
+            for landing in landings():
+                self.reserve_landing(*landing)
         return self.used.setdefault((host, vswitch), set())
 
     def reserve_landing(self, host: str, vswitch: str) -> None:
@@ -629,6 +637,30 @@ def _edit_ops(host: str, name: str, edits: _Edits, *, online: bool) -> list[Oper
 
 
 _ADOPTED = "exists in the runtime but is not in the state: it will be adopted"
+_MATCHES = "matches the configuration: nothing to do"
+_MATCHES_ADOPTED = "it matches the configuration: nothing else to do"
+
+
+def unchanged(desired: Guest, actual: ActualGuest, stale_hosts: Sequence[str]) -> bool:
+    """True when there is nothing to decide: the guest stays on its host, no Off (NR) copy
+    of it lingers and it plainly matches (`diff.plainly_equal`).
+
+    Most guests of a large plan; the planner asks this before it builds anything else for
+    a guest. False is no verdict: `plan_change` then compares in full.
+    """
+    return (
+        desired.host == actual.guest.host
+        and not stale_hosts
+        and plainly_equal(desired, actual.guest, actual_power(actual))
+    )
+
+
+@cache  # one per host and kind, shared by all its unchanged guests: an outcome is frozen
+def unchanged_outcome(host: str, *, adopt: bool) -> GuestOutcome:
+    """The outcome of a guest with nothing to decide: a no-op, or an adoption alone."""
+    if adopt:
+        return GuestOutcome(action=Action.ADOPT, host=host, reasons=(_ADOPTED, _MATCHES_ADOPTED))
+    return GuestOutcome(action=Action.NOOP, host=host, reasons=(_MATCHES,))
 
 
 def plan_change(
@@ -646,8 +678,7 @@ def plan_change(
     src, dst = actual.guest.host, desired.host
     moving = src != dst
     if not diffs and not moving and not ctx.stale_hosts:
-        # Most guests of a large plan: nothing to decide, so no edits are collected.
-        return _settle(Action.NOOP, dst, [], [_ADOPTED] if adopt else [], _Edits(), adopt=adopt)
+        return unchanged_outcome(dst, adopt=adopt)  # nothing to decide: no edits collected
     edits = _collect_edits(desired, actual, diffs, ports, ctx) if diffs else _Edits()
     running = actual.status.running
     want_on = (edits.power or actual_power(actual)) == "on"
@@ -738,10 +769,10 @@ def _settle(
                 "leaves as it is: nothing to do"
             )
         elif not adopt:
-            reasons.append("matches the configuration: nothing to do")
+            reasons.append(_MATCHES)
     if adopt:
         if action is Action.NOOP:
-            reasons.append("it matches the configuration: nothing else to do")
+            reasons.append(_MATCHES_ADOPTED)
         action = Action.ADOPT
     return GuestOutcome(
         action=action,

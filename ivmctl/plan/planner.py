@@ -44,6 +44,8 @@ from ivmctl.plan.classify import (
     plan_create,
     plan_delete,
     rule_name,
+    unchanged,
+    unchanged_outcome,
 )
 from ivmctl.plan.diff import diff_guest
 from ivmctl.plan.model import (
@@ -236,7 +238,13 @@ def _all_actual(actual: ActualState) -> Iterable[ActualGuest]:
 
 
 def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
-    ports = PortAllocator(seed=lambda: _ports_in_use(desired, actual))
+    return PortAllocator(
+        seed=lambda: _ports_in_use(desired, actual), landings=lambda: _landings(desired, actual)
+    )
+
+
+def _landings(desired: DesiredState, actual: ActualState) -> Iterator[tuple[str, str]]:
+    """(target host, vswitch) per NIC of every guest that moves, by guest name."""
     moving = sorted(
         (name, want.host)
         for name, want in desired.guests.items()
@@ -244,8 +252,7 @@ def _seed_ports(desired: DesiredState, actual: ActualState) -> PortAllocator:
     )
     for name, target in moving:  # landings first: see PortAllocator.reserve_landing
         for nic in actual.guests[name].guest.nics:
-            ports.reserve_landing(target, nic.vswitch)
-    return ports
+            yield target, nic.vswitch
 
 
 def _ports_in_use(
@@ -317,7 +324,8 @@ def _stale_copies(
 
 
 def _owned_guests(inventory: Inventory) -> list[str]:
-    return [a.removeprefix("guest.") for a in sorted(inventory.owned) if a.startswith("guest.")]
+    """The owned guests' names, in no order (the caller sorts them with the others)."""
+    return [a.removeprefix("guest.") for a in inventory.owned if a.startswith("guest.")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,6 +490,13 @@ def _plan_guest(
         return
 
     _check_guest_refs(want, desired)
+    if have is not None and unchanged(want, have, stale_hosts):
+        # Most guests of a large fleet: no context, edits or second look are needed.
+        outcome = unchanged_outcome(want.host, adopt=not owned)
+        out.changes.append(
+            _guest_change(address, outcome, actual_guest_view(have), guest_view(want))
+        )
+        return
     ctx = GuestContext(
         host_versions=versions,
         host_vswitches=out.host_vswitches,

@@ -1,4 +1,5 @@
-"""The diff's fast path: `plainly_equal` never calls equal what `comparable` calls different.
+"""The diff's fast path: `plainly_equal` never calls equal what `comparable` calls different,
+and a guest the planner calls `unchanged` gets the outcome `plan_change` would give it.
 
 Pairs of guests are drawn close to each other (the differences a refresh really shows:
 spellings, values the runtime chose, reordered devices, a changed field), so that both
@@ -12,7 +13,14 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivmctl.model import Disk, DynamicMemory, Entitlement, Guest, Nic
+from ivmctl.model import ActualGuest, Disk, DynamicMemory, Entitlement, Guest, GuestStatus, Nic
+from ivmctl.plan.classify import (
+    GuestContext,
+    PortAllocator,
+    plan_change,
+    unchanged,
+    unchanged_outcome,
+)
 from ivmctl.plan.diff import comparable, diff_dicts, diff_guest, plainly_equal
 
 
@@ -130,3 +138,16 @@ def test_a_guest_as_the_runtime_reports_it_is_plainly_equal_to_its_declaration()
     assert plainly_equal(desired, actual, "on")
     assert not plainly_equal(desired, dataclasses.replace(actual, label="x"), "on")
     assert not plainly_equal(desired, actual, "off")
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs(), st.booleans())
+def test_a_guest_the_planner_calls_unchanged_gets_what_plan_change_would_give(pair, adopt) -> None:  # type: ignore[no-untyped-def]
+    desired, actual, power = pair
+    state = "On (OS)" if power == "on" else "Off"
+    have = ActualGuest(guest=actual, status=GuestStatus(state=state, vm_number=1))
+    if not unchanged(desired, have, ()):
+        return
+    ctx = GuestContext(host_versions={"h1": "6.3"}, restart_allowed=True)
+    outcome = plan_change(desired, have, ctx, PortAllocator(), adopt=adopt)
+    assert unchanged_outcome(desired.host, adopt=adopt) == outcome
