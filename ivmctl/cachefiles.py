@@ -16,6 +16,26 @@ from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
+# The model's value classes (ivmctl/model.py): frozen dataclasses of plain values, which
+# any cache may hold and which are safe to build from a file.
+MODEL_VALUES = frozenset(
+    ("ivmctl.model", name)
+    for name in (
+        "ProviderConfig",
+        "Host",
+        "Hardware",
+        "VSwitch",
+        "ActualGuest",
+        "GuestStatus",
+        "Guest",
+        "Entitlement",
+        "DynamicMemory",
+        "Disk",
+        "Nic",
+        "Lifecycle",
+    )
+)
+
 
 def replace_cache_file(path: Path, *chunks: bytes) -> None:
     """Write a cache entry whole, through a temporary file, so a reader sees the old entry

@@ -30,29 +30,13 @@ from functools import cache
 from pathlib import Path
 
 from ivmctl import model
-from ivmctl.cachefiles import RestrictedUnpickler, replace_cache_file
+from ivmctl.cachefiles import MODEL_VALUES, RestrictedUnpickler, replace_cache_file
 
 __all__ = ["ENTRY", "Parsed", "ParsedHosts", "listings_digest"]
 
 FORMAT = b"ivmctl-parsed-hosts-1\n"  # bump when what is stored changes
 ENTRY = "hosts.pickle"
 _CODE = ("providers/parsers.py", "providers/hpvm.py", "model.py", "resources.py", "rules.py")
-_ALLOWED = frozenset(
-    ("ivmctl.model", name)
-    for name in (
-        "Host",
-        "Hardware",
-        "VSwitch",
-        "ActualGuest",
-        "GuestStatus",
-        "Guest",
-        "Entitlement",
-        "DynamicMemory",
-        "Disk",
-        "Nic",
-        "Lifecycle",
-    )
-)
 
 Parsed = tuple[model.Host, list[model.ActualGuest]]
 
@@ -92,7 +76,7 @@ class ParsedHosts:
         if entry is None or entry[0] != key:
             return None
         try:
-            found, guests = RestrictedUnpickler(io.BytesIO(entry[1]), _ALLOWED).load()
+            found, guests = RestrictedUnpickler(io.BytesIO(entry[1]), MODEL_VALUES).load()
         except Exception:  # a damaged or planted entry is only a miss
             return None
         if not isinstance(found, model.Host) or not isinstance(guests, list):

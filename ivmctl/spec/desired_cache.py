@@ -35,7 +35,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ivmctl.cachefiles import RestrictedUnpickler, replace_cache_file
+from ivmctl.cachefiles import MODEL_VALUES, RestrictedUnpickler, replace_cache_file
 from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
 from ivmctl.model import DesiredState, ProviderConfig
@@ -45,21 +45,7 @@ FORMAT = b"ivmctl-desired-cache-2\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
 _TEMPLATE_MARKER = re.compile(rb"\{[{%#]")  # templates.is_template, on bytes
 
-_ALLOWED = {
-    ("ivmctl.model", name)
-    for name in (
-        "ProviderConfig",
-        "Host",
-        "Hardware",
-        "VSwitch",
-        "Guest",
-        "Entitlement",
-        "DynamicMemory",
-        "Disk",
-        "Nic",
-        "Lifecycle",
-    )
-} | {("ivmctl.errors", "Location"), ("ivmctl.spec.problems", "SpecWarning")}
+_ALLOWED = MODEL_VALUES | {("ivmctl.errors", "Location"), ("ivmctl.spec.problems", "SpecWarning")}
 
 
 @dataclass(frozen=True, kw_only=True)
