@@ -20,6 +20,7 @@ BASE = {
     "ivmctl.model",
     "ivmctl.collector",
     "ivmctl.cachefiles",
+    "ivmctl.jsontext",
 }
 FORBIDDEN: dict[str, set[str]] = {
     "base": {"spec", "plan", "providers", "runtime", "cli", "render", "core", "state"},

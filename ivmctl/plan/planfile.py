@@ -41,6 +41,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ivmctl import jsontext
 from ivmctl.collector import collector_paused
 from ivmctl.errors import PlanFileError
 from ivmctl.plan.graph import graph_problems
@@ -305,8 +306,8 @@ def decode_plan(data: bytes) -> Plan:
 
 def _decode_plan(data: bytes) -> Plan:
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = jsontext.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise _refuse(
             f"the saved plan is not valid JSON (truncated or damaged): {exc}", _REPLAN
         ) from None
@@ -325,7 +326,7 @@ def _decode_plan(data: bytes) -> Plan:
         summary = _summary_to_dict(plan)
     except PlanFileError:
         raise
-    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a value of a wrong type
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError) as exc:  # wrong type
         raise _refuse(f"the saved plan is malformed: {exc}", _REPLAN) from None
     if summary != document["plan"]["summary"]:
         raise _refuse("the saved plan's summary does not match its changes", _REPLAN)

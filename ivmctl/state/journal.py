@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivmctl import jsontext
 from ivmctl.errors import StateError
 from ivmctl.state.model import STATE_FORMAT_VERSION, ResourceRecord, State
 
@@ -61,7 +62,7 @@ def encode_entry(entry: Entry) -> bytes:
 
 
 def _decode_entry(line: bytes) -> Entry:
-    body = json.loads(line)
+    body = jsontext.loads(line.decode("utf-8"))
     if not isinstance(body, dict):
         raise TypeError("entry")
     if "forget" in body:
@@ -93,10 +94,10 @@ def replay(state: State, data: bytes, *, source: str) -> State | None:
     if not complete:
         return None
     try:
-        head = json.loads(complete[0])
+        head = jsontext.loads(complete[0].decode("utf-8"))
         kind = head.get("journal") if isinstance(head, dict) else None
         version = head.get("format_version") if isinstance(head, dict) else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         kind = version = None
     if kind != JOURNAL_KIND or not isinstance(version, int):
         raise StateError(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from ivmctl import jsontext
 from ivmctl.errors import StateError
 
 STATE_FORMAT_VERSION = 2
@@ -100,8 +101,8 @@ class State:
     @classmethod
     def from_json(cls, data: bytes, *, source: str) -> State:
         try:
-            body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = jsontext.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise StateError(
                 f"state file {source} is corrupt ({exc})",
                 detail="It was not changed. Restore it from a backup, or move it away to "
@@ -129,7 +130,7 @@ class State:
                 resources=resources,
                 format_version=version,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise StateError(
                 f"state file {source} is malformed (missing or wrong field {exc})",
                 detail="It was not changed.",

@@ -217,6 +217,14 @@ def test_values_of_the_wrong_type_are_refused_as_malformed(mutate) -> None:  # t
         decode_plan(_with_body(mutate))
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e400])
+def test_a_serial_of_infinity_or_nan_is_refused_not_a_traceback(value: float) -> None:
+    """Found by the soak fuzz run: Python's JSON reader takes Infinity and NaN, which
+    made `int()` raise OverflowError past the plan file's own errors."""
+    with pytest.raises(PlanFileError, match=r"not valid JSON|malformed"):
+        decode_plan(_with_body(lambda body: body.update(state_serial=value)))
+
+
 def test_the_plan_file_is_the_canonical_json_of_its_document() -> None:
     data = encode_plan(sample_plan(), ivmctl_version=VERSION, created_at="2026-11-23T22:00:00Z ü")
     document = json.loads(data)

@@ -54,6 +54,10 @@ def test_a_state_of_another_lineage_is_never_overwritten(tmp_path: Path) -> None
         (b'{"format_version": 99, "lineage": "x", "serial": 1, "resources": {}}',
          "has format version 99; this ivmctl reads up to version 2"),
         (b'{"format_version": 1, "lineage": "x", "serial": 1, "resources": []}', "is malformed"),
+        (b'{"format_version": 1, "lineage": "x", "serial": Infinity, "resources": {}}',
+         "is corrupt"),
+        (b'{"format_version": 1, "lineage": "x", "serial": 1e400, "resources": {}}',
+         "is malformed"),
     ],
 )  # fmt: skip
 def test_a_bad_state_file_is_refused_and_left_untouched(
