@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ivmctl import model
@@ -22,7 +22,7 @@ from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.parsed_hosts import ENTRY, ParsedHosts, listings_digest
+from ivmctl.providers.parsed_hosts import ENTRY, ListingsDigest, ParsedHosts
 from ivmctl.providers.transport import Pending, Transport, run_many, submit_many
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
@@ -262,37 +262,59 @@ class HpvmProvider:
     ) -> tuple[model.Host, list[model.ActualGuest]]:
         """Everything about one host in two round trips: the listings (`first`, if they
         were already asked for), then the port tables of its vswitches (whose names the
-        first listing gives), read while the rest of the first listings is parsed."""
+        first listing gives). With a cache (`use_cache`), a host whose listings are those
+        of a stored parse is not parsed; one whose first listings already differ is parsed
+        while its port tables come, as without a cache."""
         if first is None:
             first = submit_many(self.transport, name, HOST_LISTINGS)
         texts = self._finish(name, HOST_LISTINGS, first)
         rows = parsers.parse_vswitch_list(texts[1])
         port_tables = [("hpvmnet", "-S", row.name) for row in rows]
         second = submit_many(self.transport, name, port_tables)
+        digest = ListingsDigest(name, texts)
+        if self.parsed is not None and self.parsed.may_hold(name, digest.first):
+            tables = self._finish(name, port_tables, second)
+            key = digest.of_all(tables)
+            found = self.parsed.get(name, key)
+            if found is None:
+                found = _HostListings.parse(name, texts).host(rows, tables)
+                self.parsed.put(name, digest.first, key, found)
+            return found
+        listings = _HostListings.parse(name, texts)  # while the port tables come
         tables = self._finish(name, port_tables, second)
-        if self.parsed is None:
-            return self._parse_host(name, texts, rows, tables)
-        key = listings_digest(name, (*texts, *tables))
-        found = self.parsed.get(name, key)
-        if found is None:
-            found = self._parse_host(name, texts, rows, tables)
-            self.parsed.put(name, key, found)
+        found = listings.host(rows, tables)
+        if self.parsed is not None:
+            self.parsed.put(name, digest.first, digest.of_all(tables), found)
         return found
 
-    def _parse_host(
-        self,
-        name: str,
-        texts: Sequence[str],
-        rows: Sequence[parsers.VSwitchRow],
-        tables: Sequence[str],
-    ) -> tuple[model.Host, list[model.ActualGuest]]:
-        """A host from the texts of its listings (`HOST_LISTINGS`, then `tables`, the port
-        tables of the vswitches of `rows`)."""
+
+@dataclass(frozen=True, kw_only=True)
+class _HostListings:
+    """A host's first listings (`HOST_LISTINGS`), parsed; the port tables complete it."""
+
+    name: str
+    facts: model.Host
+    shared: frozenset[str]
+    devices: Mapping[str, parsers.DeviceListing]
+    statuses: Sequence[parsers.MachineStatus]
+
+    @classmethod
+    def parse(cls, name: str, texts: Sequence[str]) -> _HostListings:
         server_text, _, shared_text, status_text, devices_text = texts
-        shared = parsers.shared_paths(parsers.parse_device_entries(shared_text))
-        devices = parsers.parse_xml_devices(devices_text)
-        statuses = parsers.parse_machine_status(status_text)
-        facts = parsers.parse_server_resources(server_text)
+        return cls(
+            name=name,
+            shared=parsers.shared_paths(parsers.parse_device_entries(shared_text)),
+            devices=parsers.parse_xml_devices(devices_text),
+            statuses=parsers.parse_machine_status(status_text),
+            facts=parsers.parse_server_resources(server_text),
+        )
+
+    def host(
+        self, rows: Sequence[parsers.VSwitchRow], tables: Sequence[str]
+    ) -> tuple[model.Host, list[model.ActualGuest]]:
+        """The host and its guests, with `tables` the port tables of the vswitches of
+        `rows` (the `hpvmnet` listing)."""
+        name = self.name
         details = {
             row.name: parsers.parse_vswitch_detail(text)
             for row, text in zip(rows, tables, strict=True)
@@ -310,8 +332,8 @@ class HpvmProvider:
         }
         vlans: Mapping[str, Mapping[int, int]] = {n: d.port_vlans for n, d in details.items()}
         guests = []
-        for status in statuses:
-            listing = devices.get(status.name)
+        for status in self.statuses:
+            listing = self.devices.get(status.name)
             if listing is None:
                 raise ProviderError(
                     f"cannot read host {name}: hpvmstatus -X does not list guest {status.name}, "
@@ -319,12 +341,14 @@ class HpvmProvider:
                     detail="The guest changed between the two listings; plan again.",
                 )
             guests.append(
-                parsers.actual_guest(status, listing, host=name, shared=shared, port_vlans=vlans)
+                parsers.actual_guest(
+                    status, listing, host=name, shared=self.shared, port_vlans=vlans
+                )
             )
         host = model.Host(
             name=name,
-            version=facts.version,
-            hardware=facts.hardware,
+            version=self.facts.version,
+            hardware=self.facts.hardware,
             vswitches=dict(sorted(vswitches.items())),
         )
         return host, guests

@@ -11,8 +11,8 @@ matches is not parsed again; a single byte of difference parses it afresh. The l
 themselves are always read: only their parsing is saved, so what the runtime says is
 never taken from the cache.
 
-The entries live in one file (`<cache dir>/hosts.pickle`): per host, its digest and the
-pickled result, unpickled only on a hit, with an unpickler that builds nothing but the
+The entries live in one file (`<cache dir>/hosts.pickle`): per host, the digest of its
+first round trip's listings, the key, and the pickled result, unpickled only on a hit, with an unpickler that builds nothing but the
 model's classes (`cachefiles.RestrictedUnpickler`): a planted or damaged file is a miss,
 never code. `save` rewrites the file when a refresh parsed something new; entries of
 hosts that refresh did not read are kept.
@@ -32,9 +32,9 @@ from pathlib import Path
 from ivmctl import model
 from ivmctl.cachefiles import MODEL_VALUES, RestrictedUnpickler, replace_cache_file
 
-__all__ = ["ENTRY", "Parsed", "ParsedHosts", "listings_digest"]
+__all__ = ["ENTRY", "ListingsDigest", "Parsed", "ParsedHosts"]
 
-FORMAT = b"ivmctl-parsed-hosts-1\n"  # bump when what is stored changes
+FORMAT = b"ivmctl-parsed-hosts-2\n"  # bump when what is stored changes
 ENTRY = "hosts.pickle"
 _CODE = ("providers/parsers.py", "providers/hpvm.py", "model.py", "resources.py", "rules.py")
 
@@ -51,14 +51,28 @@ def code_digest() -> bytes:
     return digest.digest()
 
 
-def listings_digest(host: str, texts: Sequence[str]) -> bytes:
-    """The key of a host's parse: its name, its listings' texts in order, the code."""
-    digest = hashlib.sha256(code_digest())
-    for part in (host, *texts):
-        data = part.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.digest()
+class ListingsDigest:
+    """The key of a host's parse: its name, its listings' texts in order, the code.
+
+    `first` covers the first round trip's listings alone, so that a host whose stored
+    parse cannot match is known before its port tables arrive (and is parsed meanwhile);
+    `of_all` adds the port tables: the key itself.
+    """
+
+    def __init__(self, host: str, texts: Sequence[str]) -> None:
+        self._digest = hashlib.sha256(code_digest())
+        self._add(host, *texts)
+        self.first = self._digest.copy().digest()
+
+    def _add(self, *parts: str) -> None:
+        for part in parts:
+            data = part.encode("utf-8", "surrogatepass")
+            self._digest.update(len(data).to_bytes(8, "little"))
+            self._digest.update(data)
+
+    def of_all(self, tables: Sequence[str]) -> bytes:
+        self._add("\0tables", *tables)
+        return self._digest.digest()
 
 
 class ParsedHosts:
@@ -66,27 +80,34 @@ class ParsedHosts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._entries: dict[str, tuple[bytes, bytes]] | None = None  # host -> (key, pickle)
+        # host -> (digest of its first listings, key, pickle)
+        self._entries: dict[str, tuple[bytes, bytes, bytes]] | None = None
         self._changed = False
         self._lock = threading.Lock()  # refresh threads may put at the same time
+
+    def may_hold(self, host: str, first: bytes) -> bool:
+        """Whether the stored parse of `host` was made from these first listings (its
+        port tables decide the rest)."""
+        entry = self._load().get(host)
+        return entry is not None and entry[0] == first
 
     def get(self, host: str, key: bytes) -> Parsed | None:
         """The result stored for `host` if it was parsed from the same listings."""
         entry = self._load().get(host)
-        if entry is None or entry[0] != key:
+        if entry is None or entry[1] != key:
             return None
         try:
-            found, guests = RestrictedUnpickler(io.BytesIO(entry[1]), MODEL_VALUES).load()
+            found, guests = RestrictedUnpickler(io.BytesIO(entry[2]), MODEL_VALUES).load()
         except Exception:  # a damaged or planted entry is only a miss
             return None
         if not isinstance(found, model.Host) or not isinstance(guests, list):
             return None
         return found, guests
 
-    def put(self, host: str, key: bytes, parsed: Parsed) -> None:
+    def put(self, host: str, first: bytes, key: bytes, parsed: Parsed) -> None:
         data = pickle.dumps(parsed, protocol=5)
         with self._lock:
-            self._load()[host] = (key, data)
+            self._load()[host] = (first, key, data)
             self._changed = True
 
     def save(self) -> None:
@@ -99,13 +120,13 @@ class ParsedHosts:
         except (OSError, pickle.PicklingError):
             pass
 
-    def _load(self) -> dict[str, tuple[bytes, bytes]]:
+    def _load(self) -> dict[str, tuple[bytes, bytes, bytes]]:
         if self._entries is None:
             self._entries = _read(self.path)
         return self._entries
 
 
-def _read(path: Path) -> dict[str, tuple[bytes, bytes]]:
+def _read(path: Path) -> dict[str, tuple[bytes, bytes, bytes]]:
     try:
         data = path.read_bytes()
     except OSError:
@@ -119,11 +140,11 @@ def _read(path: Path) -> dict[str, tuple[bytes, bytes]]:
     if not isinstance(entries, dict):
         return {}
     return {
-        host: (key, blob)
+        host: (first, key, blob)
         for host, value in entries.items()
         if isinstance(host, str)
         and isinstance(value, tuple)
-        and len(value) == 2
+        and len(value) == 3
         and all(isinstance(part, bytes) for part in value)
-        for key, blob in [value]
+        for first, key, blob in [value]
     }

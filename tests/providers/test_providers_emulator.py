@@ -13,6 +13,7 @@ import pytest
 from ivmctl import model
 from ivmctl.errors import ProviderError
 from ivmctl.plan.model import Operation, OpKind
+from ivmctl.providers import hpvm
 from ivmctl.providers.base import Provider, Step
 from ivmctl.providers.emulator import (
     EmulatorOptions,
@@ -407,51 +408,74 @@ def test_hosts_read_in_one_thread_have_their_next_listings_asked_for_ahead(
 
 # --- parsed listings reused only while a host answers exactly the same ---------------------
 class Parses:
-    """Counts the hosts a provider parses (rather than taking from the cache)."""
+    """Counts the hosts parsed (rather than taken from the cache)."""
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.hosts: list[str] = []
-        parse = provider._parse_host
+        parse = hpvm._HostListings.parse
 
-        def counting(name: str, *args: Any) -> Any:
+        def counting(name: str, texts: Any) -> Any:
             self.hosts.append(name)
-            return parse(name, *args)
+            return parse(name, texts)
 
-        provider._parse_host = counting
+        monkeypatch.setattr(hpvm._HostListings, "parse", staticmethod(counting))
 
 
-def cached_provider(world: Any, cache_dir: Path) -> tuple[Any, Parses]:
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Parses:
+    return Parses(monkeypatch)
+
+
+def cached_provider(world: Any, cache_dir: Path) -> Any:
     provider = provider_for(world)
     provider.use_cache(cache_dir)
-    return provider, Parses(provider)
+    return provider
 
 
-def test_a_host_that_answers_the_same_is_not_parsed_again(world: Any, tmp_path: Path) -> None:
-    first, parses = cached_provider(world, tmp_path)
-    before = first.refresh(["vmhost01"])
+def test_a_host_that_answers_the_same_is_not_parsed_again(
+    world: Any, tmp_path: Path, parses: Parses
+) -> None:
+    before = cached_provider(world, tmp_path).refresh(["vmhost01"])
     assert parses.hosts == ["vmhost01"] and (tmp_path / ENTRY).exists()
-    again, parses = cached_provider(world, tmp_path)  # a new process: from the file
-    after = again.refresh(["vmhost01"])
-    assert parses.hosts == []
+    after = cached_provider(world, tmp_path).refresh(["vmhost01"])  # a new process: the file
+    assert parses.hosts == ["vmhost01"]
     assert after == before
     assert len(world.batches) == 4, "the listings are read every time; only parsing is saved"
 
 
-def test_one_byte_of_difference_parses_the_host_again(world: Any, tmp_path: Path) -> None:
-    cached_provider(world, tmp_path)[0].refresh(["vmhost01"])
-    key = ("vmhost01", ("hpvmnet", "-S", "vswprod"))
+def _edit(world: Any, argv: tuple[str, ...], old: str, new: str) -> None:
+    key = ("vmhost01", argv)
+    assert old in world.outputs[key].stdout
     world.outputs[key] = replace(
-        world.outputs[key], stdout=world.outputs[key].stdout.replace(" 20 ", " 21 ")
+        world.outputs[key], stdout=world.outputs[key].stdout.replace(old, new)
     )
-    provider, parses = cached_provider(world, tmp_path)
-    state = provider.refresh(["vmhost01"])
-    assert parses.hosts == ["vmhost01"]
-    assert state.guests["web01"].guest.nics[0].vlan == 21
 
 
-def test_without_a_cache_every_refresh_parses(world: Any) -> None:
+@pytest.mark.parametrize(
+    ("argv", "old", "new", "check"),
+    [
+        (("hpvmnet", "-S", "vswprod"), " 20 ", " 21 ",
+         lambda state: state.guests["web01"].guest.nics[0].vlan == 21),
+        (("hpvmstatus", "-M"), "web front end", "web front",
+         lambda state: state.guests["web01"].guest.label == "web front"),
+    ],
+    ids=["a port table (the second round trip)", "a first listing"],
+)  # fmt: skip
+def test_one_byte_of_difference_parses_the_host_again(
+    world: Any, tmp_path: Path, parses: Parses, argv: tuple[str, ...], old: str, new: str,
+    check: Any,
+) -> None:  # fmt: skip
+    cached_provider(world, tmp_path).refresh(["vmhost01"])
+    _edit(world, argv, old, new)
+    state = cached_provider(world, tmp_path).refresh(["vmhost01"])
+    assert parses.hosts == ["vmhost01", "vmhost01"]
+    assert check(state)
+    assert cached_provider(world, tmp_path).refresh(["vmhost01"]) == state  # stored again
+    assert parses.hosts == ["vmhost01", "vmhost01"]
+
+
+def test_without_a_cache_every_refresh_parses(world: Any, parses: Parses) -> None:
     provider = provider_for(world)
-    parses = Parses(provider)
     provider.refresh(["vmhost01"])
     provider.refresh(["vmhost01"])
     assert parses.hosts == ["vmhost01", "vmhost01"]
@@ -467,19 +491,18 @@ class _Planted:
     [
         b"not a cache",
         FORMAT + b"\x80\x05truncated",
-        FORMAT + pickle.dumps({"vmhost01": (b"k", b"v")}) + b"",
+        FORMAT + pickle.dumps({"vmhost01": (b"f", b"k", b"v")}),
         FORMAT + pickle.dumps(_Planted()),
-        FORMAT + pickle.dumps({"vmhost01": (b"any", pickle.dumps(_Planted()))}),
+        FORMAT + pickle.dumps({"vmhost01": (b"f", b"any", pickle.dumps(_Planted()))}),
     ],
     ids=["foreign", "truncated", "wrong key", "planted file", "planted entry"],
 )
 def test_a_damaged_or_planted_cache_is_a_miss_and_runs_nothing(
-    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parses: Parses, content: bytes
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ENTRY).write_bytes(content)
-    provider, parses = cached_provider(world, tmp_path)
-    state = provider.refresh(["vmhost01"])
+    state = cached_provider(world, tmp_path).refresh(["vmhost01"])
     assert parses.hosts == ["vmhost01"]
     assert list(state.guests) == ["db01", "web01"]
     assert not (tmp_path / "planted").exists()
@@ -491,6 +514,6 @@ def test_a_planted_entry_under_the_right_key_is_refused(
     """Even an entry whose key matches builds nothing but the model's classes."""
     monkeypatch.chdir(tmp_path)
     cache = ParsedHosts(tmp_path / ENTRY)
-    cache._load()["vmhost01"] = (b"key", pickle.dumps(_Planted()))
+    cache._load()["vmhost01"] = (b"first", b"key", pickle.dumps(_Planted()))
     assert cache.get("vmhost01", b"key") is None
     assert not (tmp_path / "planted").exists()
