@@ -12,10 +12,11 @@ themselves are always read: only their parsing is saved, so what the runtime say
 never taken from the cache.
 
 The entries live in one file (`<cache dir>/hosts.pickle`): per host, the digest of its
-first round trip's listings, the key, and the pickled result, unpickled only on a hit, with an unpickler that builds nothing but the
-model's classes (`cachefiles.RestrictedUnpickler`): a planted or damaged file is a miss,
-never code. `save` rewrites the file when a refresh parsed something new; entries of
-hosts that refresh did not read are kept.
+first round trip's listings, the key, and the pickled result, unpickled only on a hit,
+with an unpickler that builds nothing but the model's classes
+(`cachefiles.RestrictedUnpickler`): a planted or damaged file is a miss, never code.
+`save` rewrites the file when a refresh parsed something new; entries of hosts that
+refresh did not read are kept.
 """
 
 from __future__ import annotations
