@@ -9,10 +9,11 @@ how such files are written and unpickled, for every layer (standard library only
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,19 @@ MODEL_VALUES = frozenset(
         "Lifecycle",
     )
 )
+
+
+PACKAGE = Path(__file__).resolve().parent  # the ivmctl package directory
+
+
+def sources_digest(files: Iterable[Path]) -> bytes:
+    """A digest of source files (each one's folder and name, then its bytes): part of the
+    key of anything derived by that code. An unreadable file is an OSError."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.parent.name}/{path.name}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.digest()
 
 
 def replace_cache_file(path: Path, *chunks: bytes) -> None:

@@ -79,6 +79,21 @@ class NetworkResource:
         text = f"network:{self.adapter}:{self.address}:vswitch:{self.vswitch}"
         return text if self.port is None else f"{text}:portid:{self.port}"
 
+    def names(
+        self, *, bus: int | None, slot: int | None, mac: int | None, vswitch: str, modify: bool
+    ) -> bool:
+        """Whether this `-d` (or, with `modify`, `-m`) statement names the vNIC at bus,slot
+        with that MAC on that vswitch: by bus,slot when it gives them, else by MAC, else by
+        vswitch. A `-m` statement's vswitch and MAC are the NIC's new ones, so it names a
+        NIC by bus,slot only."""
+        if self.bus is not None and self.slot is not None:
+            return (bus, slot) == (self.bus, self.slot)
+        if modify:
+            return False
+        if self.mac is not None:
+            return mac == self.mac
+        return vswitch == self.vswitch
+
 
 Resource = StorageResource | NetworkResource
 

@@ -73,7 +73,8 @@ def is_ignored(path: str, ignore: Sequence[str]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _address_parts(address: str | None) -> list[int | None]:
+def address_parts(address: str | None) -> list[int | None]:
+    """bus, slot and target of a device address ("0,1" or "0,1,2"); None where not given."""
     if not address:
         return [None, None, None]
     parts: list[int | None] = [int(p) if p.strip() else None for p in address.split(",")]
@@ -81,7 +82,7 @@ def _address_parts(address: str | None) -> list[int | None]:
 
 
 def disk_statement(disk: Disk) -> str:
-    bus, slot, target = _address_parts(disk.address)
+    bus, slot, target = address_parts(disk.address)
     return StorageResource(
         devtype=disk.devtype,
         adapter=disk.adapter,
@@ -94,7 +95,7 @@ def disk_statement(disk: Disk) -> str:
 
 
 def nic_statement(nic: Nic, *, port: int | None = None, mac: int | None = None) -> str:
-    bus, slot, _ = _address_parts(nic.address)
+    bus, slot, _ = address_parts(nic.address)
     return NetworkResource(
         adapter=nic.adapter,
         vswitch=nic.vswitch,
@@ -388,7 +389,7 @@ class _SlotPicker:
         addresses = [(d.address, False) for d in (*guest.disks, *guest.dvds)]
         addresses += [(n.address, True) for n in guest.nics]
         for address, is_nic in addresses:
-            bus, slot, _ = _address_parts(address)
+            bus, slot, _ = address_parts(address)
             if bus is not None and slot is not None:
                 used.add((bus, slot))
                 if is_nic:

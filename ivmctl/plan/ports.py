@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from ivmctl.errors import Location, PlanError
 from ivmctl.model import ActualState, DesiredState
 from ivmctl.model import Nic as ModelNic
+from ivmctl.plan.classify import address_parts
 from ivmctl.plan.model import Change, Operation, OpKind
 from ivmctl.resources import NetworkResource, parse_resource
 from ivmctl.rules import first_free_port, landing_port
@@ -42,22 +43,14 @@ class _Nic:
 
     @classmethod
     def of(cls, nic: ModelNic) -> _Nic:
-        bus, slot = _bus_slot(nic.address)
+        bus, slot, _ = address_parts(nic.address)
         return cls(vswitch=nic.vswitch, port=nic.port or 0, mac=nic.mac, bus=bus, slot=slot)
 
-    def named_by(self, res: NetworkResource) -> bool:
-        """Whether a -d/-m statement names this NIC (as the emulator's `find_nic` matches)."""
-        if res.bus is not None and res.slot is not None:
-            return (self.bus, self.slot) == (res.bus, res.slot)
-        if res.mac is not None:
-            return self.mac == res.mac
-        return self.vswitch == res.vswitch
-
-
-def _bus_slot(address: str | None) -> tuple[int | None, int | None]:
-    parts = [int(p) if p.strip() else None for p in (address or "").split(",")]
-    parts += [None, None]
-    return parts[0], parts[1]
+    def named_by(self, res: NetworkResource, *, modify: bool = False) -> bool:
+        """Whether a -d (or, with `modify`, -m) statement names this NIC."""
+        return res.names(
+            bus=self.bus, slot=self.slot, mac=self.mac, vswitch=self.vswitch, modify=modify
+        )
 
 
 _Owner = tuple[str, bool]  # (guest name, is the Off (NR) copy)
@@ -271,7 +264,7 @@ def _replay(ports: _Ports, op: Operation, change: Change) -> set[tuple[str, str]
         res = parse_resource(text)
         if not isinstance(res, NetworkResource):
             continue
-        old = next((n for n in nics if n.named_by(res)), None)
+        old = next((n for n in nics if n.named_by(res, modify=True)), None)
         if old is None:
             continue
         nics.remove(old)

@@ -271,20 +271,19 @@ class HpvmProvider:
         rows = parsers.parse_vswitch_list(texts[1])
         port_tables = [("hpvmnet", "-S", row.name) for row in rows]
         second = submit_many(self.transport, name, port_tables)
+        if self.parsed is None:
+            listings = _HostListings.parse(name, texts)  # while the port tables come
+            return listings.host(rows, self._finish(name, port_tables, second))
         digest = ListingsDigest(name, texts)
-        if self.parsed is not None and self.parsed.may_hold(name, digest.first):
-            tables = self._finish(name, port_tables, second)
-            key = digest.of_all(tables)
-            found = self.parsed.get(name, key)
-            if found is None:
-                found = _HostListings.parse(name, texts).host(rows, tables)
-                self.parsed.put(name, digest.first, key, found)
-            return found
-        listings = _HostListings.parse(name, texts)  # while the port tables come
+        hit_possible = self.parsed.may_hold(name, digest.first)
+        # a host that cannot be a hit is parsed while its port tables come
+        parsed = None if hit_possible else _HostListings.parse(name, texts)
         tables = self._finish(name, port_tables, second)
-        found = listings.host(rows, tables)
-        if self.parsed is not None:
-            self.parsed.put(name, digest.first, digest.of_all(tables), found)
+        key = digest.key(tables)
+        found = self.parsed.get(name, key) if hit_possible else None
+        if found is None:
+            found = (parsed or _HostListings.parse(name, texts)).host(rows, tables)
+            self.parsed.put(name, digest.first, key, found)
         return found
 
 

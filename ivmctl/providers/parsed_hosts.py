@@ -31,7 +31,13 @@ from functools import cache
 from pathlib import Path
 
 from ivmctl import model
-from ivmctl.cachefiles import MODEL_VALUES, RestrictedUnpickler, replace_cache_file
+from ivmctl.cachefiles import (
+    MODEL_VALUES,
+    PACKAGE,
+    RestrictedUnpickler,
+    replace_cache_file,
+    sources_digest,
+)
 
 __all__ = ["ENTRY", "ListingsDigest", "Parsed", "ParsedHosts"]
 
@@ -45,11 +51,8 @@ Parsed = tuple[model.Host, list[model.ActualGuest]]
 @cache
 def code_digest() -> bytes:
     """What the parsed result depends on besides the listings (once per process)."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(FORMAT + sys.version.encode())
-    for name in _CODE:
-        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
-    return digest.digest()
+    sources = sources_digest(PACKAGE / name for name in _CODE)
+    return hashlib.sha256(FORMAT + sys.version.encode() + sources).digest()
 
 
 class ListingsDigest:
@@ -57,23 +60,24 @@ class ListingsDigest:
 
     `first` covers the first round trip's listings alone, so that a host whose stored
     parse cannot match is known before its port tables arrive (and is parsed meanwhile);
-    `of_all` adds the port tables: the key itself.
+    `key` adds the port tables: the key itself.
     """
 
     def __init__(self, host: str, texts: Sequence[str]) -> None:
-        self._digest = hashlib.sha256(code_digest())
-        self._add(host, *texts)
-        self.first = self._digest.copy().digest()
+        self._digest = _added(hashlib.sha256(code_digest()), host, *texts)
+        self.first = self._digest.digest()
 
-    def _add(self, *parts: str) -> None:
-        for part in parts:
-            data = part.encode("utf-8", "surrogatepass")
-            self._digest.update(len(data).to_bytes(8, "little"))
-            self._digest.update(data)
+    def key(self, tables: Sequence[str]) -> bytes:
+        return _added(self._digest.copy(), "\0tables", *tables).digest()
 
-    def of_all(self, tables: Sequence[str]) -> bytes:
-        self._add("\0tables", *tables)
-        return self._digest.digest()
+
+def _added(digest: hashlib._Hash, *parts: str) -> hashlib._Hash:
+    """`digest` updated with each part, length first (so no two lists of parts collide)."""
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest
 
 
 class ParsedHosts:

@@ -230,7 +230,7 @@ def _modify(ctx: Ctx, guest: Guest, opts: Sequence[tuple[str, str]]) -> None:
                     removed.append(dev.path)
                 storage[storage.index(dev)] = devices.retarget(dev, res)
             else:
-                old = devices.find_nic(ctx, g.name, replace(res, vswitch="", mac=None), nics)
+                old = devices.find_nic(ctx, g.name, res, nics, modify=True)
                 devices.add_nic(
                     ctx,
                     guest,

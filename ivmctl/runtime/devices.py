@@ -395,18 +395,15 @@ def add_nic(
     return nic
 
 
-def find_nic(ctx: Ctx, name: str, res: NetworkResource, nics: Sequence[Nic]) -> Nic:
-    """The vNIC a -d/-m statement names: by bus,slot, else by MAC, else by vswitch."""
+def find_nic(
+    ctx: Ctx, name: str, res: NetworkResource, nics: Sequence[Nic], *, modify: bool = False
+) -> Nic:
+    """The vNIC a -d (or, with `modify`, -m) statement names (`NetworkResource.names`)."""
     for nic in nics:
-        if res.bus is not None and res.slot is not None:
-            if (nic.bus, nic.slot) == (res.bus, res.slot):
-                return nic
-        elif res.mac is not None:
-            if nic.mac == res.mac:
-                return nic
-        elif nic.vswitch == res.vswitch:
+        if res.names(bus=nic.bus, slot=nic.slot, mac=nic.mac, vswitch=nic.vswitch, modify=modify):
             return nic
-    raise ctx.refuse(name, f"Unable to find network device '{res.format()}' on the guest.")
+    shown = replace(res, vswitch="", mac=None) if modify else res  # what -m names a NIC by
+    raise ctx.refuse(name, f"Unable to find network device '{shown.format()}' on the guest.")
 
 
 # --------------------------------------------------------------------------------------------

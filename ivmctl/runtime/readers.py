@@ -73,19 +73,18 @@ class _Worker:
 
     def write_log(self) -> None:
         """Ask the worker to write its pending log rows now; nobody waits for it."""
-        assert self.process.stdin is not None
-        with self._send_lock:
-            number = self._next
-            self._next += 1
-            self._discard.add(number)
-            _send(self.process.stdin, (number, None, []))
+        self.send(None, [])
 
-    def send(self, host: str, argvs: list[list[str]]) -> int:
+    def send(self, host: str | None, argvs: list[list[str]]) -> int:
+        """Send a batch (`host` None: write the log, a reply nobody collects)."""
         assert self.process.stdin is not None
         with self._send_lock:
             number = self._next
             self._next += 1
-            self.outstanding += 1
+            if host is None:
+                self._discard.add(number)
+            else:
+                self.outstanding += 1
             _send(self.process.stdin, (number, host, argvs))
         return number
 

@@ -35,7 +35,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ivmctl.cachefiles import MODEL_VALUES, RestrictedUnpickler, replace_cache_file
+from ivmctl.cachefiles import (
+    MODEL_VALUES,
+    PACKAGE,
+    RestrictedUnpickler,
+    replace_cache_file,
+    sources_digest,
+)
 from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
 from ivmctl.model import DesiredState, ProviderConfig
@@ -95,10 +101,9 @@ _CODE_DIRS = (("spec", "*.py"), ("schemas", "*.json"))
 
 def code_files() -> list[Path]:
     """The files of the ivmctl package whose content decides what a load builds."""
-    package = Path(__file__).resolve().parent.parent
-    files = [package / name for name in _CODE_FILES]
+    files = [PACKAGE / name for name in _CODE_FILES]
     for folder, pattern in _CODE_DIRS:
-        files.extend(sorted((package / folder).glob(pattern)))
+        files.extend(sorted((PACKAGE / folder).glob(pattern)))
     return files
 
 
@@ -112,9 +117,7 @@ def code_digest() -> str:
     digest = hashlib.sha256()
     digest.update(f"{sys.version}\0{yaml.__version__}\0{FAST_LOADER_NAME}\0".encode())
     digest.update(f"{PARSER_VERSION}\0{pickle.HIGHEST_PROTOCOL}\0".encode())
-    for path in code_files():
-        digest.update(f"{path.parent.name}/{path.name}\0".encode())
-        digest.update(path.read_bytes())
+    digest.update(sources_digest(code_files()))
     return digest.hexdigest()
 
 
