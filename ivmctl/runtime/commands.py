@@ -48,6 +48,7 @@ from ivmctl.runtime.data import (
     storage_of,
     update_guest,
     update_host,
+    used_ports,
     users_of_path,
     vswitch_by_name,
 )
@@ -661,9 +662,7 @@ def _migrate(
     for nic in nics_of(ctx.conn, guest.id):
         vs = vswitch_by_name(ctx.conn, dst.id, nic.vswitch)
         assert vs is not None
-        taken = {
-            r[0] for r in ctx.conn.execute("SELECT port FROM nics WHERE vswitch_id=?", (vs.id,))
-        } | {n.port for n in nics if n.vswitch == nic.vswitch}
+        taken = used_ports(ctx.conn, vs.id) | {n.port for n in nics if n.vswitch == nic.vswitch}
         port = landing_port(nic.port, taken)
         if port is None:
             raise ctx.refuse(guest.name, f"The vswitch '{nic.vswitch}' has no free port.")
