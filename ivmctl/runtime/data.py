@@ -77,6 +77,13 @@ class Guest:
     def not_runnable(self) -> bool:
         return not (self.runnable and self.registered)
 
+    def boot_ends(self, host: Host) -> float | None:
+        """When a started guest leaves On (EFI) for On (OS) on `host`; None for a guest
+        that is not On or was never started (nothing about it changes with time)."""
+        if self.state != "On" or self.started_at is None:
+            return None
+        return self.started_at + host.boot_delay
+
     def values(self) -> dict[str, Any]:
         """Column values for an INSERT/UPDATE (without the id)."""
         out: dict[str, Any] = {}
@@ -278,6 +285,12 @@ def guest_by_number(conn: sqlite3.Connection, host_id: int, number: int) -> Gues
 
 def guests_of(conn: sqlite3.Connection, host_id: int) -> list[Guest]:
     rows = conn.execute(f"{_GUESTS} WHERE host_id=? ORDER BY number", (host_id,))
+    return [guest_from_row(r) for r in rows]
+
+
+def guests_started_since(conn: sqlite3.Connection, host_id: int, since: float) -> list[Guest]:
+    """The host's guests started after `since` (an index range: few, whatever the host)."""
+    rows = conn.execute(f"{_GUESTS} WHERE host_id=? AND started_at > ?", (host_id, since))
     return [guest_from_row(r) for r in rows]
 
 

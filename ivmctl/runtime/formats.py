@@ -26,8 +26,8 @@ from ivmctl.runtime.data import DevEntry, Guest, Host, Nic, Storage, VSwitch, fo
 def run_state(guest: Guest, host: Host, now: float) -> tuple[str, str]:
     """(state, detail): ("On", "EFI") while booting, ("On", "OS") after, ("Off", "NR")..."""
     if guest.state == "On":
-        booted = guest.started_at is not None and now >= guest.started_at + host.boot_delay
-        return "On", "OS" if booted else "EFI"
+        boot_ends = guest.boot_ends(host)
+        return "On", "OS" if boot_ends is not None and now >= boot_ends else "EFI"
     if guest.state == "Off" and guest.not_runnable:
         return "Off", "NR"
     return guest.state, ""

@@ -7,7 +7,7 @@ on ivmctl's own interpreter, under one lock: at 1,000 hosts it was half of a ref
 each with its own connection to the world file (WAL: they read while the parent writes),
 so the parent parses one host's listings while a worker produces the next host's.
 
-Only listings (`commands.is_read_only`) go to the pool; every change stays in the
+Only listings (`kinds.is_read_only`) go to the pool; every change stays in the
 parent's World, whose in-process locks serialise starts and migrations. A worker writes
 its log rows when told the refresh is over (`ReaderPool.idle`: the parent plans while
 they are written) and when its input closes (`World.log` orders by time, so they land in
@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ivmctl.runtime import commands
+from ivmctl.runtime.kinds import is_read_only
 from ivmctl.runtime.world import CommandResult, World
 
 _SIZE = struct.Struct("!Q")
@@ -137,7 +137,7 @@ class ReaderPool:
 
     @staticmethod
     def can_read(argvs: Sequence[Sequence[str]]) -> bool:
-        return all(commands.is_read_only(argv) for argv in argvs)
+        return all(is_read_only(argv) for argv in argvs)
 
     def read(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandResult] | None:
         """The batch's results, or None when the pool cannot answer (the caller then runs

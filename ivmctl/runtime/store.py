@@ -15,11 +15,32 @@ from pathlib import Path
 
 from ivmctl.errors import EmulatorError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: stored listings (`listings`) and the `revision` counter
+UPGRADABLE_FROM = 1  # the oldest version `open_store` upgrades in place
+REVISE = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='revision'"
 APPLICATION_ID = 0x49564D43  # "IVMC": marks a file as an ivmctl emulator world
 BUSY_TIMEOUT_S = 30.0
 
-SCHEMA = """
+# Version 2 adds what `runtime/memo.py` keeps: listings stored with the `revision` of the
+# state they show, and the index that finds a host's booting guests. A version 1 world is
+# upgraded in place when opened.
+LISTINGS_SCHEMA = """
+CREATE TABLE listings (
+    id INTEGER PRIMARY KEY,
+    host_id INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+    argv TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    at REAL NOT NULL,
+    exit_code INTEGER NOT NULL,
+    stdout TEXT NOT NULL,
+    stderr TEXT NOT NULL,
+    UNIQUE (host_id, argv)
+);
+CREATE INDEX guests_by_start ON guests(host_id, started_at);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE hosts (
     id INTEGER PRIMARY KEY,
@@ -154,6 +175,8 @@ CREATE TABLE log (
 );
 CREATE INDEX log_by_host ON log(host_id, id);
 """
+    + LISTINGS_SCHEMA
+)
 
 
 def _is_world(conn: sqlite3.Connection) -> bool:
@@ -183,7 +206,8 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA temp_store=MEMORY")  # sorts of a listing never touch a file
 
 
-def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+def _check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The world's schema version; refuses one this ivmctl cannot read or upgrade."""
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     if row is None:
         raise _refuse(path, "it has no schema version")
@@ -194,12 +218,31 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
             f"version {SCHEMA_VERSION} this ivmctl understands",
             detail="Upgrade ivmctl, or use another --path.",
         )
-    if found < SCHEMA_VERSION:
+    if found < UPGRADABLE_FROM:
         raise EmulatorError(
             f"emulator world {path} has schema version {found}, older than the "
             f"version {SCHEMA_VERSION} this ivmctl writes",
             detail="Recreate the world (its hosts and guests are test fixtures).",
         )
+    return found
+
+
+def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a version 1 world to version 2 (adds stored listings), in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _check_version(conn, path) < 2:  # another process may have upgraded it meanwhile
+            for statement in LISTINGS_SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', '0')")
+            conn.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def open_store(path: Path, *, create: bool) -> None:
@@ -224,7 +267,8 @@ def open_store(path: Path, *, create: bool) -> None:
                 if not _is_world(conn):
                     raise _refuse(path, "it is not an ivmctl emulator database")
                 _configure(conn)
-                _check_version(conn, path)
+                if _check_version(conn, path) < SCHEMA_VERSION:
+                    _upgrade(conn, path)
                 return
             _configure(conn)
             conn.execute("BEGIN IMMEDIATE")
@@ -241,6 +285,7 @@ def open_store(path: Path, *, create: bool) -> None:
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
                     ("generation", "0"),
+                    ("revision", "0"),
                     ("mac_counter", "0"),
                     ("uid_counter", "0"),
                 ],
@@ -300,8 +345,12 @@ class Store:
             conn.execute("COMMIT")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, revises: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception.
+
+        A transaction that `revises` (every one but those writing only log rows and
+        stored listings) moves the world's `revision` on as it commits, so a listing
+        stored at one revision shows exactly the state of that revision (`memo.py`).
 
         Threads of this process take turns on a lock first: waiting on SQLite's own busy
         handler sleeps in steps of up to 100 ms, so threads queued on the write lock
@@ -309,9 +358,9 @@ class Store:
         processes still meet SQLite's busy timeout.
         """
         with self._writer:
-            yield from self._transaction()
+            yield from self._transaction(revises)
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, revises: bool) -> Iterator[sqlite3.Connection]:
         conn = self.conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -322,6 +371,8 @@ class Store:
             ) from None
         try:
             yield conn
+            if revises:
+                conn.execute(REVISE)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from ivmctl.errors import EmulatorError, RuleViolation
 from ivmctl.rules import LOCALNET, MEMORY_GRANULE_MB, limits_for, name_problem
-from ivmctl.runtime import commands
 from ivmctl.runtime.context import EXIT_ERROR, EXIT_UNREACHABLE, Ctx, Refused
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
+from ivmctl.runtime.kinds import READ_ONLY, command_kind, is_read_only
+from ivmctl.runtime.memo import KeptRow, Memo, keep
 from ivmctl.runtime.reads import HostReads
 from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
 
@@ -41,6 +42,14 @@ def _arguments(argv: Sequence[str]) -> list[str]:
 def _text(lines: list[str]) -> str:
     """Output lines as printed: each ends with a newline."""
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def run_command(ctx: Ctx, args: Sequence[str]) -> None:
+    """`commands.run`, imported on first use: a reader process whose listings are all
+    kept (`memo.py`) never needs the commands, and they are most of its start-up."""
+    from ivmctl.runtime import commands
+
+    commands.run(ctx, args)
 
 
 def _unreachable(host: str) -> CommandResult:
@@ -95,24 +104,22 @@ class FaultInfo:
     unpresented: tuple[str, ...]
 
 
-def command_kind(name: str) -> str:
-    """`start`, `hpvmstart` and `/opt/hpvm/bin/hpvmstart` all mean `hpvmstart`."""
-    base = name.rsplit("/", 1)[-1]
-    return base if base == "*" or base.startswith(("hpvm", "vpar")) else f"hpvm{base}"
-
-
 class World:
     """A persistent world of emulated VM Hosts; safe to share between threads."""
 
-    def __init__(self, store: Store, *, clock: Clock, sleep: Sleep) -> None:
+    def __init__(
+        self, store: Store, *, clock: Clock, sleep: Sleep, keep_listings: bool = True
+    ) -> None:
         self._store = store
         self._clock = clock
         self._sleep = sleep
+        self._keep_listings = keep_listings  # see memo.py
         self._guard = threading.Lock()
         self._start_locks: dict[str, threading.Lock] = {}
         self._migrating: set[str] = set()
         # log rows of listings, written with the next change (or on close)
         self._pending_log: list[tuple[int, float, str, int]] = []
+        self._pending_kept: list[KeptRow] = []  # listings to keep, written with the log
 
     # --- opening -------------------------------------------------------------------------
     @classmethod
@@ -123,15 +130,18 @@ class World:
         *,
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
+        keep_listings: bool = True,
     ) -> World:
         """Open the world at `path` (created when missing if `create`).
 
+        With `keep_listings`, a listing asked for again in an unchanged world is given
+        as it was made, not made again (`memo.py`); the output is the same either way.
         Raises EmulatorError when the file is missing (create=False), is not an emulator
         world or is corrupt (it is never overwritten), or has a newer schema version.
         """
         where = Path(path)
         open_store(where, create=create)
-        return cls(Store(where), clock=clock, sleep=sleep)
+        return cls(Store(where), clock=clock, sleep=sleep, keep_listings=keep_listings)
 
     @property
     def path(self) -> Path:
@@ -379,13 +389,13 @@ class World:
     def execute_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandResult]:
         """Run several command lines on `host` in one session, as one SSH round trip.
 
-        Listings (see `commands.is_read_only`) share one read snapshot, so they see one
+        Listings (see `kinds.is_read_only`) share one read snapshot, so they see one
         consistent state; a batch with any other command runs each line through
         `execute`, in order. An unreachable host fails every line; the latencies of the
         lines add up.
         """
         lines = [_arguments(argv) for argv in argvs]
-        if not all(commands.is_read_only(args) for args in lines):
+        if not all(is_read_only(args) for args in lines):
             return [self.execute(host, args) for args in lines]
         reachable, delays = self._host_answers(host)
         if not reachable:
@@ -499,11 +509,12 @@ class World:
                 self._migrating -= involved
 
     def _run(self, host: str, kind: str, args: list[str], refusal: Refused | None) -> CommandResult:
-        if refusal is None and commands.is_read_only(args):
+        if refusal is None and is_read_only(args):
             (result,) = self._read(host, [args])
             return result
         with self._store.transaction() as conn:
             self._write_pending_log(conn)  # earlier listings first: the log stays in order
+            self._forget_kept()  # made at the revision this transaction moves on from
             found = self._host(conn, host)
             ctx = Ctx(conn=conn, host=found, command=kind, now=self._clock())
             before = conn.total_changes
@@ -512,7 +523,7 @@ class World:
                 if refusal is not None:
                     raise refusal
                 try:
-                    commands.run(ctx, args)
+                    run_command(ctx, args)
                 except RuleViolation as exc:  # a rule the handlers did not phrase themselves
                     raise Refused(f"{kind}: ERROR: {exc.summary}") from None
                 conn.execute("RELEASE command")
@@ -526,7 +537,7 @@ class World:
                 changed = False  # consumed faults are not infrastructure changes
                 ctx.err += refused.lines
                 code = refused.exit_code
-            if changed and kind not in commands.READ_ONLY:
+            if changed and kind not in READ_ONLY:
                 conn.execute(
                     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
                 )
@@ -546,24 +557,41 @@ class World:
 
         Reads change nothing, so they need neither the write lock nor a commit of their
         own; at fleet scale (thousands of listings per refresh) both were most of the
-        cost, and refresh threads queued behind each other on the lock.
+        cost, and refresh threads queued behind each other on the lock. A listing kept
+        at the world's revision is given again (`memo.py`).
         """
+        ran: list[tuple[str, CommandResult, float]] = []
+        kept: list[KeptRow] = []
         with self._store.snapshot() as conn:
             found = self._host(conn, host)
+            memo = Memo(conn, found.id) if self._keep_listings else None
             shared = HostReads(conn, found)  # what several listings read, read once
-            ran = [
-                self._listing(conn, found, command_kind(args[0]), args, shared) for args in lines
-            ]
-        self._note_listings(found.id, list(zip(lines, ran, strict=True)))
-        return [result for result, _ in ran]
+            for args in lines:
+                argv, now = json.dumps(args), self._clock()
+                answer = memo.get(argv, now) if memo is not None else None
+                if answer is None:
+                    answer = self._listing(conn, found, command_kind(args[0]), args, shared, now)
+                    if memo is not None and memo.may_keep(conn, found, now):
+                        kept.append(memo.row(argv, now, answer))
+                code, stdout, stderr = answer
+                ran.append((argv, CommandResult(exit_code=code, stdout=stdout, stderr=stderr), now))
+        self._note_listings(found.id, ran, kept)
+        return [result for _, result, _ in ran]
 
     def _listing(
-        self, conn: sqlite3.Connection, host: Host, kind: str, args: list[str], shared: HostReads
-    ) -> tuple[CommandResult, float]:
-        """Run a read-only command on `conn`'s snapshot: (its result, the time it ran)."""
-        ctx = Ctx(conn=conn, host=host, command=kind, now=self._clock(), reads=shared)
+        self,
+        conn: sqlite3.Connection,
+        host: Host,
+        kind: str,
+        args: list[str],
+        shared: HostReads,
+        now: float,
+    ) -> tuple[int, str, str]:
+        """Run a read-only command on `conn`'s snapshot at `now`: (exit status, stdout,
+        stderr)."""
+        ctx = Ctx(conn=conn, host=host, command=kind, now=now, reads=shared)
         try:
-            commands.run(ctx, args)
+            run_command(ctx, args)
             code = 0
         except Refused as refused:
             ctx.err += refused.lines
@@ -571,31 +599,38 @@ class World:
         except RuleViolation as exc:
             ctx.err.append(f"{kind}: ERROR: {exc.summary}")
             code = EXIT_ERROR
-        result = CommandResult(
-            exit_code=code,
-            stdout=_text(ctx.out),
-            stderr=_text(ctx.err),
-        )
-        return result, ctx.now
+        return code, _text(ctx.out), _text(ctx.err)
 
     def _note_listings(
-        self, host_id: int, ran: Sequence[tuple[list[str], tuple[CommandResult, float]]]
+        self,
+        host_id: int,
+        ran: Sequence[tuple[str, CommandResult, float]],
+        kept: Sequence[KeptRow],
     ) -> None:
-        rows = [(host_id, now, json.dumps(args), r.exit_code) for args, (r, now) in ran]
+        rows = [(host_id, now, argv, result.exit_code) for argv, result, now in ran]
         with self._guard:
             self._pending_log += rows
+            self._pending_kept += kept
             flush = len(self._pending_log) >= PENDING_LOG_LIMIT
         if flush:
             self.flush_log()
 
     def flush_log(self) -> None:
-        """Write the log entries of listings not yet written (done by every change,
-        by `log` and on close)."""
+        """Write the log entries of listings not yet written, and the listings to keep
+        (done by `log`, on close, and by the reader workers after a refresh; a change
+        writes the log rows and forgets the listings)."""
         with self._guard:
-            if not self._pending_log:
+            if not self._pending_log and not self._pending_kept:
                 return
-        with self._store.transaction() as conn:
+        with self._store.transaction(revises=False) as conn:
             self._write_pending_log(conn)
+            with self._guard:
+                pending, self._pending_kept = self._pending_kept, []
+            keep(conn, pending)
+
+    def _forget_kept(self) -> None:
+        with self._guard:
+            self._pending_kept = []
 
     def _write_pending_log(self, conn: sqlite3.Connection) -> None:
         with self._guard:

@@ -1,8 +1,13 @@
-"""Fixtures for the emulator tests: a fresh world with a controllable clock."""
+"""Fixtures for the emulator tests: a fresh world with a controllable clock.
+
+The directory is put on sys.path so test modules can share strategies
+(`test_runtime_memo` drives the command strategy of `test_runtime_properties`).
+"""
 
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +17,9 @@ import pytest
 from ivmctl.runtime import CommandResult, World
 
 START = 1_800_000_000.0
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 
 @dataclass

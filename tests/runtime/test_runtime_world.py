@@ -11,6 +11,7 @@ import pytest
 
 from ivmctl.errors import EmulatorError, RuleViolation
 from ivmctl.runtime import World, commands
+from ivmctl.runtime.kinds import is_read_only
 from ivmctl.runtime.store import SCHEMA_VERSION
 
 Session = Any  # the fixture type of conftest.py (conftest is not importable in importlib mode)
@@ -365,7 +366,7 @@ def test_a_process_killed_inside_a_command_leaves_nothing_behind(tmp_path: Path)
     ],
 )
 def test_listings_are_told_apart_from_changes(line: str, read_only: bool) -> None:
-    assert commands.is_read_only(line.split()) is read_only
+    assert is_read_only(line.split()) is read_only
 
 
 def test_a_listing_cannot_write_even_if_misclassified(session: Session) -> None:
