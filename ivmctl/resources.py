@@ -9,6 +9,7 @@ commands and parse `hpvmstatus -d`. One grammar, one module. Standard library on
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ivmctl.errors import RuleViolation
@@ -42,8 +43,11 @@ class StorageResource:
 
     @property
     def address(self) -> str:
-        parts = [self.bus, self.slot] + ([self.target] if self.target is not None else [])
-        return "" if self.bus is None else ",".join(str(p) for p in parts)
+        if self.bus is None:
+            return ""
+        if self.target is None:
+            return f"{self.bus},{self.slot}"
+        return f"{self.bus},{self.slot},{self.target}"
 
     def format(self) -> str:
         return f"{self.devtype}:{self.adapter}:{self.address}:{self.backing}:{self.path}"
@@ -115,9 +119,62 @@ def _int_in(text: str, raw: str, what: str, allowed: range) -> int:
     return value
 
 
+# The canonical spelling, which every listing prints (lower case, no aliases, numeric
+# address parts): recognised in one match. Whatever it does not match, or matches with
+# an out-of-range number, is read field by field below, which also says what is wrong.
+_CANONICAL = re.compile(
+    rf"(?:({'|'.join(STORAGE_DEVTYPES)}):({'|'.join(STORAGE_ADAPTERS)})"
+    rf":(?:([0-9]+),([0-9]+)(?:,([0-9]+))?)?:({'|'.join(STORAGE_BACKINGS)}):(.+)"
+    rf"|network:({'|'.join(NETWORK_ADAPTERS)}):(?:([0-9]+),([0-9]+)(?:,0x([0-9A-Fa-f]{{12}}))?)?"
+    r":vswitch:([^:]+)(?::portid:([0-9]+))?)",
+    re.DOTALL,
+)
+
+
 def parse_resource(text: str) -> Resource:
     """Parse one resource statement; raises RuleViolation naming what is wrong."""
-    fields = text.strip().split(":")
+    statement = text.strip()
+    match = _CANONICAL.fullmatch(statement)
+    if match is not None:
+        found = _from_canonical(match)
+        if found is not None:
+            return found
+    return _parse_fields(text, statement.split(":"))
+
+
+def _from_canonical(match: re.Match[str]) -> Resource | None:
+    """The resource a canonical statement names; None when a number is out of range."""
+    (devtype, s_adapter, s_bus, s_slot, s_target, backing, path,
+     n_adapter, n_bus, n_slot, n_mac, vswitch, n_port) = match.groups()  # fmt: skip
+    if devtype is not None:
+        bus = slot = target = None
+        if s_bus is not None:
+            bus, slot = int(s_bus), int(s_slot)
+            if bus not in PCI_BUS_RANGE or slot not in PCI_SLOT_RANGE:
+                return None
+            if s_target is not None:
+                target = int(s_target)
+                if target not in AVIO_TARGET_RANGE:
+                    return None
+        return StorageResource(devtype=devtype, adapter=s_adapter, backing=backing, path=path,
+                               bus=bus, slot=slot, target=target)  # fmt: skip
+    port = None
+    if n_port is not None:
+        port = int(n_port)
+        if port not in PORT_RANGE:
+            return None
+    bus = slot = None
+    if n_bus is not None:
+        bus, slot = int(n_bus), int(n_slot)
+        if bus not in PCI_BUS_RANGE or slot not in PCI_SLOT_RANGE:
+            return None
+    mac = None if n_mac is None else int(n_mac, 16)
+    return NetworkResource(adapter=n_adapter, vswitch=vswitch, bus=bus, slot=slot, mac=mac,
+                           port=port)  # fmt: skip
+
+
+def _parse_fields(text: str, fields: list[str]) -> Resource:
+    """Any spelling the grammar allows, one field at a time."""
     if len(fields) < 4:
         raise _bad(text, "too few ':'-separated fields")
     devtype = fields[0].lower()

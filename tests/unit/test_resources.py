@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ivmctl import resources
 from ivmctl.errors import RuleViolation
 from ivmctl.resources import NetworkResource, StorageResource, parse_resource
 
@@ -75,3 +76,46 @@ def test_a_nic_pinned_to_a_slot_without_a_mac_prints_bus_and_slot_only() -> None
     nic = NetworkResource(adapter="avio_lan", vswitch="vsw1", bus=0, slot=6, port=3)
     assert nic.format() == "network:avio_lan:0,6:vswitch:vsw1:portid:3"
     assert parse_resource(nic.format()) == nic
+
+
+_ADDRESSES = [
+    "",
+    "0,1",
+    "7,7,127",
+    "8,0",
+    "0,8",
+    "0,0,128",
+    "0,1,0x0A0000000101",
+    ",,0x0a0000000101",
+    "0,1,aa-bb-cc-00-11-22",
+    " 1,2",
+    "1,+2",
+    "0",
+    "0,1,0x0A00",
+]
+_STATEMENTS = st.tuples(
+    st.sampled_from(["disk", "dvd", "hba", "DVD", "network", "floppy"]),
+    st.sampled_from(["scsi", "avio_stor", "AvioStor", "lan", "avio_lan", "aviolan", "ide"]),
+    st.sampled_from(_ADDRESSES),
+    st.sampled_from(["lv", "file", "null", "npiv", "FILE", "vswitch", "VSwitch", "nfs"]),
+    st.sampled_from(["/a", "/a:b", "vsw1", "", " x"]),
+    st.sampled_from(["", ":portid:0", ":portid:511", ":portid:512", ":PortID:3", ":portid:",
+                     ":portid:1:2", ":port:3", ":x"]),
+).map(lambda parts: ":".join(parts[:5]) + parts[5])  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(_STATEMENTS, st.sampled_from(["", " ", "\n"]))
+def test_the_canonical_shortcut_reads_statements_as_the_field_reader_does(
+    statement: str, pad: str
+) -> None:
+    text = pad + statement + pad
+    try:
+        expected: object = resources._parse_fields(text, text.strip().split(":"))
+    except RuleViolation as exc:
+        expected = exc.summary
+    try:
+        found: object = parse_resource(text)
+    except RuleViolation as exc:
+        found = exc.summary
+    assert found == expected
