@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ivmctl.errors import Location
@@ -113,6 +114,20 @@ class DynamicMemory:
     min_mb: int
     max_mb: int
     target_mb: int
+
+
+# Guests of one profile (desired) or one size (actual) share these values: one frozen
+# object per value instead of one per guest (fewer objects to build, cache and load).
+@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
+def entitlement(min_pct: float, max_pct: float) -> Entitlement:
+    """The Entitlement(min_pct, max_pct), shared."""
+    return Entitlement(min_pct=min_pct, max_pct=max_pct)
+
+
+@lru_cache(maxsize=1024, typed=True)
+def dynamic_memory(min_mb: int, max_mb: int, target_mb: int) -> DynamicMemory:
+    """The DynamicMemory(min_mb, max_mb, target_mb), shared."""
+    return DynamicMemory(min_mb=min_mb, max_mb=max_mb, target_mb=target_mb)
 
 
 @dataclass(frozen=True, kw_only=True)

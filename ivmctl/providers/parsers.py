@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from xml.etree import ElementTree
 
 from ivmctl import model
@@ -22,7 +23,10 @@ from ivmctl.rules import parse_memory_mb
 MACHINE_FIELDS = 21
 
 
-def _bad(command: str, line: str, why: str) -> ProviderError:
+def _bad(command: str, line: str | Sequence[str], why: str) -> ProviderError:
+    """The error for `line`; a table row may be given as its cells (joined only here)."""
+    if not isinstance(line, str):
+        line = " ".join(line)
     return ProviderError(
         f"cannot parse the output of {command}: {why}",
         detail=f"Offending line: {line!r}. The host may run an unsupported Integrity VM "
@@ -70,7 +74,7 @@ def _enabled(command: str, line: str, value: str, what: str) -> bool:
     return value == "enabled"
 
 
-def _int(command: str, line: str, value: str, what: str) -> int:
+def _int(command: str, line: str | Sequence[str], value: str, what: str) -> int:
     try:
         return int(value)
     except ValueError:
@@ -82,6 +86,10 @@ def _float(command: str, line: str, value: str, what: str) -> float:
         return float(value)
     except ValueError:
         raise _bad(command, line, f"{what} {value!r} is not a number") from None
+
+
+# A fleet's guests come in a few sizes: each spelling is parsed once.
+_memory_mb = lru_cache(maxsize=1024)(parse_memory_mb)
 
 
 def parse_machine_line(line: str) -> MachineStatus:
@@ -107,10 +115,10 @@ def parse_machine_line(line: str) -> MachineStatus:
     if len(mem) != 5:
         raise _bad(command, line, f"memory field {fields[20]!r}, expected 5 ';' parts")
     try:
-        memory_mb = parse_memory_mb(mem[0])
-        entitlement = model.Entitlement(
-            min_pct=_float(command, line, cpu[1], "entitlement"),
-            max_pct=_float(command, line, cpu[2], "entitlement maximum"),
+        memory_mb = _memory_mb(mem[0])
+        entitlement = model.entitlement(
+            _float(command, line, cpu[1], "entitlement"),
+            _float(command, line, cpu[2], "entitlement maximum"),
         )
     except (IvmctlError, ValueError) as exc:
         if isinstance(exc, ProviderError):
@@ -118,10 +126,10 @@ def parse_machine_line(line: str) -> MachineStatus:
         raise _bad(command, line, str(exc)) from None
     dynamic = None
     if mem[1] not in ("none", ""):
-        dynamic = model.DynamicMemory(
-            min_mb=_int(command, line, mem[2], "dynamic memory minimum"),
-            max_mb=_int(command, line, mem[3], "dynamic memory maximum"),
-            target_mb=_int(command, line, mem[4], "dynamic memory target"),
+        dynamic = model.dynamic_memory(
+            _int(command, line, mem[2], "dynamic memory minimum"),
+            _int(command, line, mem[3], "dynamic memory maximum"),
+            _int(command, line, mem[4], "dynamic memory target"),
         )
     return MachineStatus(
         name=fields[0],
@@ -211,7 +219,8 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
             raise _bad(command, "<virtual_machine>", "a virtual machine without a name")
         storage: list[StorageResource] = []
         network: list[NetworkResource] = []
-        for element in machine.iterfind("devices/*"):
+        elements = (e for devices in machine if devices.tag == "devices" for e in devices)
+        for element in elements:
             statement = (element.text or "").strip()
             try:
                 resource = parse_resource(statement)
@@ -232,25 +241,30 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
 # --------------------------------------------------------------------------------------------
 
 
-def _column_starts(underline: str) -> list[int]:
-    return [match.start() for match in _UNDERLINE.finditer(underline)]
-
-
 _UNDERLINE = re.compile(r"=+")
+
+
+@lru_cache(maxsize=256)
+def _columns(underline: str) -> tuple[slice, ...] | None:
+    """The columns a `====` underline marks, each from its start to the next one's (the
+    last to the end of the line); None when `underline` is not one. A host prints the
+    same few tables many times: each underline is read once."""
+    if not underline.strip() or not set(underline.strip()) <= {"=", " "}:
+        return None
+    starts = [match.start() for match in _UNDERLINE.finditer(underline)]
+    return tuple(map(slice, starts, [*starts[1:], None]))
 
 
 def _table_rows(lines: Sequence[str], command: str) -> list[list[str]]:
     """Rows of a header + `====` underline table, cut at the underline's column starts."""
-    if len(lines) < 2 or not set(lines[1].strip()) <= {"=", " "} or not lines[1].strip():
+    columns = _columns(lines[1]) if len(lines) >= 2 else None
+    if columns is None:
         raise _bad(command, lines[0] if lines else "", "expected a header and a ==== row")
-    starts = _column_starts(lines[1])
     rows: list[list[str]] = []
     for line in lines[2:]:
         if not line.strip():
             break
-        bounds = [*starts[1:], max(len(line), starts[-1]) + 1]
-        cells = [line[start:end].strip() for start, end in zip(starts, bounds, strict=True)]
-        rows.append(cells)
+        rows.append([line[column].strip() for column in columns])
     return rows
 
 
@@ -279,11 +293,11 @@ def parse_vswitch_list(text: str) -> tuple[VSwitchRow, ...]:
     result = []
     for cells in _table_rows(lines, command):
         if len(cells) != _VSWITCH_COLUMNS:
-            raise _bad(command, " ".join(cells), f"expected {_VSWITCH_COLUMNS} columns")
+            raise _bad(command, cells, f"expected {_VSWITCH_COLUMNS} columns")
         result.append(
             VSwitchRow(
                 name=cells[0],
-                number=_int(command, " ".join(cells), cells[1], "vswitch number"),
+                number=_int(command, cells, cells[1], "vswitch number"),
                 state=cells[2],
                 nic=cells[4] or None,
                 mac=cells[5],
@@ -331,17 +345,16 @@ def parse_vswitch_detail(text: str) -> VSwitchDetail:
     if sep:
         lines = [line for line in tail.splitlines() if line.strip()]
         for cells in _table_rows(lines, command) if lines else []:
-            line = " ".join(cells)
             if len(cells) != _PORT_COLUMNS:
-                raise _bad(command, line, f"expected {_PORT_COLUMNS} port columns")
-            vlan = None if cells[3] in ("none", "") else _int(command, line, cells[3], "VLAN id")
+                raise _bad(command, cells, f"expected {_PORT_COLUMNS} port columns")
+            vlan = None if cells[3] in ("none", "") else _int(command, cells, cells[3], "VLAN id")
             ports.append(
                 PortRow(
-                    port=_int(command, line, cells[0], "port number"),
+                    port=_int(command, cells, cells[0], "port number"),
                     state=cells[1],
                     adapter=cells[2],
                     vlan=vlan,
-                    reserved=tuple(n for n in cells[4].split(",") if n),
+                    reserved=tuple(filter(None, cells[4].split(","))),
                     active=cells[5],
                 )
             )
@@ -388,9 +401,9 @@ def parse_device_entries(text: str) -> tuple[DeviceEntry, ...]:
             attrs[key] = value
         entries.append(
             DeviceEntry(
-                names=tuple(n for n in names.split(",") if n),
+                names=tuple(filter(None, names.split(","))),
                 attrs=attrs,
-                dependents=tuple(d for d in dependents.split(",") if d),
+                dependents=tuple(filter(None, dependents.split(","))),
                 id=ident,
             )
         )
@@ -452,6 +465,9 @@ def parse_server_resources(text: str) -> model.Host:
 # --------------------------------------------------------------------------------------------
 
 
+_NO_PORTS: Mapping[int, int] = {}
+
+
 def actual_guest(
     status: MachineStatus,
     devices: DeviceListing,
@@ -470,27 +486,34 @@ def actual_guest(
     disks: list[model.Disk] = []
     dvds: list[model.Disk] = []
     for res in devices.storage:
-        if res.devtype not in ("disk", "dvd"):
+        if res.devtype == "disk":
+            found = disks
+        elif res.devtype == "dvd":
+            found = dvds
+        else:
             continue
-        disk = model.Disk(
-            devtype=res.devtype,
-            backing=res.backing,
-            path=res.path,
-            adapter=res.adapter,
-            shared=res.path in shared,
-            address=res.address or None,
+        found.append(
+            model.Disk(
+                devtype=res.devtype,
+                backing=res.backing,
+                path=res.path,
+                adapter=res.adapter,
+                shared=res.path in shared,
+                address=res.address or None,
+            )
         )
-        (disks if res.devtype == "disk" else dvds).append(disk)
     nics = tuple(
-        model.Nic(
-            vswitch=res.vswitch,
-            adapter=res.adapter,
-            vlan=vlans.get(res.vswitch, {}).get(res.port) if res.port is not None else None,
-            mac=res.mac,
-            port=res.port,
-            address=f"{res.bus},{res.slot}" if res.bus is not None else None,
-        )
-        for res in devices.network
+        [
+            model.Nic(
+                vswitch=res.vswitch,
+                adapter=res.adapter,
+                vlan=None if res.port is None else vlans.get(res.vswitch, _NO_PORTS).get(res.port),
+                mac=res.mac,
+                port=res.port,
+                address=None if res.bus is None else f"{res.bus},{res.slot}",
+            )
+            for res in devices.network
+        ]
     )
     guest = model.Guest(
         name=status.name,

@@ -199,6 +199,20 @@ def test_malformed_vswitch_listing_is_a_provider_error(text: str, message: str) 
         parsers.parse_vswitch_list(text)
 
 
+def test_a_malformed_port_row_is_quoted_as_its_cells() -> None:
+    text = (
+        HPVMNET.split("vlan02")[0].rsplit("localnet", 1)[0]
+        + "vlan02        2 Up      Shared    lan3     0x000000000000 192.168.1.12\n\n"
+        "[Port Configuration Details]\n"
+        "Port Number  Port State  Adaptor  Untagged VLANID  Reserved VMs  Active VM\n"
+        "===========  ==========  =======  ===============  ============  =========\n"
+        "1            Active      avio_lan twenty           web01         web01\n"
+    )
+    with pytest.raises(ProviderError, match="VLAN id 'twenty'") as caught:
+        parsers.parse_vswitch_detail(text)
+    assert "'1 Active avio_lan twenty web01 web01'" in str(caught.value.detail)
+
+
 def test_device_database_entries_and_their_share_flags() -> None:
     text = (
         "/dev/rdisk/disk12,/dev/disk/disk12:CONFIG=gdev,EXIST=YES,DEVTYPE=DISK,SHARE=YES,"
