@@ -118,15 +118,18 @@ class DynamicMemory:
 
 # Guests of one profile (desired) or one size (actual) share these values: one frozen
 # object per value instead of one per guest (fewer objects to build, cache and load).
-@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
+# Which objects are shared shows in the desired digest (spec.loader.model_bytes), so the
+# caches never evict: equal values are one object whatever was built before.
+@lru_cache(maxsize=None, typed=True)  # typed: 20 and 20.0 print differently in the digest
 def entitlement(min_pct: float, max_pct: float) -> Entitlement:
     """The Entitlement(min_pct, max_pct), shared."""
     return Entitlement(min_pct=min_pct, max_pct=max_pct)
 
 
-@lru_cache(maxsize=1024, typed=True)
+@lru_cache(maxsize=None, typed=True)
 def dynamic_memory(min_mb: int, max_mb: int, target_mb: int) -> DynamicMemory:
-    """The DynamicMemory(min_mb, max_mb, target_mb), shared."""
+    """The DynamicMemory(min_mb, max_mb, target_mb), shared. Listings only: desired
+    guests have always had one each, and sharing them would change digests."""
     return DynamicMemory(min_mb=min_mb, max_mb=max_mb, target_mb=target_mb)
 
 

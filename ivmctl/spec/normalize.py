@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
-from ivmctl import rules
+from ivmctl import model, rules
 from ivmctl.errors import RuleViolation, SpecError
 from ivmctl.model import (
     Disk,
@@ -72,6 +72,7 @@ class Merged:
     dropped: dict[str, set[str]] = field(default_factory=dict)  # address -> fields
     unsure_vswitches: set[tuple[str, str]] = field(default_factory=set)  # (host, vswitch)
     _default_layers: tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...] | None = None
+    _guest_bases: dict[str | None, Fields] = field(default_factory=dict)
 
     def dropped_fields(self, address: str) -> set[str]:
         return self.dropped.get(address, set())
@@ -83,6 +84,18 @@ class Merged:
                 ({name: d.data[name]}, d.file, d.ypath) for name, d in self.guest_defaults.items()
             )
         return self._default_layers
+
+    def guest_base(self, profile: str | None) -> Fields:
+        """The fields a guest of `profile` (None: no profile) takes from the profile and
+        `defaults.guests`: the same for all its guests, so found once (after merging)."""
+        base = self._guest_bases.get(profile)
+        if base is None:
+            layers = self.default_layers()
+            if profile is not None:
+                p = self.profiles[profile]
+                layers = ((p.data, p.file, p.ypath), *layers)
+            base = self._guest_bases[profile] = Layers(layers=layers).fields()
+        return base
 
 
 @dataclass(kw_only=True)
@@ -151,6 +164,15 @@ class Value(NamedTuple):
         return spot_at(self.file, (*self.parent, self.name, *sub), key)
 
 
+_new_tuple = tuple.__new__
+
+
+def _value(value: Any, file: str, parent: tuple[PathItem, ...], name: PathItem) -> Value:
+    """`Value(value, file, parent, name)` without the NamedTuple's Python-level `__new__`
+    (one is made for every field a guest sets)."""
+    return _new_tuple(Value, (value, file, parent, name))
+
+
 # --------------------------------------------------------------------------------------------
 # Hosts
 # --------------------------------------------------------------------------------------------
@@ -192,9 +214,9 @@ def build_host(item: Item, out: Collector) -> Host:
     hardware = None
     hw = data.get("hardware")
     if hw is not None:
-        hw_spot = Value(hw, item.file, item.ypath, "hardware")
+        hw_value = Value(hw, item.file, item.ypath, "hardware")
         memory_mb = _memory(
-            hw["memory"], hw_spot.at("memory"), address, "hardware.memory", out, granule=False
+            hw["memory"], hw_value, ("memory",), address, "hardware.memory", out, granule=False
         )
         hardware = Hardware(
             cores=int(hw["cores"]),
@@ -242,17 +264,19 @@ def build_host(item: Item, out: Collector) -> Host:
 # --------------------------------------------------------------------------------------------
 def _memory(
     raw: Any,
-    spot: Spot | None,
+    where: Value,
+    sub: tuple[PathItem, ...],
     address: str,
     path: str,
     out: Collector,
     *,
     granule: bool = True,
 ) -> int | None:
+    """`raw` in MB, written at `where.at(*sub)` (found only for a problem)."""
     try:
         mb = _memory_mb(raw) if isinstance(raw, str | int) else rules.parse_memory_mb(raw)
     except RuleViolation as exc:
-        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        out.error(exc.summary, where.at(*sub), address, path, detail=exc.detail)
         return None
     if granule:
         rounded = rules.round_to_granule(mb)
@@ -260,7 +284,7 @@ def _memory(
             out.warn(
                 f"{raw} is not a multiple of {rules.MEMORY_GRANULE_MB} MB; "
                 f"rounded up to {rounded} MB",
-                spot,
+                where.at(*sub),
                 address,
                 path,
             )
@@ -279,13 +303,16 @@ def _percent_of(raw: str | int | float) -> float:
     return rules.parse_percent(raw)
 
 
-def _percent(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> float | None:
+def _percent(
+    raw: Any, where: Value, sub: tuple[PathItem, ...], address: str, path: str, out: Collector
+) -> float | None:
+    """`raw` in percent, written at `where.at(*sub)` (found only for a problem)."""
     try:
         if isinstance(raw, str | int | float):
             return _percent_of(raw)
         return rules.parse_percent(raw)
     except RuleViolation as exc:
-        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        out.error(exc.summary, where.at(*sub), address, path, detail=exc.detail)
         return None
 
 
@@ -294,12 +321,12 @@ def entitlement_of(value: Value, address: str, out: Collector) -> Entitlement:
     if isinstance(raw, Mapping):
         low: float | None = rules.DEFAULT_ENTITLEMENT_PCT
         if "min" in raw:
-            low = _percent(raw["min"], value.at("min"), address, "entitlement.min", out)
+            low = _percent(raw["min"], value, ("min",), address, "entitlement.min", out)
         high = rules.DEFAULT_ENTITLEMENT_MAX_PCT
         if "max" in raw:
-            high = _percent(raw["max"], value.at("max"), address, "entitlement.max", out) or high
+            high = _percent(raw["max"], value, ("max",), address, "entitlement.max", out) or high
     else:
-        low = _percent(raw, value.at(), address, "entitlement", out)
+        low = _percent(raw, value, (), address, "entitlement", out)
         high = rules.DEFAULT_ENTITLEMENT_MAX_PCT
     if low is None:
         return Entitlement()
@@ -310,24 +337,27 @@ def entitlement_of(value: Value, address: str, out: Collector) -> Entitlement:
             address,
             "entitlement",
         )
-        return _entitlement(rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT)
-    return _entitlement(low, high)
+        return model.entitlement(rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT)
+    return model.entitlement(low, high)
 
 
-def mac_of(raw: Any, spot: Spot | None, address: str, path: str, out: Collector) -> int | None:
+def mac_of(
+    raw: Any, where: Value, sub: tuple[PathItem, ...], address: str, path: str, out: Collector
+) -> int | None:
+    """`raw` as a MAC (None: auto), written at `where.at(*sub)` (found only for a problem)."""
     if raw is None or str(raw).lower() == "auto":
         return None
     try:
         # unquoted 0x0A0000000101 is a YAML integer: the same MAC, spelt in hex
         mac = rules.parse_mac(f"0x{raw:012X}" if isinstance(raw, int) and raw >= 0 else str(raw))
     except RuleViolation as exc:
-        out.error(exc.summary, spot, address, path, detail=exc.detail)
+        out.error(exc.summary, where.at(*sub), address, path, detail=exc.detail)
         return None
     problem = rules.mac_problem(mac)
     if problem:
         out.error(
             f"MAC {raw}: {problem}",
-            spot,
+            where.at(*sub),
             address,
             path,
             detail="Use a MAC whose first octet has bit 0x02 set and bit 0x01 clear, "
@@ -380,69 +410,73 @@ _GUEST_FIELD_SET = frozenset(GUEST_FIELDS)
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fields:
+    """A guest's fields and `lifecycle` keys, each from the most specific layer setting it."""
+
+    fields: Mapping[str, Value]
+    lifecycle: Mapping[str, Value]
+
+
+_NO_FIELDS = Fields(fields={}, lifecycle={})
+
+
+@dataclass(frozen=True, kw_only=True)
 class Layers:
     """The places a guest's field may come from, most specific first."""
 
     layers: tuple[tuple[Mapping[str, Any], str, tuple[PathItem, ...]], ...]
 
-    def fields(self) -> dict[str, Value]:
-        """Every guest field that some layer sets, from the most specific layer setting it."""
-        chosen: dict[str, tuple[Any, str, tuple[PathItem, ...]]] = {}
+    def fields(self, base: Fields = _NO_FIELDS) -> Fields:
+        """Every guest field and lifecycle key some layer sets, from the most specific
+        layer setting it; then those `base` (less specific layers, found already) sets."""
+        chosen: dict[str, Value] = {}
+        lifecycle: dict[str, Value] = {}
         for data, file, ypath in self.layers:
             for name, value in data.items():
                 if name not in chosen and name in _GUEST_FIELD_SET:
-                    chosen[name] = (value, file, ypath)
-        return {
-            name: Value(value, file, ypath, name) for name, (value, file, ypath) in chosen.items()
-        }
-
-    def lifecycle(self) -> dict[str, Value]:
-        found: dict[str, Value] = {}
+                    chosen[name] = _value(value, file, ypath, name)
         for data, file, ypath in self.layers:
             block = data.get("lifecycle") or {}
             for key, value in block.items():
-                if key not in found:
-                    found[key] = Value(value, file, (*ypath, "lifecycle"), key)
-        return found
+                if key not in lifecycle:
+                    lifecycle[key] = _value(value, file, (*ypath, "lifecycle"), key)
+        for found, more in ((chosen, base.fields), (lifecycle, base.lifecycle)):
+            for name, value in more.items():
+                if name not in found:
+                    found[name] = value
+        return Fields(fields=chosen, lifecycle=lifecycle)
 
 
-def guest_layers(item: Item, merged: Merged) -> Layers:
-    layers: list[tuple[Mapping[str, Any], str, tuple[PathItem, ...]]] = [
-        (item.data, item.file, item.ypath)
-    ]
+def guest_fields(item: Item, merged: Merged) -> Fields:
+    """The guest's own fields, then those of its profile and `defaults.guests`."""
     profile = item.data.get("profile")
-    if profile is not None and profile in merged.profiles:
-        p = merged.profiles[profile]
-        layers.append((p.data, p.file, p.ypath))
-    return Layers(layers=(*layers, *merged.default_layers()))
+    if profile is not None and profile not in merged.profiles:
+        profile = None
+    own = Layers(layers=((item.data, item.file, item.ypath),))
+    return own.fields(merged.guest_base(profile))
 
 
 def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Collector) -> Guest:
     name = item.name
     address = guest_address(name)
-    layers = guest_layers(item, merged)
-    found = layers.fields()
+    chosen = guest_fields(item, merged)
+    found = chosen.fields
     out.deferred.append(partial(_guest_sources, item, address, found, out))
     host_name = str(item.data["host"])
 
-    def pick(field_name: str, default: Any, convert: Callable[[Any], Any] = lambda v: v) -> Any:
-        value = found.get(field_name)
-        return default if value is None else convert(value.value)
-
     memory_mb = rules.DEFAULT_MEMORY_MB
     if "memory" in found:
-        memory_mb = (
-            _memory(found["memory"].value, found["memory"].at(), address, "memory", out)
-            or memory_mb
-        )
-    entitlement = _entitlement(rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT)
+        memory = found["memory"]
+        memory_mb = _memory(memory.value, memory, (), address, "memory", out) or memory_mb
+    entitlement = model.entitlement(
+        rules.DEFAULT_ENTITLEMENT_PCT, rules.DEFAULT_ENTITLEMENT_MAX_PCT
+    )
     if "entitlement" in found:
         entitlement = entitlement_of(found["entitlement"], address, out)
     dynamic = None
     if "dynamic_memory" in found and found["dynamic_memory"].value is not None:
         dynamic = _dynamic_memory(found["dynamic_memory"], memory_mb, address, out)
-    power = pick("power", "on", _power)
-    lifecycle_values = layers.lifecycle()
+    lifecycle_values = chosen.lifecycle
     lifecycle = _lifecycle(
         bool(_val(lifecycle_values, "prevent_destroy", False)),
         str(_val(lifecycle_values, "restart", "allow")),
@@ -451,24 +485,29 @@ def build_guest(item: Item, merged: Merged, hosts: Mapping[str, Host], out: Coll
     disks = _disks(found.get("disks"), "disk", address, out)
     dvds = _disks(found.get("dvds"), "dvd", address, out)
     nics = _nics(found.get("nics"), address, out)
+    os_, vcpus, power, start, label, online_migration, vm_type = map(found.get, _PLAIN_FIELDS)
     return Guest(
         name=name,
         host=host_name,
-        os=pick("os", rules.DEFAULT_OS.value, str),
-        vcpus=pick("vcpus", rules.DEFAULT_VCPUS, int),
+        os=rules.DEFAULT_OS.value if os_ is None else str(os_.value),
+        vcpus=rules.DEFAULT_VCPUS if vcpus is None else int(vcpus.value),
         entitlement=entitlement,
         memory_mb=memory_mb,
         dynamic_memory=dynamic,
-        power=power,
-        start=pick("start", rules.DEFAULT_START.value, str),
-        label=pick("label", "", str),
+        power="on" if power is None else _power(power.value),
+        start=rules.DEFAULT_START.value if start is None else str(start.value),
+        label="" if label is None else str(label.value),
         disks=disks,
         dvds=dvds,
         nics=nics,
-        online_migration=pick("online_migration", True, bool),
-        vm_type=pick("vm_type", "shared", str),
+        online_migration=True if online_migration is None else bool(online_migration.value),
+        vm_type="shared" if vm_type is None else str(vm_type.value),
         lifecycle=lifecycle,
     )
+
+
+# The fields build_guest takes as written (converted to their type, nothing more).
+_PLAIN_FIELDS = ("os", "vcpus", "power", "start", "label", "online_migration", "vm_type")
 
 
 def _guest_sources(item: Item, address: str, found: Mapping[str, Value], out: Collector) -> None:
@@ -499,13 +538,8 @@ def _guest_sources(item: Item, address: str, found: Mapping[str, Value], out: Co
                 )
 
 
-# Guests of one profile share their entitlement and lifecycle values: one frozen object
-# each instead of one per guest (fewer objects to build, cache and load).
-@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
-def _entitlement(min_pct: float, max_pct: float) -> Entitlement:
-    return Entitlement(min_pct=min_pct, max_pct=max_pct)
-
-
+# Guests of one profile share their lifecycle values (as their entitlement and dynamic
+# memory, see model.entitlement): one frozen object instead of one per guest.
 @lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
 def _lifecycle(prevent_destroy: bool, restart: str, ignore_changes: tuple[str, ...]) -> Lifecycle:
     return Lifecycle(
@@ -528,12 +562,12 @@ def _power(raw: Any) -> str:
 
 def _dynamic_memory(value: Value, boot_mb: int, address: str, out: Collector) -> DynamicMemory:
     raw = value.value
-    low = _memory(raw["min"], value.at("min"), address, "dynamic_memory.min", out) or 0
-    high = _memory(raw["max"], value.at("max"), address, "dynamic_memory.max", out) or 0
+    low = _memory(raw["min"], value, ("min",), address, "dynamic_memory.min", out) or 0
+    high = _memory(raw["max"], value, ("max",), address, "dynamic_memory.max", out) or 0
     target = boot_mb
     if "target" in raw:
         target = (
-            _memory(raw["target"], value.at("target"), address, "dynamic_memory.target", out)
+            _memory(raw["target"], value, ("target",), address, "dynamic_memory.target", out)
             or boot_mb
         )
     return DynamicMemory(min_mb=low, max_mb=high, target_mb=target)
@@ -549,7 +583,7 @@ def _disks(value: Value | None, devtype: str, address: str, out: Collector) -> t
         size_mb = None
         if raw.get("size") is not None:
             size_mb = _memory(
-                raw["size"], value.at(index, "size"), address, f"{path}.size", out, granule=False
+                raw["size"], value, (index, "size"), address, f"{path}.size", out, granule=False
             )
             if raw["backing"] != "file":  # None (YAML null) is the null backing
                 out.error(
@@ -610,7 +644,7 @@ def _nics(value: Value | None, address: str, out: Collector) -> tuple[Nic, ...]:
                 vswitch=str(raw["vswitch"]),
                 adapter=rules.canonical_adapter(str(raw.get("adapter", "avio_lan"))),
                 vlan=vlan,
-                mac=mac_of(raw.get("mac"), value.at(index, "mac"), address, f"{path}.mac", out),
+                mac=mac_of(raw.get("mac"), value, (index, "mac"), address, f"{path}.mac", out),
                 port=port,
                 address=None if pinned is None else str(pinned),
             )

@@ -76,3 +76,28 @@ def test_spellings_of_one_meaning_normalise_to_the_same_guest_and_digest(
     guests = [r.desired.guests["g"] for r in results]
     assert all(g == guests[0] for g in guests), guests
     assert len({r.desired.digest for r in results}) == 1
+
+
+def test_a_profile_value_is_judged_for_each_guest_that_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text(
+        HOST.rsplit("  g:\n", 1)[0] + "  g1: {host: vmhost01, profile: odd}\n"
+        "  g2: {host: vmhost01, profile: odd, memory: 4G}\n"
+        "  g3: {host: vmhost01, profile: odd}\n"
+        "profiles:\n"
+        "  odd: {memory: 2000M, entitlement: 20%}\n",
+        encoding="utf-8",
+    )
+    result = load_spec(Path("."))
+    guests = result.desired.guests
+    assert [guests[n].memory_mb for n in ("g1", "g2", "g3")] == [2048, 4096, 2048]
+    assert guests["g1"].entitlement == guests["g2"].entitlement == guests["g3"].entitlement
+    warned = sorted(str(w) for w in result.warnings)
+    assert len(warned) == 2
+    assert warned == [
+        f"config.yaml:11:17: guest.{name}: memory: 2000M is not a multiple of 64 MB; "
+        "rounded up to 2048 MB"
+        for name in ("g1", "g3")
+    ]
