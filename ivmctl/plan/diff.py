@@ -6,7 +6,7 @@ with values the runtime chooses left out wherever the desired side leaves them N
 NICs by position. Most guests of a plan are unchanged, so `diff_guest` first asks
 `plainly_equal`, which compares the two guests' attributes in place (no dict is built); only
 when that cannot tell are the comparable dicts built and compared, and deepdiff (this is its
-only home) runs only on the sub-objects that differ.
+only home) runs only on the sub-objects that differ, and is imported only then.
 
 Spellings that mean the same never differ: adapter aliases (`aviostor` is
 `avio_stor`), the case of OS types and backings, integer and float entitlements.
@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-from deepdiff import DeepDiff
 
 from ivmctl.model import Disk, Guest, Nic
 from ivmctl.rules import canonical_adapter, format_mac
@@ -148,7 +146,10 @@ def diff_dicts(before: dict[str, Any], after: dict[str, Any]) -> list[FieldDiff]
         if not (isinstance(old, dict) and isinstance(new, dict)):
             found.append(FieldDiff(path=dotted([top]), keys=(top,), before=old, after=new))
             continue
-        # Only the differing sub-objects go through deepdiff, which is thorough but slow.
+        # Only the differing sub-objects go through deepdiff, which is thorough but slow,
+        # and slow to import (~35 ms): a plan with nothing to change never loads it.
+        from deepdiff import DeepDiff
+
         tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0)
         for items in tree.values():
             for item in items:
