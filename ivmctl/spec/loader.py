@@ -6,6 +6,9 @@ validate each file against the JSON Schema, merge the top-level maps (a name def
 twice is an error naming both places), normalise, check. Problems of all stages are
 collected; positions are computed only when there is something to report. With a cache
 directory, the result is stored and reused while no input changed (desired_cache).
+
+A cache hit needs none of the pipeline, so normalize, checks, schema and problems are
+imported where the pipeline uses them: a warm `ivmctl plan` does not pay for them.
 """
 
 from __future__ import annotations
@@ -17,15 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivmctl.collector import collector_paused
 from ivmctl.errors import ErrorGroup, IvmctlError, Location, SpecError, TemplateError
 from ivmctl.model import DesiredState, Guest, Host
-from ivmctl.spec import checks, desired_cache, normalize
-from ivmctl.spec.normalize import Collector, Item, Merged
-from ivmctl.spec.problems import Problem, SourceMap, SourceTexts, SpecWarning, Spot
-from ivmctl.spec.schema import API_VERSION, validate_document
+from ivmctl.spec import desired_cache
 from ivmctl.spec.templates import (
     Renderer,
     TemplateProblem,
@@ -34,6 +34,10 @@ from ivmctl.spec.templates import (
     variable_name_problem,
 )
 from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml, prune_cache
+
+if TYPE_CHECKING:
+    from ivmctl.spec.normalize import Collector, Item, Merged
+    from ivmctl.spec.problems import Problem, SourceTexts, SpecWarning
 
 SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 VAR_FILE_SUFFIXES = (".vars.yaml", ".vars.yml")  # variable files, never configuration
@@ -126,9 +130,16 @@ def decode(data: bytes) -> str:
 class _Run:
     config_dir: Path
     options: SpecOptions
-    out: Collector = field(default_factory=Collector)
-    texts: SourceTexts = field(default_factory=SourceTexts)
+    out: Collector = field(init=False)
+    texts: SourceTexts = field(init=False)
     cache_used: set[Path] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        from ivmctl.spec.normalize import Collector
+        from ivmctl.spec.problems import SourceTexts
+
+        self.out = Collector()
+        self.texts = SourceTexts()
 
     def problem(self, problem: Problem) -> None:
         self.out.errors.append(problem)
@@ -143,6 +154,8 @@ class _Run:
         column: int | None = None,
         kind: type[SpecError] = SpecError,
     ) -> None:
+        from ivmctl.spec.problems import Problem, Spot
+
         spot = Spot(file=file, line=line, column=column) if file else None
         self.problem(Problem(summary=summary, detail=detail, spot=spot, kind=kind))
 
@@ -277,6 +290,9 @@ class _Run:
 
     # -- merging -----------------------------------------------------------------------------
     def merge(self, documents: list[tuple[str, Any]]) -> Merged:
+        from ivmctl.spec.normalize import Item, Merged
+        from ivmctl.spec.schema import API_VERSION, validate_document
+
         merged = Merged()
         versions = False
         for name, data in documents:
@@ -340,6 +356,8 @@ class _Run:
         return merged
 
     def _duplicate(self, what: str, address: str, item: Item, first: Item) -> None:
+        from ivmctl.spec.problems import Problem, Spot
+
         first_spot = Spot(
             file=first.file,
             ypath=(*first.ypath, item.name) if what == "default" else first.ypath,
@@ -362,6 +380,8 @@ class _Run:
 
     # -- building ----------------------------------------------------------------------------
     def build(self, merged: Merged) -> tuple[dict[str, Host], dict[str, Guest]]:
+        from ivmctl.spec import checks, normalize
+
         out = self.out
         hosts: dict[str, Host] = {}
         for name in sorted(merged.hosts):
@@ -392,6 +412,8 @@ class _Run:
         try:
             return build()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            from ivmctl.spec.problems import Problem
+
             self.problem(
                 Problem(summary=f"cannot read this object: {exc}", spot=item.spot, address=address)
             )
@@ -439,6 +461,8 @@ def model_bytes(desired: DesiredState) -> bytes:
     no sets. Two texts that normalise alike but share objects differently may get two
     digests, which only makes a saved plan look stale.
     """
+    from ivmctl.spec.schema import API_VERSION
+
     return pickle.dumps((API_VERSION, desired.provider, desired.hosts, desired.guests), 5)
 
 
@@ -526,6 +550,9 @@ def _load_with_model(config_dir: Path, options: SpecOptions) -> tuple[LoadResult
 
 
 def _load_paused(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, bytes]:
+    from ivmctl.spec import normalize
+    from ivmctl.spec.problems import SourceMap
+
     run = _Run(config_dir=config_dir, options=options)
     documents = run.documents()
     merged = run.merge(documents)
