@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivmctl import model
-from ivmctl.core.apply import ApplyEvent, ApplyResult, apply_plan
 from ivmctl.core.recording import ProviderExecutor, _Recorder, recording, settle_intents
 from ivmctl.core.recording import view_digest as view_digest  # re-exported: drift, inventory
 from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
@@ -27,6 +26,9 @@ from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
 from ivmctl.plan.planner import make_plan
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.state import LocalBackend, State
+
+if TYPE_CHECKING:
+    from ivmctl.core.apply import ApplyEvent, ApplyResult
 
 STATE_DIR = ".ivmctl"
 
@@ -338,6 +340,7 @@ class Session:
     ) -> ApplyResult:
         """Apply a plan under the state lock, recording ownership as changes complete
         (and the intent to create before each create) in the state journal."""
+        from ivmctl.core.apply import apply_plan  # imported here: `plan` never applies
         from ivmctl.providers.manager import after_apply, before_apply
 
         plan, desired = planned.plan, planned.desired
