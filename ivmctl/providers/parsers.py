@@ -219,19 +219,22 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
             raise _bad(command, "<virtual_machine>", "a virtual machine without a name")
         storage: list[StorageResource] = []
         network: list[NetworkResource] = []
-        elements = (e for devices in machine if devices.tag == "devices" for e in devices)
-        for element in elements:
-            statement = (element.text or "").strip()
-            try:
-                resource = parse_resource(statement)
-            except IvmctlError as exc:
-                raise _bad(command, statement, exc.summary) from None
-            if element.tag == "storage" and isinstance(resource, StorageResource):
-                storage.append(resource)
-            elif element.tag == "network" and isinstance(resource, NetworkResource):
-                network.append(resource)
-            else:
-                raise _bad(command, statement, f"statement does not belong in <{element.tag}>")
+        for devices in machine:
+            if devices.tag != "devices":
+                continue
+            for element in devices:
+                statement = (element.text or "").strip()
+                try:
+                    resource = parse_resource(statement)
+                except IvmctlError as exc:
+                    raise _bad(command, statement, exc.summary) from None
+                if element.tag == "storage" and isinstance(resource, StorageResource):
+                    storage.append(resource)
+                elif element.tag == "network" and isinstance(resource, NetworkResource):
+                    network.append(resource)
+                else:
+                    why = f"statement does not belong in <{element.tag}>"
+                    raise _bad(command, statement, why)
         found[name] = DeviceListing(storage=tuple(storage), network=tuple(network))
     return found
 
@@ -384,6 +387,9 @@ def parse_device_entries(text: str) -> tuple[DeviceEntry, ...]:
     """Parse `hpvmdevmgmt -l`: one `names:attrs:dependents:id` line per entry."""
     command = "hpvmdevmgmt -l"
     entries = []
+    # A database repeats a few attribute lists (one per kind of device): each is read once,
+    # and its entries share the mapping.
+    read: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -391,14 +397,16 @@ def parse_device_entries(text: str) -> tuple[DeviceEntry, ...]:
         if len(parts) != 4 or not parts[0]:
             raise _bad(command, line, "expected names:attrs:dependents:id")
         names, attrs_text, dependents, ident = parts
-        attrs: dict[str, str] = {}
-        for item in attrs_text.split(","):
-            if not item:
-                continue
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise _bad(command, line, f"attribute {item!r} is not KEY=VALUE")
-            attrs[key] = value
+        attrs = read.get(attrs_text)
+        if attrs is None:
+            attrs = read[attrs_text] = {}
+            for item in attrs_text.split(","):
+                if not item:
+                    continue
+                key, eq, value = item.partition("=")
+                if not eq:
+                    raise _bad(command, line, f"attribute {item!r} is not KEY=VALUE")
+                attrs[key] = value
         entries.append(
             DeviceEntry(
                 names=tuple(filter(None, names.split(","))),
