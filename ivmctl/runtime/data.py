@@ -211,6 +211,11 @@ def host_by_name(conn: sqlite3.Connection, name: str) -> Host | None:
     return None if row is None else host_from_row(row)
 
 
+def host_by_id(conn: sqlite3.Connection, host_id: int) -> Host | None:
+    row = conn.execute(f"{_HOSTS} WHERE id=?", (host_id,)).fetchone()
+    return None if row is None else host_from_row(row)
+
+
 def all_hosts(conn: sqlite3.Connection) -> list[Host]:
     return [host_from_row(r) for r in conn.execute(f"{_HOSTS} ORDER BY name")]
 

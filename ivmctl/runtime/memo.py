@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ivmctl.runtime.data import Host, guests_started_since
+from ivmctl.runtime.data import guests_started_since, host_by_id
 from ivmctl.runtime.store import meta_int
 
 # (host id, argv as logged, revision, time made, exit status, stdout, stderr)
@@ -35,16 +35,18 @@ class Memo:
 
     def __init__(self, conn: sqlite3.Connection, host_id: int) -> None:
         self.host_id = host_id
-        self.revision = meta_int(conn, "revision")
-        self._settled_at: float | None = None  # see may_keep
-        self._kept: dict[str, tuple[float, int, str, str]] = {
-            argv: (at, code, out, err)
-            for argv, at, code, out, err in conn.execute(
-                "SELECT argv, at, exit_code, stdout, stderr FROM listings "
-                "WHERE host_id=? AND revision=?",
-                (host_id, self.revision),
-            )
-        }
+        self.revision = 0
+        self._kept: dict[str, tuple[float, int, str, str]] = {}
+        # one query for both: this runs before every batch of listings, apply's too
+        for revision, argv, at, code, out, err in conn.execute(
+            "SELECT CAST(m.value AS INTEGER), l.argv, l.at, l.exit_code, l.stdout, l.stderr "
+            "FROM meta m LEFT JOIN listings l "
+            "ON l.host_id=? AND l.revision=CAST(m.value AS INTEGER) WHERE m.key='revision'",
+            (host_id,),
+        ):
+            self.revision = revision
+            if argv is not None:
+                self._kept[argv] = (at, code, out, err)
 
     def get(self, argv: str, now: float) -> Answer | None:
         """The listing `argv` kept at this revision, if it was made at or before `now`."""
@@ -53,38 +55,40 @@ class Memo:
             return None
         return kept[1], kept[2], kept[3]
 
-    def may_keep(self, conn: sqlite3.Connection, host: Host, now: float) -> bool:
-        """Whether the host's listings made at `now` stay the same at any later time (no
-        guest of it is booting), until the world changes.
-
-        Only guests started within the boot delay (and a second, against rounding) can
-        be booting; the index finds them without reading the host's other guests. Once
-        settled, a host stays settled later in the same snapshot."""
-        if self._settled_at is not None and now >= self._settled_at:
-            return True
-        recent = guests_started_since(conn, host.id, now - host.boot_delay - 1.0)
-        if all((ends := guest.boot_ends(host)) is None or now >= ends for guest in recent):
-            self._settled_at = now
-            return True
-        return False
-
     def row(self, argv: str, now: float, answer: Answer) -> KeptRow:
-        """What to keep of a listing made at `now` (ask `may_keep` first)."""
+        """A listing made at `now`, to keep if `keep` finds it may be."""
         return (self.host_id, argv, self.revision, now, *answer)
 
 
 def keep(conn: sqlite3.Connection, rows: Sequence[KeptRow]) -> None:
-    """Write the rows still of the current revision, replacing their hosts' older ones."""
+    """Write the rows still of the current revision whose host had no guest booting when
+    they were made, replacing their hosts' listings of older revisions.
+
+    The revision has not moved, so the rows read here are the ones the listings showed.
+    Only guests started within the boot delay (and a second, against rounding) can have
+    been booting; the index finds them without reading the host's other guests."""
     revision = meta_int(conn, "revision")
-    current = [row for row in rows if row[2] == revision]
-    if not current:
+    by_host: dict[int, list[KeptRow]] = {}
+    for row in rows:
+        if row[2] == revision:
+            by_host.setdefault(row[0], []).append(row)
+    keepable: list[KeptRow] = []
+    for host_id, made in sorted(by_host.items()):
+        host = host_by_id(conn, host_id)
+        if host is None:
+            continue
+        earliest = min(row[3] for row in made)
+        recent = guests_started_since(conn, host_id, earliest - host.boot_delay - 1.0)
+        ends = [end for guest in recent if (end := guest.boot_ends(host)) is not None]
+        keepable += [row for row in made if all(row[3] >= end for end in ends)]
+    if not keepable:
         return
-    hosts = sorted({row[0] for row in current})
     conn.executemany(
-        "DELETE FROM listings WHERE host_id=? AND revision<>?", [(h, revision) for h in hosts]
+        "DELETE FROM listings WHERE host_id=? AND revision<>?",
+        [(h, revision) for h in sorted({row[0] for row in keepable})],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO listings (host_id, argv, revision, at, exit_code, stdout, "
         "stderr) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        current,
+        keepable,
     )

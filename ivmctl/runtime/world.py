@@ -571,7 +571,7 @@ class World:
                 answer = memo.get(argv, now) if memo is not None else None
                 if answer is None:
                     answer = self._listing(conn, found, command_kind(args[0]), args, shared, now)
-                    if memo is not None and memo.may_keep(conn, found, now):
+                    if memo is not None:
                         kept.append(memo.row(argv, now, answer))
                 code, stdout, stderr = answer
                 ran.append((argv, CommandResult(exit_code=code, stdout=stdout, stderr=stderr), now))
