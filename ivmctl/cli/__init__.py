@@ -118,6 +118,16 @@ def fail(error: IvmctlError, *, debug: bool = False) -> NoReturn:
     sys.exit(ExitStatus.ERROR)
 
 
+def console() -> Any:
+    """The `ivmctl` executable (and `python -m ivmctl`): `main`, in a process that ends
+    with the command, so what the collector-paused blocks built is frozen rather than
+    walked again (`collector.freeze_after_pauses`)."""
+    from ivmctl.collector import freeze_after_pauses
+
+    freeze_after_pauses()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: runs a command and maps every outcome to an ExitStatus.
 
