@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import apply_parallel, floors, scale, startup
-from benchmarks.common import ROOT, Table
+from benchmarks.common import ROOT, Table, compile_package
 
 FORMAT_VERSION = 1
 NAMES = ("startup", "apply_parallel", "scale", "floors")
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Table] = []
     timings: dict[str, float] = {}
     print(f"ivmctl benchmarks, {began:%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
+    compile_package()
     for name in names:
         start = time.perf_counter()
         tables: list[Table]

@@ -116,3 +116,15 @@ def test_a_command_that_ignores_its_ctrl_c_is_killed(monkeypatch: pytest.MonkeyP
     ignore = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
     out = common.measure([sys.executable, "-c", ignore], budget=0.5)
     assert out.interrupted and out.killed and out.seconds < 30
+
+
+def test_measured_runs_use_bytecode_and_no_ivmctl_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks.common import clean_env
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("IVMCTL_EMULATOR_LATENCY", "1")
+    env = clean_env(EXTRA="x")
+    assert "PYTHONDONTWRITEBYTECODE" not in env and "IVMCTL_EMULATOR_LATENCY" not in env
+    assert env["EXTRA"] == "x"
