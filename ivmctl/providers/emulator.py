@@ -257,18 +257,7 @@ class EmulatorProvider(HpvmProvider):
     def generation(self) -> str:
         return str(self.emulator.world.generation)
 
-    def prefetch(self, hosts: Sequence[str]) -> None:
-        self._start_readers(hosts)
-        super().prefetch(hosts)
-
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
-        self._start_readers(hosts)
-        try:
-            return super().refresh(hosts)
-        finally:
-            self.emulator.readers_idle()
-
-    def _start_readers(self, hosts: Sequence[str]) -> None:
         processes = self.options.processes
         if processes is None and len(set(hosts)) >= READER_POOL_MIN_HOSTS:
             # one per CPU: while they answer, this process mostly waits (parsed
@@ -276,6 +265,10 @@ class EmulatorProvider(HpvmProvider):
             processes = min(4, os.cpu_count() or 1)
         if processes:
             self.emulator.start_readers(processes)
+        try:
+            return super().refresh(hosts)
+        finally:
+            self.emulator.readers_idle()
 
     def refresh_parallelism(self) -> int:
         """One thread unless the world simulates waiting: reading the emulator is CPU

@@ -10,11 +10,9 @@ from its inventory.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,7 +53,6 @@ class HpvmProvider:
         self.transport = transport
         self._sleep = sleep
         self.parsed: ParsedHosts | None = None  # see use_cache
-        self._prefetch: _Prefetch | None = None  # see prefetch
 
     # -- contract ---------------------------------------------------------------------------
     @property
@@ -80,29 +77,8 @@ class HpvmProvider:
             duration=output.duration,
         )
 
-    def prefetch(self, hosts: Sequence[str]) -> None:
-        """Start reading `hosts` in a background thread, so they produce their listings
-        while the caller works on (`Session` loads the configuration meanwhile); the
-        next `refresh` takes what was read and reads any other host itself.
-
-        Optional for providers (`Session` calls it when present). The generation is
-        taken before the first listing, and `refresh` reports it: a plan never claims a
-        newer world than the listings it saw.
-        """
-        self._end_prefetch()
-        names = sorted(set(hosts))
-        if names:
-            self._prefetch = _Prefetch(self, names)
-
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
-        try:
-            return self._refresh(hosts)
-        finally:
-            self._end_prefetch()
-
-    def _refresh(self, hosts: Sequence[str]) -> model.ActualState:
-        prefetched = self._prefetch
-        generation = prefetched.generation if prefetched is not None else self.generation()
+        generation = self.generation()
         found_hosts: dict[str, model.Host] = {}
         guests: dict[str, model.ActualGuest] = {}
         where: dict[str, str] = {}
@@ -206,13 +182,7 @@ class HpvmProvider:
         self.parsed = ParsedHosts(cache_dir / ENTRY)
 
     def close(self) -> None:
-        self._end_prefetch()
         self.transport.close()
-
-    def _end_prefetch(self) -> None:
-        prefetched, self._prefetch = self._prefetch, None
-        if prefetched is not None:
-            prefetched.stop()
 
     # -- reading -------------------------------------------------------------------------------
     def _read_reachable_host(
@@ -220,17 +190,9 @@ class HpvmProvider:
     ) -> tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None:
         """One host's pass; None for a host that is not there, the error for one that
         does not answer (its callers decide whether the rest of the fleet is enough)."""
-        fetched = self._prefetch.take(name) if self._prefetch is not None else None
+        if first is None and not self.has_host(name):
+            return None
         try:
-            if fetched is not None:
-                try:
-                    listings = fetched.result()
-                except CancelledError:  # the prefetch stopped before this host
-                    pass
-                else:
-                    return None if listings is None else self._host_from(name, *listings)
-            if first is None and not self.has_host(name):
-                return None
             return self._read_host(name, first)
         except HostUnreachable as unreachable:
             return unreachable
@@ -243,12 +205,8 @@ class HpvmProvider:
         processes) works on them while this thread parses."""
         asked: dict[str, Pending] = {}
 
-        prefetched = self._prefetch.names if self._prefetch is not None else frozenset()
-
         def ask(index: int) -> None:
-            if index >= len(names) or names[index] in prefetched:
-                return
-            if self.has_host(names[index]):
+            if index < len(names) and self.has_host(names[index]):
                 asked[names[index]] = submit_many(self.transport, names[index], HOST_LISTINGS)
 
         for index in range(min(PIPELINE, len(names))):
@@ -256,9 +214,6 @@ class HpvmProvider:
         passes: list[tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None] = []
         for index, name in enumerate(names):
             ask(index + PIPELINE)
-            if name in prefetched:
-                passes.append(self._read_reachable_host(name))
-                continue
             first = asked.pop(name, None)
             passes.append(None if first is None else self._read_reachable_host(name, first))
         return passes
@@ -307,114 +262,29 @@ class HpvmProvider:
     ) -> tuple[model.Host, list[model.ActualGuest]]:
         """Everything about one host in two round trips: the listings (`first`, if they
         were already asked for), then the port tables of its vswitches (whose names the
-        first listing gives)."""
+        first listing gives). With a cache (`use_cache`), a host whose listings are those
+        of a stored parse is not parsed; one whose first listings already differ is parsed
+        while its port tables come, as without a cache."""
         if first is None:
             first = submit_many(self.transport, name, HOST_LISTINGS)
         texts = self._finish(name, HOST_LISTINGS, first)
         rows = parsers.parse_vswitch_list(texts[1])
         port_tables = [("hpvmnet", "-S", row.name) for row in rows]
         second = submit_many(self.transport, name, port_tables)
-        return self._host_from(name, texts, rows, lambda: self._finish(name, port_tables, second))
-
-    def _fetch_host(
-        self, name: str, first: Pending
-    ) -> tuple[list[str], Sequence[parsers.VSwitchRow], Callable[[], list[str]]]:
-        """A host's listings and port tables, unparsed (what `prefetch` keeps)."""
-        texts = self._finish(name, HOST_LISTINGS, first)
-        rows = parsers.parse_vswitch_list(texts[1])
-        port_tables = [("hpvmnet", "-S", row.name) for row in rows]
-        tables = self._finish(name, port_tables, submit_many(self.transport, name, port_tables))
-        return texts, rows, lambda: tables
-
-    def _host_from(
-        self,
-        name: str,
-        texts: list[str],
-        rows: Sequence[parsers.VSwitchRow],
-        tables: Callable[[], list[str]],
-    ) -> tuple[model.Host, list[model.ActualGuest]]:
-        """The host from its listings and the port tables `tables()` gives (they may
-        still be on their way). With a cache (`use_cache`), a host whose listings are
-        those of a stored parse is not parsed; one whose first listings already differ
-        is parsed while its port tables come, as without a cache."""
         if self.parsed is None:
             listings = _HostListings.parse(name, texts)  # while the port tables come
-            return listings.host(rows, tables())
+            return listings.host(rows, self._finish(name, port_tables, second))
         digest = ListingsDigest(name, texts)
         hit_possible = self.parsed.may_hold(name, digest.first)
         # a host that cannot be a hit is parsed while its port tables come
         parsed = None if hit_possible else _HostListings.parse(name, texts)
-        got = tables()
-        key = digest.key(got)
+        tables = self._finish(name, port_tables, second)
+        key = digest.key(tables)
         found = self.parsed.get(name, key) if hit_possible else None
         if found is None:
-            found = (parsed or _HostListings.parse(name, texts)).host(rows, got)
+            found = (parsed or _HostListings.parse(name, texts)).host(rows, tables)
             self.parsed.put(name, digest.first, key, found)
         return found
-
-
-# A prefetched host: its listings, port-table rows and port tables; None if not there.
-_Fetched = tuple[list[str], Sequence[parsers.VSwitchRow], Callable[[], list[str]]]
-
-
-class _Prefetch:
-    """Hosts read ahead in one background thread (`HpvmProvider.prefetch`), the next
-    PIPELINE hosts' listings asked for ahead as in `_read_in_turn`; each host's result
-    (or error) waits in its future. `stop` cancels the hosts not yet read."""
-
-    def __init__(self, provider: HpvmProvider, names: Sequence[str]) -> None:
-        self.generation = provider.generation()  # before any listing: see prefetch
-        self.names = frozenset(names)
-        self._provider = provider
-        self._order = list(names)
-        self._futures: dict[str, Future[_Fetched | None]] = {n: Future() for n in names}
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ivmctl-prefetch", daemon=True)
-        self._thread.start()
-
-    def take(self, name: str) -> Future[_Fetched | None] | None:
-        """The future of a prefetched host (once: a second refresh reads afresh)."""
-        return self._futures.pop(name, None)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        provider, names = self._provider, self._order
-        asked: dict[str, Pending] = {}
-        futures = dict(self._futures)  # `take` pops from the original
-
-        def ask(index: int) -> None:
-            if index >= len(names) or self._stopping.is_set():
-                return
-            name = names[index]
-            try:
-                if provider.has_host(name):
-                    asked[name] = submit_many(provider.transport, name, HOST_LISTINGS)
-                else:
-                    futures[name].set_result(None)
-            except Exception as exc:  # raised where the host is taken, as when read there
-                futures[name].set_exception(exc)
-
-        try:
-            for index in range(min(PIPELINE, len(names))):
-                ask(index)
-            for index, name in enumerate(names):
-                ask(index + PIPELINE)
-                first = asked.pop(name, None)
-                if first is None:
-                    continue
-                try:
-                    futures[name].set_result(provider._fetch_host(name, first))
-                except Exception as exc:
-                    futures[name].set_exception(exc)
-        finally:
-            for future in futures.values():
-                future.cancel()  # not read: whoever takes it reads the host itself
-            for pending in asked.values():
-                with contextlib.suppress(Exception):
-                    pending()  # collect what was asked, so no reply is left in a pipe
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -329,7 +329,7 @@ def test_a_guest_moving_onto_a_taken_port_keeps_its_vlan_and_leaves_the_others_a
             assert vlans == [{"vswitch": "vswa", "port": 1, "vlan": 200}]
             assert "its NIC on vswa gets port 1 on h1: port 0 is taken there" in moved.reasons
             _apply_in_order(session, planned, parallel=parallel)
-            actual = session.provider("emulator").refresh(["h1"])
+            actual = session.provider(planned.desired.provider).refresh(["h1"])
             ports = {n: actual.guests[n].guest.nics[0].port for n in sorted(actual.guests)}
             table = actual.hosts["h1"].vswitches["vswa"].port_vlans
             assert {n: table[p] for n, p in ports.items()} == {
