@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_runtime_properties import HOSTS, command
+from test_runtime_properties import HOSTS, add_hosts, command
 
 from ivmctl.runtime import World, commands
 from ivmctl.runtime.store import SCHEMA_VERSION
@@ -151,10 +151,7 @@ def test_kept_listings_always_match_fresh_ones(steps: list[tuple[str, object]]) 
         kept = World.open(path, clock=lambda: now[0], sleep=lambda s: None)
         fresh = World.open(path, clock=lambda: now[0], sleep=lambda s: None, keep_listings=False)
         try:
-            for name in HOSTS:
-                kept.add_host(name=name, cores=4, memory_mb=16 * 1024, nics=("lan0",))
-                kept.execute(name, ["hpvmnet", "-c", "-S", "vsw1", "-n", "0"])
-                kept.execute(name, ["hpvmnet", "-b", "-S", "vsw1"])
+            add_hosts(kept)
             for kind, value in steps:
                 if kind == "run":
                     host, argv = value  # type: ignore[misc]

@@ -84,6 +84,14 @@ command = st.one_of(
 )
 
 
+def add_hosts(world: World) -> None:
+    """The hosts the command strategy drives, each with vswitch vsw1 up on lan0."""
+    for name in HOSTS:
+        world.add_host(name=name, cores=4, memory_mb=16 * 1024, nics=("lan0",))
+        world.execute(name, ["hpvmnet", "-c", "-S", "vsw1", "-n", "0"])
+        world.execute(name, ["hpvmnet", "-b", "-S", "vsw1"])
+
+
 def check_invariants(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
@@ -155,10 +163,7 @@ def test_random_command_sequences_keep_the_invariants(
         path = Path(tmp) / "w.db"
         world = World.open(path, clock=lambda: 1_800_000_000.0, sleep=lambda s: None)
         try:
-            for name in HOSTS:
-                world.add_host(name=name, cores=4, memory_mb=16 * 1024, nics=("lan0",))
-                world.execute(name, ["hpvmnet", "-c", "-S", "vsw1", "-n", "0"])
-                world.execute(name, ["hpvmnet", "-b", "-S", "vsw1"])
+            add_hosts(world)
             for name, argv in steps:
                 result = world.execute(name, argv)
                 assert result.exit_code in (0, 1), (argv, result.stderr)
