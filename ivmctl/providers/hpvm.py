@@ -23,7 +23,13 @@ from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
 from ivmctl.providers.parsed_hosts import ENTRY, ListingsDigest, ParsedHosts
-from ivmctl.providers.transport import Pending, Transport, run_many, submit_many
+from ivmctl.providers.transport import (
+    CommandOutput,
+    Pending,
+    Transport,
+    run_many,
+    submit_many,
+)
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
 
 REFRESH_PARALLELISM = 8  # hosts read at once
@@ -127,14 +133,20 @@ class HpvmProvider:
         )
 
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
-        status_text, shared_text = self._run_many(
-            host, ("hpvmstatus", "-M"), ("hpvmdevmgmt", "-l", "all")
+        """One guest again, in two round trips: the host's status and shared devices with
+        the guest's devices, then the port tables of the vswitches its NICs are on."""
+        argvs = (
+            ("hpvmstatus", "-M"),
+            ("hpvmdevmgmt", "-l", "all"),
+            ("hpvmstatus", "-d", "-P", name),
         )
+        outputs = self._outputs(host, argvs, submit_many(self.transport, host, argvs))
+        status_text, shared_text = self._checked(host, argvs[:2], outputs[:2])
         statuses = parsers.parse_machine_status(status_text)
         status = next((s for s in statuses if s.name == name), None)
         if status is None:
-            return None
-        (listing,) = self._run_many(host, ("hpvmstatus", "-d", "-P", name))
+            return None  # and `hpvmstatus -d` said so too: not an error
+        (listing,) = self._checked(host, argvs[2:], outputs[2:])
         devices = parsers.parse_device_listing(listing)
         used = sorted({nic.vswitch for nic in devices.network})
         details = self._run_many(host, *(("hpvmnet", "-S", vswitch) for vswitch in used))
@@ -235,12 +247,25 @@ class HpvmProvider:
     def _finish(self, host: str, argvs: Sequence[Sequence[str]], pending: Pending) -> list[str]:
         """The outputs of submitted listings, checked; retried (all of them, from the
         start) only when the connection itself failed."""
+        return self._checked(host, argvs, self._outputs(host, argvs, pending))
+
+    def _outputs(
+        self, host: str, argvs: Sequence[Sequence[str]], pending: Pending
+    ) -> list[CommandOutput]:
+        """The outputs of submitted listings, unchecked; retried (all of them, from the
+        start) only when the connection itself failed."""
         outputs = pending()
         for pause in READ_RETRY_PAUSES:
             if not any(o.exit_code == EXIT_CONNECTION_FAILED for o in outputs):
                 break
             self._sleep(pause)
             outputs = run_many(self.transport, host, argvs)
+        return outputs
+
+    def _checked(
+        self, host: str, argvs: Sequence[Sequence[str]], outputs: Sequence[CommandOutput]
+    ) -> list[str]:
+        """The standard outputs of listings; an error naming the first that failed."""
         for argv, output in zip(argvs, outputs, strict=True):
             if output.exit_code == EXIT_CONNECTION_FAILED:
                 said = (output.stderr or output.stdout).strip() or "no output"

@@ -182,6 +182,15 @@ def test_read_guest_rereads_one_guest(world: Any) -> None:
     assert provider.read_guest("vmhost01", "nosuch") is None
 
 
+def test_read_guest_takes_two_round_trips(world: Any) -> None:
+    provider_for(world).read_guest("vmhost01", "web01")
+    batches = [[" ".join(argv) for argv in lines] for _, lines in world.batches]
+    assert batches == [
+        ["hpvmstatus -M", "hpvmdevmgmt -l all", "hpvmstatus -d -P web01"],
+        ["hpvmnet -S vswprod"],  # the vswitches its NICs are on
+    ]
+
+
 # --- hosts -----------------------------------------------------------------------------------
 def declared(name: str, **hardware: Any) -> model.Host:
     base: dict[str, Any] = {"cores": 8, "memory_mb": 65536, "nics": ("lan0", "lan1")}
