@@ -18,6 +18,10 @@ from ivmctl.errors import EmulatorError
 SCHEMA_VERSION = 2  # 2: stored listings (`listings`) and the `revision` counter
 UPGRADABLE_FROM = 1  # the oldest version `open_store` upgrades in place
 REVISE = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='revision'"
+# a command that changed the world moves both counters on, in one statement
+REVISE_AND_BUMP_GENERATION = (
+    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key IN ('generation', 'revision')"
+)
 APPLICATION_ID = 0x49564D43  # "IVMC": marks a file as an ivmctl emulator world
 BUSY_TIMEOUT_S = 30.0
 
@@ -392,6 +396,9 @@ def meta_int(conn: sqlite3.Connection, key: str) -> int:
 
 
 def bump_meta(conn: sqlite3.Connection, key: str) -> int:
-    """Increase a counter in meta by one and return the new value."""
-    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key=?", (key,))
-    return meta_int(conn, key)
+    """Increase a counter in meta by one and return the new value (one statement: the
+    emulator's writes are serialised, and a creation bumps three counters)."""
+    (row,) = conn.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key=? RETURNING value", (key,)
+    ).fetchall()
+    return int(row[0])

@@ -26,7 +26,14 @@ from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
 from ivmctl.runtime.kinds import READ_ONLY, command_kind, is_read_only
 from ivmctl.runtime.memo import KeptRow, Memo, keep
 from ivmctl.runtime.reads import HostReads
-from ivmctl.runtime.store import Store, bump_meta, meta_int, open_store
+from ivmctl.runtime.store import (
+    REVISE,
+    REVISE_AND_BUMP_GENERATION,
+    Store,
+    bump_meta,
+    meta_int,
+    open_store,
+)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -512,7 +519,8 @@ class World:
         if refusal is None and is_read_only(args):
             (result,) = self._read(host, [args])
             return result
-        with self._store.transaction() as conn:
+        # revises itself below: with the generation when the command changed something
+        with self._store.transaction(revises=False) as conn:
             self._write_pending_log(conn)  # earlier listings first: the log stays in order
             self._forget_kept()  # made at the revision this transaction moves on from
             found = self._host(conn, host)
@@ -538,10 +546,10 @@ class World:
                 ctx.err += refused.lines
                 code = refused.exit_code
             if changed and kind not in READ_ONLY:
-                conn.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
-                )
+                conn.execute(REVISE_AND_BUMP_GENERATION)
                 crash_point(f"inside {kind} on {host}: changed, not yet committed")
+            else:
+                conn.execute(REVISE)  # a refusal may have consumed a fault
             conn.execute(
                 "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)",
                 (found.id, ctx.now, json.dumps(args), code),
