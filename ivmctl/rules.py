@@ -14,6 +14,7 @@ import re
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from ivmctl.errors import InsufficientResources, RuleViolation
 
@@ -65,6 +66,13 @@ def parse_memory_mb(value: str | int) -> int:
     if mb <= 0:
         raise RuleViolation(f"memory must be positive, got {value!r}")
     return mb
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: True is not 1
+def memory_mb_of(value: str | int) -> int:
+    """`parse_memory_mb`, remembered: a fleet (and its hosts' listings) spells its sizes a
+    few ways, many times. For hashable spellings; anything else goes to parse_memory_mb."""
+    return parse_memory_mb(value)
 
 
 def round_to_granule(mb: int, *, up: bool = True) -> int:
@@ -276,6 +284,17 @@ def landing_port(port: int, taken: Container[int]) -> int | None:
     return port if port not in taken else first_free_port(taken)
 
 
+def nic_port(pinned: int | None, kept: int | None, taken: Container[int]) -> int | None:
+    """The port a NIC statement (`-a`, `-m`) gives a NIC: the one it pins, else the one the
+    NIC keeps (`kept`: modified on the vswitch it is on), else the lowest free one from 1
+    [inf]; None when there is no free port. Whether a pinned port is free is checked apart."""
+    if pinned is not None:
+        return pinned
+    if kept is not None:
+        return kept
+    return first_free_port(taken)
+
+
 # --------------------------------------------------------------------------------------------
 # What may change while a guest runs  [R6][R22][R60][R29b] and DESIGN.md section 4
 # --------------------------------------------------------------------------------------------
@@ -431,33 +450,36 @@ class HostCapacity:
 
     def problems(self, demand: Demand) -> list[str]:
         """Why `demand` cannot be admitted now (empty when it can) [R5][R31][R7]."""
+        return self._assess(demand)[1]
+
+    def _assess(self, demand: Demand) -> tuple[list[int] | None, list[str]]:
+        """(the cores `demand`'s vCPUs would take, why it cannot be admitted): the one
+        admission rule, for `problems` and `admit`; the words are built only for a
+        refusal."""
         found: list[str] = []
+        cores = None
         if demand.vcpus > self.cores:
             found.append(f"{demand.vcpus} vCPUs exceed the host's {self.cores} physical cores")
-        elif place_vcpus(self.core_used_pct, demand.vcpus, demand.entitlement_pct) is None:
-            found.append(_entitlement_problem(self.core_used_pct, demand))
+        else:
+            cores = place_vcpus(self.core_used_pct, demand.vcpus, demand.entitlement_pct)
+            if cores is None:
+                found.append(_entitlement_problem(self.core_used_pct, demand))
         need = demand.footprint_mb
         if need > self.memory_free_mb:
             found.append(
                 f"needs {need} MB of memory (boot memory plus overhead), "
                 f"{self.memory_free_mb} MB free of {self.pool_mb} MB"
             )
-        return found
+        return cores, found
 
     def admit(self, demand: Demand) -> HostCapacity:
         """The capacity after `demand` starts; raises InsufficientResources if it cannot."""
         if any(p.guest == demand.name for p in self.placements):
             raise RuleViolation(f"guest {demand.name!r} is already running on {self.name}")
-        # the placement is computed once; problems() words the refusal only when there is one
-        cores = (
-            place_vcpus(self.core_used_pct, demand.vcpus, demand.entitlement_pct)
-            if demand.vcpus <= self.cores
-            else None
-        )
-        if cores is None or demand.footprint_mb > self.memory_free_mb:
+        cores, found = self._assess(demand)
+        if found or cores is None:
             raise InsufficientResources(
-                f"guest {demand.name!r} cannot start on host {self.name}: "
-                + "; ".join(self.problems(demand)),
+                f"guest {demand.name!r} cannot start on host {self.name}: " + "; ".join(found),
                 detail="Stop another guest, or lower the guest's vCPUs, entitlement or memory.",
             )
         placement = Placement(

@@ -26,7 +26,7 @@ from ivmctl.model import Nic as ModelNic
 from ivmctl.plan.classify import address_parts
 from ivmctl.plan.model import Change, Operation, OpKind
 from ivmctl.resources import NetworkResource, parse_resource
-from ivmctl.rules import first_free_port, landing_port
+from ivmctl.rules import landing_port, nic_port
 
 __all__ = ["settle_ports"]
 
@@ -268,9 +268,8 @@ def _replay(ports: _Ports, op: Operation, change: Change) -> set[tuple[str, str]
         if old is None:
             continue
         nics.remove(old)
-        port = res.port if res.port is not None else old.port
-        if res.port is None and res.vswitch != old.vswitch:
-            port = first_free_port(ports.taken(op.host, res.vswitch)) or 0
+        kept = old.port if res.vswitch == old.vswitch else None
+        port = nic_port(res.port, kept, ports.taken(op.host, res.vswitch)) or 0
         _take(ports, op.host, res.vswitch, port, change)
         nics.append(replace(old, vswitch=res.vswitch, port=port))
         touched |= {(op.host, old.vswitch), (op.host, res.vswitch)}
@@ -285,9 +284,7 @@ def _added(
         res = parse_resource(text)
         if not isinstance(res, NetworkResource):
             continue
-        port = res.port
-        if port is None:
-            port = first_free_port(ports.taken(op.host, res.vswitch)) or 0
+        port = nic_port(res.port, None, ports.taken(op.host, res.vswitch)) or 0
         _take(ports, op.host, res.vswitch, port, change)
         nics.append(_Nic(vswitch=res.vswitch, port=port, mac=res.mac, bus=res.bus, slot=res.slot))
         touched.add((op.host, res.vswitch))

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
 from ivmctl.resources import NetworkResource, StorageResource, parse_resource
-from ivmctl.rules import parse_memory_mb
+from ivmctl.rules import memory_mb_of
 
 MACHINE_FIELDS = 21
 
@@ -88,10 +88,6 @@ def _float(command: str, line: str, value: str, what: str) -> float:
         raise _bad(command, line, f"{what} {value!r} is not a number") from None
 
 
-# A fleet's guests come in a few sizes: each spelling is parsed once.
-_memory_mb = lru_cache(maxsize=1024)(parse_memory_mb)
-
-
 def parse_machine_line(line: str) -> MachineStatus:
     """Parse one `hpvmstatus -M` line (21 `:`-separated fields)."""
     command = "hpvmstatus -M"
@@ -115,7 +111,7 @@ def parse_machine_line(line: str) -> MachineStatus:
     if len(mem) != 5:
         raise _bad(command, line, f"memory field {fields[20]!r}, expected 5 ';' parts")
     try:
-        memory_mb = _memory_mb(mem[0])
+        memory_mb = memory_mb_of(mem[0])
         entitlement = model.entitlement(
             _float(command, line, cpu[1], "entitlement"),
             _float(command, line, cpu[2], "entitlement maximum"),

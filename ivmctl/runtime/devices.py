@@ -19,10 +19,10 @@ from ivmctl.rules import (
     AVIO_TARGET_RANGE,
     PCI_BUS_RANGE,
     PCI_SLOT_RANGE,
-    first_free_port,
     generate_mac,
     limits_for,
     mac_problem,
+    nic_port,
 )
 from ivmctl.runtime.context import Ctx, Refused
 from ivmctl.runtime.data import (
@@ -368,17 +368,12 @@ def add_nic(
     }
     in_draft = {n.port for n in others if n.vswitch == res.vswitch}
     used = in_db | in_draft
-    if res.port is not None:
-        if res.port in used:
-            raise ctx.refuse(name, f"Port {res.port} of vswitch '{res.vswitch}' is in use.")
-        port = res.port
-    elif replacing is not None and replacing.vswitch == res.vswitch:
-        port = replacing.port
-    else:
-        free_port = first_free_port(used)
-        if free_port is None:
-            raise ctx.refuse(name, f"The vswitch '{res.vswitch}' has no free port.")
-        port = free_port
+    if res.port is not None and res.port in used:
+        raise ctx.refuse(name, f"Port {res.port} of vswitch '{res.vswitch}' is in use.")
+    kept = replacing.port if replacing is not None and replacing.vswitch == res.vswitch else None
+    port = nic_port(res.port, kept, used)
+    if port is None:
+        raise ctx.refuse(name, f"The vswitch '{res.vswitch}' has no free port.")
     nic = Nic(
         id=replacing.id if replacing else None,
         adapter=res.adapter,

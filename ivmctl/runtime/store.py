@@ -17,9 +17,8 @@ from ivmctl.errors import EmulatorError
 
 SCHEMA_VERSION = 2  # 2: stored listings (`listings`) and the `revision` counter
 UPGRADABLE_FROM = 1  # the oldest version `open_store` upgrades in place
-REVISE = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='revision'"
-# a command that changed the world moves both counters on, in one statement
-REVISE_AND_BUMP_GENERATION = (
+_REVISE = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='revision'"
+_REVISE_AND_GENERATION = (
     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key IN ('generation', 'revision')"
 )
 APPLICATION_ID = 0x49564D43  # "IVMC": marks a file as an ivmctl emulator world
@@ -231,14 +230,19 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
     return found
 
 
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """The statements of `script`, in the caller's transaction (executescript commits)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
     """Bring a version 1 world to version 2 (adds stored listings), in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         if _check_version(conn, path) < 2:  # another process may have upgraded it meanwhile
-            for statement in LISTINGS_SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _execute_script(conn, LISTINGS_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('revision', '0')")
             conn.execute(
                 "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
@@ -281,9 +285,7 @@ def open_store(path: Path, *, create: bool) -> None:
                 _check_version(conn, path)
                 return
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _execute_script(conn, SCHEMA)
             conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [
@@ -352,9 +354,10 @@ class Store:
     def transaction(self, *, revises: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception.
 
-        A transaction that `revises` (every one but those writing only log rows and
-        stored listings) moves the world's `revision` on as it commits, so a listing
-        stored at one revision shows exactly the state of that revision (`memo.py`).
+        A transaction that `revises` moves the world's `revision` on as it commits, so a
+        listing stored at one revision shows exactly the state of that revision
+        (`memo.py`). Only those writing log rows and stored listings alone pass False, and
+        those that call `revise` themselves (with the generation, for a change).
 
         Threads of this process take turns on a lock first: waiting on SQLite's own busy
         handler sleeps in steps of up to 100 ms, so threads queued on the write lock
@@ -376,7 +379,7 @@ class Store:
         try:
             yield conn
             if revises:
-                conn.execute(REVISE)
+                revise(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -393,6 +396,13 @@ class Store:
 def meta_int(conn: sqlite3.Connection, key: str) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def revise(conn: sqlite3.Connection, *, generation: bool = False) -> None:
+    """Move the world's revision on (see `Store.transaction`) and, with `generation`, its
+    generation too: a change to the world always moves both. One statement either way
+    (the emulator's writes are serialised)."""
+    conn.execute(_REVISE_AND_GENERATION if generation else _REVISE)
 
 
 def bump_meta(conn: sqlite3.Connection, key: str) -> int:

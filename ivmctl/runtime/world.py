@@ -26,14 +26,7 @@ from ivmctl.runtime.data import Host, all_hosts, host_by_name, update_host
 from ivmctl.runtime.kinds import READ_ONLY, command_kind, is_read_only
 from ivmctl.runtime.memo import KeptRow, Memo, keep
 from ivmctl.runtime.reads import HostReads
-from ivmctl.runtime.store import (
-    REVISE,
-    REVISE_AND_BUMP_GENERATION,
-    Store,
-    bump_meta,
-    meta_int,
-    open_store,
-)
+from ivmctl.runtime.store import Store, meta_int, open_store, revise
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -192,7 +185,7 @@ class World:
             raise EmulatorError(
                 f"invalid NIC name(s) {', '.join(bad)}", detail="Name NICs lanN, e.g. lan0,lan1."
             )
-        with self._store.transaction() as conn:
+        with self._store.transaction(revises=False) as conn:
             if host_by_name(conn, name) is not None:
                 raise EmulatorError(
                     f"host {name!r} already exists in {self.path}",
@@ -216,7 +209,7 @@ class World:
                 "VALUES (?, ?, 1, NULL, 'Up')",
                 (cur.lastrowid, LOCALNET),
             )
-            bump_meta(conn, "generation")
+            revise(conn, generation=True)
         return HostInfo(
             name=name,
             version=version,
@@ -228,7 +221,7 @@ class World:
 
     def remove_host(self, name: str) -> None:
         """Remove a VM Host; refused while it has guests (Not Runnable copies included)."""
-        with self._store.transaction() as conn:
+        with self._store.transaction(revises=False) as conn:
             host = self._host(conn, name)
             guests = [
                 r[0]
@@ -242,7 +235,7 @@ class World:
                     detail="Remove them with hpvmremove first.",
                 )
             conn.execute("DELETE FROM hosts WHERE id=?", (host.id,))
-            bump_meta(conn, "generation")
+            revise(conn, generation=True)
 
     def hosts(self) -> list[HostInfo]:
         return [
@@ -519,7 +512,7 @@ class World:
         if refusal is None and is_read_only(args):
             (result,) = self._read(host, [args])
             return result
-        # revises itself below: with the generation when the command changed something
+        # revised below, with the generation when the command changed something
         with self._store.transaction(revises=False) as conn:
             self._write_pending_log(conn)  # earlier listings first: the log stays in order
             self._forget_kept()  # made at the revision this transaction moves on from
@@ -545,11 +538,11 @@ class World:
                 changed = False  # consumed faults are not infrastructure changes
                 ctx.err += refused.lines
                 code = refused.exit_code
-            if changed and kind not in READ_ONLY:
-                conn.execute(REVISE_AND_BUMP_GENERATION)
+            changed = changed and kind not in READ_ONLY
+            # the revision moves even for a refusal, which may have consumed a fault
+            revise(conn, generation=changed)
+            if changed:
                 crash_point(f"inside {kind} on {host}: changed, not yet committed")
-            else:
-                conn.execute(REVISE)  # a refusal may have consumed a fault
             conn.execute(
                 "INSERT INTO log (host_id, time, argv, exit_code) VALUES (?, ?, ?, ?)",
                 (found.id, ctx.now, json.dumps(args), code),

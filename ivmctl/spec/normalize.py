@@ -274,7 +274,7 @@ def _memory(
 ) -> int | None:
     """`raw` in MB, written at `where.at(*sub)` (found only for a problem)."""
     try:
-        mb = _memory_mb(raw) if isinstance(raw, str | int) else rules.parse_memory_mb(raw)
+        mb = rules.memory_mb_of(raw) if isinstance(raw, str | int) else rules.parse_memory_mb(raw)
     except RuleViolation as exc:
         out.error(exc.summary, where.at(*sub), address, path, detail=exc.detail)
         return None
@@ -290,12 +290,6 @@ def _memory(
             )
         return rounded
     return mb
-
-
-@lru_cache(maxsize=4096, typed=True)  # typed: True is not 1
-def _memory_mb(raw: str | int) -> int:
-    """`rules.parse_memory_mb`, remembered: a fleet spells its sizes a few ways, many times."""
-    return rules.parse_memory_mb(raw)
 
 
 @lru_cache(maxsize=4096, typed=True)
@@ -538,9 +532,10 @@ def _guest_sources(item: Item, address: str, found: Mapping[str, Value], out: Co
                 )
 
 
-# Guests of one profile share their lifecycle values (as their entitlement and dynamic
-# memory, see model.entitlement): one frozen object instead of one per guest.
-@lru_cache(maxsize=1024, typed=True)  # typed: 20 and 20.0 print differently in the digest
+# Guests of one profile share their lifecycle values (as their entitlement, see
+# model.entitlement): one frozen object instead of one per guest. Which objects are shared
+# shows in the desired digest, so, like model.entitlement, the cache never evicts.
+@lru_cache(maxsize=None, typed=True)
 def _lifecycle(prevent_destroy: bool, restart: str, ignore_changes: tuple[str, ...]) -> Lifecycle:
     return Lifecycle(
         prevent_destroy=prevent_destroy, restart=restart, ignore_changes=ignore_changes
