@@ -13,16 +13,24 @@ its log rows when told the refresh is over (`ReaderPool.idle`: the parent plans 
 they are written) and when its input closes (`World.log` orders by time, so they land in
 place).
 
+A caller may also send a *task* (`ReaderPool.submit_task`): a picklable callable that the
+worker calls with its world and a host name, whose return value comes back. The emulator
+provider sends one that reads a host and parses its listings there, so the parsing, too,
+happens beside the listings instead of on ivmctl's interpreter. The task's module is
+imported by the worker when it unpickles the request: this module knows nothing of it.
+
 Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
-`(number, host, argvs)`, a reply `(number, "ok", [CommandResult, ...])` or
+`(number, host, argvs, task)`, a reply `(number, "ok", value)` (the batch's
+`[CommandResult, ...]`, or what `task(world, host)` returned when `task` is not None) or
 `(number, "error", exception)`; requests are answered in order. A request without a host
-(`(number, None, [])`) writes the worker's pending log rows; its reply is discarded.
+(`(number, None, [], None)`) writes the worker's pending log rows; its reply is discarded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import pickle
+import queue
 import struct
 import subprocess
 import sys
@@ -37,13 +45,17 @@ from ivmctl.runtime.world import CommandResult, World
 _SIZE = struct.Struct("!Q")
 
 
-def _send(stream: IO[bytes], message: object) -> None:
+def _encoded(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_SIZE.pack(len(body)) + body)
+    return _SIZE.pack(len(body)) + body
+
+
+def _send(stream: IO[bytes], message: object) -> None:
+    stream.write(_encoded(message))
     stream.flush()
 
 
-def _receive(stream: IO[bytes]) -> Any:
+def _read_body(stream: IO[bytes]) -> bytes:
     head = stream.read(_SIZE.size)
     if len(head) < _SIZE.size:
         raise EOFError
@@ -51,7 +63,11 @@ def _receive(stream: IO[bytes]) -> Any:
     body = stream.read(size)
     if len(body) < size:
         raise EOFError
-    return pickle.loads(body)  # our own child's replies only
+    return body
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    return pickle.loads(_read_body(stream))  # our own child's replies only
 
 
 class _Worker:
@@ -75,8 +91,8 @@ class _Worker:
         """Ask the worker to write its pending log rows now; nobody waits for it."""
         self.send(None, [])
 
-    def send(self, host: str | None, argvs: list[list[str]]) -> int:
-        """Send a batch (`host` None: write the log, a reply nobody collects)."""
+    def send(self, host: str | None, argvs: list[list[str]], task: Task | None = None) -> int:
+        """Send a batch or a task (`host` None: write the log, a reply nobody collects)."""
         assert self.process.stdin is not None
         with self._send_lock:
             number = self._next
@@ -85,10 +101,10 @@ class _Worker:
                 self._discard.add(number)
             else:
                 self.outstanding += 1
-            _send(self.process.stdin, (number, host, argvs))
+            _send(self.process.stdin, (number, host, argvs, task))
         return number
 
-    def collect(self, number: int) -> list[CommandResult]:
+    def collect(self, number: int) -> Any:
         """The reply to request `number` (replies to others read on the way are kept)."""
         assert self.process.stdout is not None
         with self._receive_lock:
@@ -102,8 +118,7 @@ class _Worker:
             self.outstanding -= 1
         if status == "error":
             raise value
-        results: list[CommandResult] = value
-        return results
+        return value
 
     def finish(self) -> None:
         """Close the worker's input: it writes its log rows and exits (see `close`)."""
@@ -123,6 +138,8 @@ class _Worker:
 
 
 Pending = Callable[[], "list[CommandResult] | None"]
+# Called on the worker with its world and a host; returns something picklable.
+Task = Callable[[World, str], object]
 
 
 class ReaderPool:
@@ -147,16 +164,25 @@ class ReaderPool:
     def submit(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
         """Send a batch now; the returned function waits for its results (None when the
         pool cannot answer). Lets one thread keep workers busy while it parses."""
+        return self._submit(host, [list(a) for a in argvs], None)
+
+    def submit_task(self, host: str, task: Task) -> Callable[[], object | None]:
+        """Have a worker call `task(world, host)` on its own world; the returned function
+        waits for the value (None when the pool cannot answer: the caller then does the
+        work itself). What the task raises is raised there."""
+        return self._submit(host, [], task)
+
+    def _submit(self, host: str, argvs: list[list[str]], task: Task | None) -> Callable[[], Any]:
         worker = self._worker()
         if worker is None:
             return lambda: None
         try:
-            number = worker.send(host, [list(a) for a in argvs])
+            number = worker.send(host, argvs, task)
         except (OSError, pickle.PickleError):
             self._break()
             return lambda: None
 
-        def result() -> list[CommandResult] | None:
+        def result() -> Any:
             try:
                 return worker.collect(number)
             except (EOFError, OSError, pickle.PickleError):
@@ -204,22 +230,55 @@ class ReaderPool:
 
 
 def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
-    """The worker's loop: answer batches until the input closes, then close the world."""
-    with World.open(path, create=False) as world:
-        while True:
-            try:
-                number, host, argvs = _receive(inbox)
-            except EOFError:
-                return
-            if host is None:
-                world.flush_log()
-                _send(outbox, (number, "ok", []))
-                continue
-            try:
-                reply: tuple[int, str, object] = (number, "ok", world.execute_many(host, argvs))
-            except Exception as exc:  # sent back to be raised where the batch was asked for
-                reply = (number, "error", exc)
-            _send(outbox, reply)
+    """The worker's loop: answer requests until the input closes, then close the world.
+
+    Requests are read and replies written by threads of their own, so neither side ever
+    waits on a full pipe: the parent may send every host of a refresh at once and collect
+    the replies later (while it loads the configuration), and the worker goes on with the
+    next request meanwhile. A request that does not unpickle (a task whose module cannot
+    be imported here) ends the worker: the parent then reads in process. Once the input
+    closes, requests not yet begun are dropped: the parent has stopped collecting."""
+    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    replies: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    closed = threading.Event()  # the parent closed our input: it collects nothing more
+
+    def read_requests() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                requests.put(_read_body(inbox))
+        closed.set()
+        requests.put(None)
+
+    def write_replies() -> None:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody to answer
+            while (data := replies.get()) is not None:
+                outbox.write(data)
+                outbox.flush()
+
+    reader = threading.Thread(target=read_requests, daemon=True)
+    writer = threading.Thread(target=write_replies, daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        with World.open(path, create=False) as world:
+            while (body := requests.get()) is not None:
+                if closed.is_set():
+                    continue  # asked ahead (a prefetch) and given up: nobody waits for it
+                number, host, argvs, task = pickle.loads(body)  # our own parent's requests
+                if host is None:
+                    world.flush_log()
+                    replies.put(_encoded((number, "ok", [])))
+                    continue
+                try:
+                    value = world.execute_many(host, argvs) if task is None else task(world, host)
+                    reply: tuple[int, str, object] = (number, "ok", value)
+                except Exception as exc:  # sent back to be raised where it was asked for
+                    reply = (number, "error", exc)
+                replies.put(_encoded(reply))
+    finally:
+        replies.put(None)
+        writer.join()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ where the batch was asked for, changes never sent there, their log written on cl
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,5 +105,52 @@ def test_batches_asked_ahead_are_answered_whatever_order_they_are_collected_in(
         assert last is not None and last[0].stdout.startswith("g1:")
         assert missing is not None and missing[0].exit_code == 1
         assert first is not None and "vsw1" in first[0].stdout
+    finally:
+        pool.close()
+
+
+def test_a_task_runs_on_the_worker_world_and_its_error_comes_back(world_path: Path) -> None:
+    """`submit_task` calls a picklable `task(world, host)` in the worker: here the world's
+    own `log`, which the parent's world answers the same way."""
+    pool = ReaderPool(world_path, processes=1)
+    try:
+        with World.open(world_path, create=False) as world:
+            expected = world.log("h1")
+        assert pool.submit_task("h1", World.log)() == expected
+        with pytest.raises(EmulatorError, match="no host 'nosuch'"):
+            pool.submit_task("nosuch", World.log)()
+        assert pool.read("h1", LISTINGS) is not None  # the worker keeps serving
+    finally:
+        pool.close()
+
+
+def test_asking_far_ahead_without_collecting_blocks_neither_side(world_path: Path) -> None:
+    """Requests are read and replies written by the worker's own threads: a parent may
+    send more than a pipe holds and collect nothing meanwhile (a prefetch while the
+    configuration loads) without blocking, while the worker goes on answering all of it;
+    every reply is there afterwards."""
+    pool = ReaderPool(world_path, processes=1)
+    pending: list[Any] = []
+    asked = 1500
+
+    def ask() -> None:
+        pending.extend(pool.submit("h1", LISTINGS) for _ in range(asked))
+        pool.idle()  # answered after the batches: the worker writes its log rows
+
+    def answered() -> int:
+        with World.open(world_path, create=False) as world:
+            return sum(entry.argv == ("hpvmstatus", "-M") for entry in world.log("h1"))
+
+    try:
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(timeout=120)  # liveness, not a duration: it returns in about a second
+        assert not asking.is_alive(), "the parent blocked on a full pipe"
+        deadline = time.monotonic() + 120  # likewise: the worker is done in a few seconds
+        while answered() < asked and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert answered() == asked, "the worker stopped answering while nobody collected"
+        first = pending[0]()
+        assert first is not None and pending[-1]() == first
     finally:
         pool.close()
