@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ivmctl import model
 from ivmctl.core.recording import ProviderExecutor, _Recorder, recording, settle_intents
 from ivmctl.core.recording import view_digest as view_digest  # re-exported: drift, inventory
-from ivmctl.errors import PlanFileError, ProviderError, StalePlanError
+from ivmctl.errors import IvmctlError, PlanFileError, ProviderError, StalePlanError
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
 from ivmctl.plan.planner import make_plan
 from ivmctl.runtime.crashpoints import crash_point
@@ -122,8 +122,11 @@ class Session:
             self._provider = None
 
     # -- loading ---------------------------------------------------------------------------
-    def load(self) -> tuple[model.DesiredState, tuple[str, ...]]:
-        """The desired state and its warnings; policy plugins' objections are errors."""
+    def load(self, *, prefetch: bool = False) -> tuple[model.DesiredState, tuple[str, ...]]:
+        """The desired state and its warnings; policy plugins' objections are errors.
+
+        With `prefetch`, the provider starts reading the declared hosts as soon as the
+        configuration names them (see `_prefetch`)."""
         from ivmctl.providers.manager import policy_error, template_filters, validate_desired
         from ivmctl.spec import SpecOptions, load_spec
 
@@ -136,6 +139,7 @@ class Session:
                 environ=ws.environ,
                 filters=template_filters(self.pm),
                 cache_dir=ws.cache_dir,
+                early=self._prefetch if prefetch else None,
             ),
         )
         problems = validate_desired(self.pm, result.desired)
@@ -143,10 +147,25 @@ class Session:
             raise policy_error(problems, what="the configuration")
         return result.desired, tuple(str(w) for w in result.warnings)
 
+    def _prefetch(self, config: model.ProviderConfig, hosts: Sequence[str]) -> None:
+        """Have the provider read `hosts` while the guests are still being loaded (a
+        provider's optional `prefetch`). A hint only: if the provider cannot be built or
+        cannot start, the refresh reports it as before."""
+        try:
+            provider = self.provider(config)
+            prefetch = getattr(provider, "prefetch", None)
+            if callable(prefetch):
+                prefetch(hosts)
+        except IvmctlError:
+            return
+
     def provider(self, config: model.ProviderConfig) -> Any:
-        """The provider the configuration names (built once per session)."""
+        """The provider the configuration names (built once per session; again if a
+        different configuration is asked for, the first one closed)."""
         from ivmctl.providers.manager import create_provider
 
+        if self._provider is not None and config != self._provider_config:
+            self.close()
         if self._provider is None:
             self._provider = create_provider(
                 self.pm,
@@ -215,7 +234,7 @@ class Session:
         """Load, refresh and plan; policy plugins may block the plan."""
         from ivmctl.providers.manager import check_plan, policy_error
 
-        desired, warnings = self.load()
+        desired, warnings = self.load(prefetch=True)
         state = self.backend.read()
         # with --target, hosts that do not answer are left alone instead of stopping the plan
         actual, to_provision = self.refresh(

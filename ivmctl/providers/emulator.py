@@ -18,20 +18,22 @@ Options (the `provider:` block of the configuration, then the environment):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ivmctl import model
-from ivmctl.errors import IvmctlError, ProviderError
+from ivmctl.errors import HostUnreachable, IvmctlError, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.hpvm import HpvmProvider, check_hardware
+from ivmctl.providers.hpvm import PIPELINE, HostPass, HpvmProvider, PickledHost, check_hardware
+from ivmctl.providers.parsed_hosts import ParsedHosts
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
 
@@ -178,6 +180,7 @@ class EmulatorProvider(HpvmProvider):
         )
         self._known_hosts: tuple[int, frozenset[str]] | None = None
         self._known_hosts_lock = threading.Lock()
+        self._prefetched: _Prefetched | None = None
         super().__init__(self.emulator)
 
     @property
@@ -257,18 +260,97 @@ class EmulatorProvider(HpvmProvider):
     def generation(self) -> str:
         return str(self.emulator.world.generation)
 
+    def prefetch(self, hosts: Sequence[str]) -> None:
+        """Start reading and parsing `hosts` on reader processes now, so they answer while
+        the caller works on (`Session` loads the guests meanwhile); the next `refresh`
+        takes what they read, and reports the generation from before they started.
+
+        Only where `refresh` itself would read through readers (enough hosts, no simulated
+        waiting), and never for a world file that does not exist yet (a refused first plan
+        must not create one). Reading changes nothing in the world but its command log."""
+        names = sorted(set(hosts))
+        processes = self._readers_for(len(names))
+        if not processes or not self.options.path.exists() or self.refresh_parallelism() != 1:
+            return
+        generation = self.generation()
+        self.emulator.start_readers(processes)
+        task = self._read_task()
+        self._prefetched = _Prefetched(
+            generation=generation,
+            pending={name: self.emulator.submit_task(name, task) for name in names},
+        )
+
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
-        processes = self.options.processes
-        if processes is None and len(set(hosts)) >= READER_POOL_MIN_HOSTS:
-            # one per CPU: while they answer, this process mostly waits (parsed
-            # listings are reused, see parsed_hosts) or parses what changed
-            processes = min(4, os.cpu_count() or 1)
+        prefetched = self._prefetched
+        processes = self._readers_for(len(set(hosts)))
         if processes:
             self.emulator.start_readers(processes)
         try:
-            return super().refresh(hosts)
+            actual = super().refresh(hosts)
         finally:
+            self._prefetched = None  # a prefetch serves one refresh
             self.emulator.readers_idle()
+        # what was prefetched is from before any change since: so is the generation
+        return actual if prefetched is None else replace(actual, generation=prefetched.generation)
+
+    def close(self) -> None:
+        self._prefetched = None
+        super().close()
+
+    def _readers_for(self, hosts: int) -> int:
+        """How many reader processes a refresh of `hosts` hosts uses: `processes` if set,
+        else one per CPU (at most 4) from READER_POOL_MIN_HOSTS hosts."""
+        processes = self.options.processes
+        if processes is None and hosts >= READER_POOL_MIN_HOSTS:
+            # one per CPU: while they answer, this process mostly waits
+            processes = min(4, os.cpu_count() or 1)
+        return processes or 0
+
+    def _read_task(self) -> ReadOnReader:
+        return ReadOnReader(cache=None if self.parsed is None else self.parsed.path)
+
+    def _read_all(self, names: Sequence[str]) -> list[HostPass]:
+        """With reader processes and no simulated waiting, each host is read *and parsed*
+        by a reader (`ReadOnReader`), as real hosts produce their listings on their own
+        CPUs: this process only unpickles the results (and stores new ones in the cache).
+        Hosts a `prefetch` asked for are taken from it; the others are asked for a few
+        per reader ahead. Results are taken in name order."""
+        readers = self.emulator.reader_processes
+        prefetched = self._prefetched.pending if self._prefetched is not None else {}
+        if not readers or self.refresh_parallelism() != 1:
+            for pending in prefetched.values():  # not expected: the world changed since
+                _discard(pending)
+            return super()._read_all(names)
+        task = self._read_task()
+        asked = dict(prefetched)
+        later = iter([name for name in names if name not in asked])
+
+        def ask_next() -> None:
+            for name in later:
+                if self.has_host(name):
+                    asked[name] = self.emulator.submit_task(name, task)
+                    return
+
+        for _ in range(PIPELINE * readers):
+            ask_next()
+        passes: list[HostPass] = []
+        for name in names:
+            if name not in prefetched:
+                ask_next()
+            pending = asked.pop(name, None)
+            if pending is None or not self.has_host(name):
+                _discard(pending)  # not a host of the world (a prefetch asked anyway)
+                passes.append(None)
+                continue
+            read = pending()
+            passes.append(
+                self.received(
+                    name, read if isinstance(read, PickledHost | HostUnreachable) else None
+                )
+            )
+        for pending in asked.values():
+            _discard(pending)
+        return passes
 
     def refresh_parallelism(self) -> int:
         """One thread unless the world simulates waiting: reading the emulator is CPU
@@ -278,6 +360,50 @@ class EmulatorProvider(HpvmProvider):
         if self.emulator.latency or self.emulator.world.simulates_delays():
             return super().refresh_parallelism()
         return 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Prefetched:
+    """Hosts asked for by `prefetch`, and the generation from before the first."""
+
+    generation: str
+    pending: Mapping[str, Callable[[], object | None] | None]
+
+
+def _discard(pending: Callable[[], object | None] | None) -> None:
+    """Collect a reply nobody needs, so its reader moves on (errors included)."""
+    if pending is not None:
+        with contextlib.suppress(IvmctlError):
+            pending()
+
+
+@dataclass(frozen=True)
+class ReadOnReader:
+    """A reader process's task (`ReaderPool.submit_task`): read one host on the reader's
+    own world and parse it there (`HpvmProvider.read_pickled`), with the parsed-hosts
+    cache at `cache` (read only: the asking process stores what is new)."""
+
+    cache: Path | None
+
+    def __call__(self, world: World, host: str) -> PickledHost | HostUnreachable:
+        return _reader_provider(world, self.cache).read_pickled(host)
+
+
+# The provider a reader process reads with: one per process, kept between tasks so the
+# cache file is read once.
+_on_reader: dict[tuple[int, Path | None], HpvmProvider] = {}
+
+
+def _reader_provider(world: World, cache: Path | None) -> HpvmProvider:
+    key = (id(world), cache)
+    provider = _on_reader.get(key)
+    if provider is None:
+        provider = HpvmProvider(EmulatorTransport(lambda: world))
+        if cache is not None:
+            provider.parsed = ParsedHosts(cache)
+        _on_reader.clear()
+        _on_reader[key] = provider
+    return provider
 
 
 def create_provider(

@@ -22,7 +22,14 @@ from ivmctl.errors import HostUnreachable, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers import commands, parsers
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.parsed_hosts import ENTRY, ListingsDigest, ParsedHosts
+from ivmctl.providers.parsed_hosts import (
+    ENTRY,
+    ListingsDigest,
+    Parsed,
+    ParsedHosts,
+    pickled,
+    unpickle,
+)
 from ivmctl.providers.transport import (
     CommandOutput,
     Pending,
@@ -48,6 +55,19 @@ HOST_LISTINGS: tuple[tuple[str, ...], ...] = (
 # pauses. Steps (creations, migrations, ...) are never retried.
 READ_RETRY_PAUSES = (0.2, 0.5)
 EXIT_CONNECTION_FAILED = 255
+# What reading a host gives: its parse, the error when it did not answer, or None when
+# there is no such host.
+HostPass = Parsed | HostUnreachable | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PickledHost:
+    """A host read and parsed by another process (`HpvmProvider.read_pickled`)."""
+
+    first: bytes  # the digests `parsed_hosts` stores it under
+    key: bytes
+    data: bytes  # `parsed_hosts.pickled`
+    stored: bool  # taken from the cache as it was: nothing new to store
 
 
 class HpvmProvider:
@@ -93,13 +113,8 @@ class HpvmProvider:
         names = sorted(set(hosts))
         # Hosts are read in parallel (one pass each, as over one SSH connection per host)
         # and combined in name order, so the result never depends on timing.
-        workers = max(1, min(self.refresh_parallelism(), len(names)))
         with collector_paused():  # tens of thousands of parsed objects, no cycles
-            if workers == 1:
-                passes = self._read_in_turn(names)
-            else:
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    passes = list(pool.map(self._read_reachable_host, names))
+            passes = self._read_all(names)
         for name, read in zip(names, passes, strict=True):
             if isinstance(read, HostUnreachable):
                 unreachable[name] = f"{read.summary}. {read.detail}"
@@ -197,9 +212,49 @@ class HpvmProvider:
         self.transport.close()
 
     # -- reading -------------------------------------------------------------------------------
-    def _read_reachable_host(
-        self, name: str, first: Pending | None = None
-    ) -> tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None:
+    def _read_all(self, names: Sequence[str]) -> list[HostPass]:
+        """Every host's pass, in the order of `names`: in threads (reads mostly wait on
+        the network), or in this one when `refresh_parallelism` says 1. Subclasses whose
+        hosts can parse their own listings (the emulator's reader processes) override it."""
+        workers = max(1, min(self.refresh_parallelism(), len(names)))
+        if workers == 1:
+            return self._read_in_turn(names)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self._read_reachable_host, names))
+
+    def read_pickled(self, name: str) -> PickledHost | HostUnreachable:
+        """One host read and parsed, the result pickled (`parsed_hosts.pickled`) with the
+        keys to store it under: what a process reading for another one hands back. A
+        stored parse of the same listings (`use_cache`) is handed back as it was stored,
+        without unpickling it; the receiver checks it (`received`)."""
+        try:
+            texts = self._run_many(name, *HOST_LISTINGS)
+            rows = parsers.parse_vswitch_list(texts[1])
+            tables = self._run_many(name, *(("hpvmnet", "-S", row.name) for row in rows))
+        except HostUnreachable as unreachable:
+            return unreachable
+        digest = ListingsDigest(name, texts)
+        key = digest.key(tables)
+        data = self.parsed.data(name, key) if self.parsed is not None else None
+        if data is not None:
+            return PickledHost(first=digest.first, key=key, data=data, stored=True)
+        parsed = _HostListings.parse(name, texts).host(rows, tables)
+        return PickledHost(first=digest.first, key=key, data=pickled(parsed), stored=False)
+
+    def received(self, name: str, read: PickledHost | HostUnreachable | None) -> HostPass:
+        """A host's pass from what `read_pickled` handed back elsewhere (None: nothing
+        was, e.g. the process died); the host is read here again when that is None or
+        its bytes do not unpickle to a host's parse."""
+        if isinstance(read, HostUnreachable):
+            return read
+        parsed = unpickle(read.data) if read is not None else None
+        if read is None or parsed is None:
+            return self._read_reachable_host(name)
+        if self.parsed is not None and not read.stored:
+            self.parsed.put_data(name, read.first, read.key, read.data)
+        return parsed
+
+    def _read_reachable_host(self, name: str, first: Pending | None = None) -> HostPass:
         """One host's pass; None for a host that is not there, the error for one that
         does not answer (its callers decide whether the rest of the fleet is enough)."""
         if first is None and not self.has_host(name):
@@ -209,9 +264,7 @@ class HpvmProvider:
         except HostUnreachable as unreachable:
             return unreachable
 
-    def _read_in_turn(
-        self, names: Sequence[str]
-    ) -> list[tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None]:
+    def _read_in_turn(self, names: Sequence[str]) -> list[HostPass]:
         """Hosts one after the other in this thread, with the first listings of the next
         PIPELINE hosts already asked for: a transport that answers later (reader
         processes) works on them while this thread parses."""
@@ -223,7 +276,7 @@ class HpvmProvider:
 
         for index in range(min(PIPELINE, len(names))):
             ask(index)
-        passes: list[tuple[model.Host, list[model.ActualGuest]] | HostUnreachable | None] = []
+        passes: list[HostPass] = []
         for index, name in enumerate(names):
             ask(index + PIPELINE)
             first = asked.pop(name, None)

@@ -39,7 +39,7 @@ from ivmctl.cachefiles import (
     sources_digest,
 )
 
-__all__ = ["ENTRY", "ListingsDigest", "Parsed", "ParsedHosts"]
+__all__ = ["ENTRY", "ListingsDigest", "Parsed", "ParsedHosts", "pickled", "unpickle"]
 
 FORMAT = b"ivmctl-parsed-hosts-2\n"  # bump when what is stored changes
 ENTRY = "hosts.pickle"
@@ -98,19 +98,20 @@ class ParsedHosts:
 
     def get(self, host: str, key: bytes) -> Parsed | None:
         """The result stored for `host` if it was parsed from the same listings."""
+        data = self.data(host, key)
+        return None if data is None else unpickle(data)
+
+    def data(self, host: str, key: bytes) -> bytes | None:
+        """The stored result for `host` as it was stored (`pickled`), if it was parsed
+        from the same listings; not checked until it is unpickled (`unpickle`)."""
         entry = self._load().get(host)
-        if entry is None or entry[1] != key:
-            return None
-        try:
-            found, guests = RestrictedUnpickler(io.BytesIO(entry[2]), MODEL_VALUES).load()
-        except Exception:  # a damaged or planted entry is only a miss
-            return None
-        if not isinstance(found, model.Host) or not isinstance(guests, list):
-            return None
-        return found, guests
+        return None if entry is None or entry[1] != key else entry[2]
 
     def put(self, host: str, first: bytes, key: bytes, parsed: Parsed) -> None:
-        data = pickle.dumps(parsed, protocol=5)
+        self.put_data(host, first, key, pickled(parsed))
+
+    def put_data(self, host: str, first: bytes, key: bytes, data: bytes) -> None:
+        """Store a result already pickled (`pickled`), e.g. by the process that parsed it."""
         with self._lock:
             self._load()[host] = (first, key, data)
             self._changed = True
@@ -129,6 +130,23 @@ class ParsedHosts:
         if self._entries is None:
             self._entries = _read(self.path)
         return self._entries
+
+
+def pickled(parsed: Parsed) -> bytes:
+    """A host's parse as stored, and as a reader process hands it over."""
+    return pickle.dumps(parsed, protocol=5)
+
+
+def unpickle(data: bytes) -> Parsed | None:
+    """A host's parse from `pickled` bytes; None when they are damaged or hold anything
+    but the model's classes (a cache file may have been planted: never run code)."""
+    try:
+        found, guests = RestrictedUnpickler(io.BytesIO(data), MODEL_VALUES).load()
+    except Exception:
+        return None
+    if not isinstance(found, model.Host) or not isinstance(guests, list):
+        return None
+    return found, guests
 
 
 def _read(path: Path) -> dict[str, tuple[bytes, bytes, bytes]]:

@@ -127,6 +127,14 @@ class EmulatorTransport:
         if readers is not None:
             readers.idle()
 
+    def submit_task(
+        self, host: str, task: Callable[[World, str], object]
+    ) -> Callable[[], object | None] | None:
+        """Have a reader process call `task(world, host)` on its own world (see
+        `ReaderPool.submit_task`); None when no readers run."""
+        readers = self._readers
+        return None if readers is None else readers.submit_task(host, task)
+
     @property
     def reader_processes(self) -> int:
         readers = self._readers

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivmctl.collector import collector_paused
 from ivmctl.errors import ErrorGroup, IvmctlError, Location, SpecError, TemplateError
-from ivmctl.model import DesiredState, Guest, Host
+from ivmctl.model import DesiredState, Guest, Host, ProviderConfig
 from ivmctl.spec import desired_cache
 from ivmctl.spec.templates import (
     Renderer,
@@ -78,6 +78,10 @@ class SpecOptions:
     environ: Mapping[str, str] | None = None  # IVMCTL_VAR_<name>; None = os.environ
     filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # Jinja2 filters
     cache_dir: Path | None = None  # parse cache (e.g. <dir>/.ivmctl/cache); None = no cache
+    # Told the provider and the declared hosts' names as soon as they are read, before
+    # the guests are built (a loading from the desired cache does not call it): a hint,
+    # for work that can start early. Not called when the files already have problems.
+    early: Callable[[ProviderConfig, tuple[str, ...]], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -556,6 +560,8 @@ def _load_paused(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, by
     run = _Run(config_dir=config_dir, options=options)
     documents = run.documents()
     merged = run.merge(documents)
+    if options.early is not None and not run.out.errors:
+        options.early(normalize.build_provider(merged.provider), tuple(sorted(merged.hosts)))
     hosts, guests = run.build(merged)
     texts = run.texts
     warnings = sorted((texts.warning(p) for p in run.out.warnings), key=_sort_key)

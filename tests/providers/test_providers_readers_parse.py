@@ -1,0 +1,219 @@
+"""Hosts read and parsed by the emulator's reader processes (`ReadOnReader`), and read
+ahead by `prefetch`: the refresh they give is the one read and parsed in process, errors,
+unknown hosts and the parsed-hosts cache included, and never claims a newer generation
+than what was read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ivmctl import model
+from ivmctl.errors import ProviderError
+from ivmctl.providers.emulator import EmulatorProvider, ReadOnReader, create_provider
+from ivmctl.providers.hpvm import HpvmProvider, PickledHost
+from ivmctl.providers.parsed_hosts import ENTRY, unpickle
+from ivmctl.runtime import World
+
+NAMES = [f"h{i:02d}" for i in range(5)]
+HARDWARE = model.Hardware(cores=4, memory_mb=16384, nics=("lan0",))
+
+
+def _provider(directory: Path, processes: int, *, cache: bool = False) -> EmulatorProvider:
+    provider = create_provider(
+        {"path": "world.db", "processes": processes}, config_dir=directory, environ={}
+    )
+    if cache:
+        provider.use_cache(directory / "cache")
+    return provider
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    return make_fleet(tmp_path)
+
+
+def make_fleet(tmp_path: Path) -> Path:
+    """Five hosts with a guest each (every other one running), in `tmp_path/world.db`."""
+    made = _provider(tmp_path, 0)
+    try:
+        for index, name in enumerate(NAMES):
+            made.ensure_host(model.Host(name=name, version="6.3", hardware=HARDWARE))
+            world = made.emulator.world
+            world.set_faults(name, boot_delay=0)  # On (OS) at once: refreshes agree later
+            for line in (
+                ["hpvmnet", "-c", "-S", "vsw1", "-n", "0"],
+                ["hpvmdevmgmt", "-S", "1G", f"/ivm/g{name}.img"],
+                ["hpvmcreate", "-P", f"g{name}", "-c", "1", "-r", "1G",
+                 "-a", f"disk:avio_stor::file:/ivm/g{name}.img",
+                 "-a", "network:avio_lan::vswitch:vsw1"],
+            ):  # fmt: skip
+                assert world.execute(name, line).exit_code == 0, line
+            if index % 2:
+                assert world.execute(name, ["hpvmstart", "-P", f"g{name}"]).exit_code == 0
+    finally:
+        made.close()
+    return tmp_path
+
+
+def _refresh(provider: EmulatorProvider, names: list[str]) -> model.ActualState:
+    try:
+        return provider.refresh(names)
+    finally:
+        provider.close()
+
+
+def test_hosts_parsed_by_readers_are_the_hosts_parsed_in_process(fleet: Path) -> None:
+    names = [*NAMES, "ghost"]
+    in_process = _refresh(_provider(fleet, 0), names)
+    on_readers = _refresh(_provider(fleet, 2), names)
+    assert on_readers == in_process
+    assert sorted(on_readers.hosts) == NAMES and len(on_readers.guests) == len(NAMES)
+
+
+def test_the_cache_stores_what_readers_parsed_and_hands_it_back(fleet: Path) -> None:
+    expected = _refresh(_provider(fleet, 0), NAMES)
+    assert _refresh(_provider(fleet, 1, cache=True), NAMES) == expected
+    assert (fleet / "cache" / ENTRY).exists()
+    task = ReadOnReader(cache=fleet / "cache" / ENTRY)
+    with World.open(fleet / "world.db", create=False) as world:
+        read = task(world, NAMES[0])
+    assert isinstance(read, PickledHost) and read.stored  # a hit: the stored bytes
+    assert unpickle(read.data) == (expected.hosts[NAMES[0]], [expected.guests[f"g{NAMES[0]}"]])
+    assert _refresh(_provider(fleet, 1, cache=True), NAMES) == expected
+
+
+def test_bytes_that_do_not_unpickle_to_a_host_are_read_again_here(fleet: Path) -> None:
+    provider = _provider(fleet, 0)
+    try:
+        expected = provider.refresh(NAMES[:1])
+        planted = PickledHost(first=b"", key=b"", data=b"cos\nsystem\n(S'true'\ntR.", stored=True)
+        assert provider.received(NAMES[0], planted) == (
+            expected.hosts[NAMES[0]],
+            [expected.guests[f"g{NAMES[0]}"]],
+        )
+    finally:
+        provider.close()
+
+
+def test_a_host_that_does_not_answer_is_unreachable_on_readers_too(fleet: Path) -> None:
+    with World.open(fleet / "world.db", create=False) as world:
+        world.set_faults(NAMES[1], unreachable=True)
+    in_process = _refresh(_provider(fleet, 0), NAMES)
+    on_readers = _refresh(_provider(fleet, 1), NAMES)
+    assert NAMES[1] in on_readers.unreachable and NAMES[1] not in on_readers.hosts
+    assert on_readers == in_process
+
+
+def test_a_reader_that_cannot_answer_leaves_the_host_to_this_process(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool that broke (a dead reader) answers None: the host is read here."""
+    expected = _refresh(_provider(fleet, 0), NAMES)
+    provider = _provider(fleet, 1)
+    provider.emulator.start_readers(1)
+    monkeypatch.setattr(provider.emulator, "submit_task", lambda host, task: lambda: None)
+    assert _refresh(provider, NAMES) == expected
+
+
+def test_a_prefetched_refresh_is_the_refresh_it_replaces(fleet: Path) -> None:
+    plain = _refresh(_provider(fleet, 0), [*NAMES, "ghost"])
+    ahead = _provider(fleet, 2)
+    ahead.prefetch([*NAMES, "ghost"])
+    assert ahead._prefetched is not None
+    assert _refresh(ahead, [*NAMES, "ghost"]) == plain
+
+
+def test_hosts_not_prefetched_are_read_by_the_refresh(fleet: Path) -> None:
+    plain = _refresh(_provider(fleet, 0), NAMES)
+    ahead = _provider(fleet, 1)
+    ahead.prefetch(NAMES[:2])
+    assert _refresh(ahead, NAMES) == plain
+
+
+def test_the_generation_is_the_one_before_the_prefetch(fleet: Path) -> None:
+    provider = _provider(fleet, 1)
+    try:
+        before = provider.generation()
+        provider.prefetch(NAMES)
+        prefetched = provider._prefetched
+        assert prefetched is not None
+        for pending in prefetched.pending.values():  # wait until every host was read
+            assert pending is not None
+        changed = provider.emulator.world.execute(
+            NAMES[0], ["hpvmcreate", "-P", "late", "-r", "1G"]
+        )
+        assert changed.exit_code == 0
+        assert provider.generation() != before
+        actual = provider.refresh(NAMES)
+        assert actual.generation == before  # a plan made from it is stale after the change
+        again = provider.refresh(NAMES)  # a prefetch serves one refresh only
+        assert again.generation != before
+        assert "late" in {s.guest.name for s in again.not_runnable.values()} | set(again.guests)
+    finally:
+        provider.close()
+
+
+def test_a_listing_refused_in_a_prefetch_is_raised_by_the_refresh(fleet: Path) -> None:
+    with World.open(fleet / "world.db", create=False) as world:
+        world.execute(NAMES[0], ["hpvmnet", "-c", "-S", "vsw2", "-n", "0"])
+    # a vswitch whose port table cannot be listed: its name given a trailing blank, which
+    # `hpvmnet` does not show, behind the emulator's back
+    with sqlite3.connect(fleet / "world.db") as conn:
+        conn.execute("UPDATE vswitches SET name='vsw2 ' WHERE name='vsw2'")
+    conn.close()
+    provider = _provider(fleet, 1)
+    provider.prefetch(NAMES)
+    with pytest.raises(ProviderError, match=f"cannot read host {NAMES[0]}"):
+        _refresh(provider, NAMES)
+
+
+def test_closing_drops_the_requests_not_yet_begun(fleet: Path) -> None:
+    """A reader whose input closes drops what it was asked ahead (a prefetch given up,
+    e.g. for a refused configuration) instead of reading it for nobody."""
+    provider = _provider(fleet, 1)
+    provider.prefetch(NAMES)
+    task = ReadOnReader(cache=None)
+    for _ in range(400):
+        provider.emulator.submit_task(NAMES[0], task)
+    provider.close()
+    assert provider._prefetched is None
+    with World.open(fleet / "world.db", create=False) as world:
+        read = [e for e in world.log(NAMES[0]) if e.argv == ("hpvmstatus", "-X")]
+    assert len(read) < 400  # without the drop: all 400, and the 5 prefetched
+
+
+def test_a_prefetch_never_creates_a_world(tmp_path: Path) -> None:
+    provider = _provider(tmp_path, 1)
+    try:
+        provider.prefetch(NAMES)
+        assert provider._prefetched is None
+        assert not (tmp_path / "world.db").exists()
+    finally:
+        provider.close()
+
+
+def test_a_small_refresh_is_not_prefetched(fleet: Path) -> None:
+    """Without `processes`, only refreshes of many hosts use readers (and prefetch)."""
+    provider = create_provider({"path": "world.db"}, config_dir=fleet, environ={})
+    try:
+        provider.prefetch(NAMES)
+        assert provider._prefetched is None
+    finally:
+        provider.close()
+
+
+def test_the_reader_task_is_the_plain_provider_read(fleet: Path) -> None:
+    """What a reader hands back is `HpvmProvider.read_pickled` on its own world."""
+    with World.open(fleet / "world.db", create=False) as world:
+        read = ReadOnReader(cache=None)(world, NAMES[0])
+        assert isinstance(read, PickledHost) and not read.stored
+        in_process = HpvmProvider(
+            create_provider({"path": "world.db"}, config_dir=fleet, environ={}).emulator
+        )
+        try:
+            assert unpickle(read.data) == in_process._read_host(NAMES[0])
+        finally:
+            in_process.close()
