@@ -69,10 +69,12 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     scale = {row["command"]: row for row in tables["scale"]["rows"]}
     for command in ("validate (cold)", "validate (warm)", "validate Jinja (cold)",
                     "plan create-all", "apply create-all", "plan no-op (cold)",
-                    "plan no-op (warm)", "plan 1% drift", "floor libyaml"):  # fmt: skip
+                    "plan no-op (warm)", "plan no-op (cold, settled)", "plan 1% drift",
+                    "floor libyaml"):  # fmt: skip
         assert scale[command]["wall s"] > 0
         assert scale[command]["peak MiB"] > 0
     assert scale["plan no-op (warm)"]["detail"].startswith("No changes")
+    assert scale["plan no-op (cold, settled)"]["detail"].startswith("No changes")
     assert "1 to change" in scale["plan 1% drift"]["detail"]
     assert scale["floor rust"]["detail"]  # a parser's name, or "not installed"
 
