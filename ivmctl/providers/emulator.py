@@ -32,7 +32,7 @@ from ivmctl import model
 from ivmctl.errors import HostUnreachable, IvmctlError, ProviderError
 from ivmctl.plan.model import Operation, OpKind
 from ivmctl.providers.base import Capabilities, Step, StepResult
-from ivmctl.providers.hpvm import PIPELINE, HostPass, HpvmProvider, PickledHost, check_hardware
+from ivmctl.providers.hpvm import HostPass, HpvmProvider, PickledHost, check_hardware
 from ivmctl.providers.parsed_hosts import ParsedHosts
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
@@ -274,11 +274,11 @@ class EmulatorProvider(HpvmProvider):
             return
         generation = self.generation()
         self.emulator.start_readers(processes)
-        task = self._read_task()
-        self._prefetched = _Prefetched(
-            generation=generation,
-            pending={name: self.emulator.submit_task(name, task) for name in names},
-        )
+        pending = self.emulator.submit_tasks(names, self._read_task())
+        if pending is not None:
+            self._prefetched = _Prefetched(
+                generation=generation, pending=dict(zip(names, pending, strict=True))
+            )
 
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
         prefetched = self._prefetched
@@ -313,36 +313,28 @@ class EmulatorProvider(HpvmProvider):
         """With reader processes and no simulated waiting, each host is read *and parsed*
         by a reader (`ReadOnReader`), as real hosts produce their listings on their own
         CPUs: this process only unpickles the results (and stores new ones in the cache).
-        Hosts a `prefetch` asked for are taken from it; the others are asked for a few
-        per reader ahead. Results are taken in name order."""
+        Hosts a `prefetch` asked for are taken from it; the others are all asked for at
+        once. Results are taken in name order."""
         readers = self.emulator.reader_processes
         prefetched = self._prefetched.pending if self._prefetched is not None else {}
         if not readers or self.refresh_parallelism() != 1:
             for pending in prefetched.values():  # not expected: the world changed since
                 _discard(pending)
             return super()._read_all(names)
-        task = self._read_task()
+        known = self._host_names()
+        rest = [name for name in names if name not in prefetched and name in known]
         asked = dict(prefetched)
-        later = iter([name for name in names if name not in asked])
-
-        def ask_next() -> None:
-            for name in later:
-                if self.has_host(name):
-                    asked[name] = self.emulator.submit_task(name, task)
-                    return
-
-        for _ in range(PIPELINE * readers):
-            ask_next()
+        submitted = self.emulator.submit_tasks(rest, self._read_task())
+        if submitted is not None:
+            asked.update(zip(rest, submitted, strict=True))
         passes: list[HostPass] = []
         for name in names:
-            if name not in prefetched:
-                ask_next()
             pending = asked.pop(name, None)
-            if pending is None or not self.has_host(name):
+            if name not in known:
                 _discard(pending)  # not a host of the world (a prefetch asked anyway)
                 passes.append(None)
                 continue
-            read = pending()
+            read = pending() if pending is not None else None
             passes.append(
                 self.received(
                     name, read if isinstance(read, PickledHost | HostUnreachable) else None
@@ -379,7 +371,7 @@ def _discard(pending: Callable[[], object | None] | None) -> None:
 
 @dataclass(frozen=True)
 class ReadOnReader:
-    """A reader process's task (`ReaderPool.submit_task`): read one host on the reader's
+    """A reader process's task (`ReaderPool.submit_tasks`): read one host on the reader's
     own world and parse it there (`HpvmProvider.read_pickled`), with the parsed-hosts
     cache at `cache` (read only: the asking process stores what is new)."""
 

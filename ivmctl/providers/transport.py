@@ -127,13 +127,13 @@ class EmulatorTransport:
         if readers is not None:
             readers.idle()
 
-    def submit_task(
-        self, host: str, task: Callable[[World, str], object]
-    ) -> Callable[[], object | None] | None:
-        """Have a reader process call `task(world, host)` on its own world (see
-        `ReaderPool.submit_task`); None when no readers run."""
+    def submit_tasks(
+        self, hosts: Sequence[str], task: Callable[[World, str], object]
+    ) -> list[Callable[[], object | None]] | None:
+        """Have reader processes call `task(world, host)` for each of `hosts` on their own
+        world (`ReaderPool.submit_tasks`); None when no readers run."""
         readers = self._readers
-        return None if readers is None else readers.submit_task(host, task)
+        return None if readers is None else readers.submit_tasks(hosts, task)
 
     @property
     def reader_processes(self) -> int:

@@ -13,7 +13,7 @@ its log rows when told the refresh is over (`ReaderPool.idle`: the parent plans 
 they are written) and when its input closes (`World.log` orders by time, so they land in
 place).
 
-A caller may also send a *task* (`ReaderPool.submit_task`): a picklable callable that the
+A caller may also send *tasks* (`ReaderPool.submit_tasks`): a picklable callable that the
 worker calls with its world and a host name, whose return value comes back. The emulator
 provider sends one that reads a host and parses its listings there, so the parsing, too,
 happens beside the listings instead of on ivmctl's interpreter. The task's module is
@@ -28,9 +28,11 @@ Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import os
 import pickle
-import queue
+import select
 import struct
 import subprocess
 import sys
@@ -55,7 +57,7 @@ def _send(stream: IO[bytes], message: object) -> None:
     stream.flush()
 
 
-def _read_body(stream: IO[bytes]) -> bytes:
+def _receive(stream: IO[bytes]) -> Any:
     head = stream.read(_SIZE.size)
     if len(head) < _SIZE.size:
         raise EOFError
@@ -63,11 +65,7 @@ def _read_body(stream: IO[bytes]) -> bytes:
     body = stream.read(size)
     if len(body) < size:
         raise EOFError
-    return body
-
-
-def _receive(stream: IO[bytes]) -> Any:
-    return pickle.loads(_read_body(stream))  # our own child's replies only
+    return pickle.loads(body)  # our own child's replies only
 
 
 class _Worker:
@@ -91,8 +89,8 @@ class _Worker:
         """Ask the worker to write its pending log rows now; nobody waits for it."""
         self.send(None, [])
 
-    def send(self, host: str | None, argvs: list[list[str]], task: Task | None = None) -> int:
-        """Send a batch or a task (`host` None: write the log, a reply nobody collects)."""
+    def send(self, host: str | None, argvs: list[list[str]]) -> int:
+        """Send a batch (`host` None: write the log, a reply nobody collects)."""
         assert self.process.stdin is not None
         with self._send_lock:
             number = self._next
@@ -101,8 +99,20 @@ class _Worker:
                 self._discard.add(number)
             else:
                 self.outstanding += 1
-            _send(self.process.stdin, (number, host, argvs, task))
+            _send(self.process.stdin, (number, host, argvs, None))
         return number
+
+    def send_tasks(self, hosts: Sequence[str], task: Task) -> list[int]:
+        """Send a task for each host, in one write."""
+        assert self.process.stdin is not None
+        with self._send_lock:
+            first = self._next
+            self._next += len(hosts)
+            self.outstanding += len(hosts)
+            data = b"".join(_encoded((first + i, host, [], task)) for i, host in enumerate(hosts))
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        return list(range(first, first + len(hosts)))
 
     def collect(self, number: int) -> Any:
         """The reply to request `number` (replies to others read on the way are kept)."""
@@ -164,23 +174,40 @@ class ReaderPool:
     def submit(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
         """Send a batch now; the returned function waits for its results (None when the
         pool cannot answer). Lets one thread keep workers busy while it parses."""
-        return self._submit(host, [list(a) for a in argvs], None)
-
-    def submit_task(self, host: str, task: Task) -> Callable[[], object | None]:
-        """Have a worker call `task(world, host)` on its own world; the returned function
-        waits for the value (None when the pool cannot answer: the caller then does the
-        work itself). What the task raises is raised there."""
-        return self._submit(host, [], task)
-
-    def _submit(self, host: str, argvs: list[list[str]], task: Task | None) -> Callable[[], Any]:
         worker = self._worker()
         if worker is None:
             return lambda: None
         try:
-            number = worker.send(host, argvs, task)
+            number = worker.send(host, [list(a) for a in argvs])
         except (OSError, pickle.PickleError):
             self._break()
             return lambda: None
+        return self._collector(worker, number)
+
+    def submit_tasks(self, hosts: Sequence[str], task: Task) -> list[Callable[[], Any]]:
+        """Have workers call `task(world, host)` on their own world for each of `hosts`;
+        the returned functions (in the order of `hosts`) wait for the values, None when the
+        pool cannot answer (the caller then does the work itself); what a task raises is
+        raised there. Hosts are spread evenly over every worker (all started now) and sent
+        with one write to each: asking for 1,000 hosts wakes a worker once, not 500 times."""
+        workers = self._started()
+        if not workers:
+            return [lambda: None for _ in hosts]
+        pending: list[Callable[[], Any]] = [lambda: None] * len(hosts)
+        for index, worker in enumerate(workers):
+            share = list(range(index, len(hosts), len(workers)))
+            try:
+                numbers = worker.send_tasks([hosts[i] for i in share], task)
+            except (OSError, pickle.PickleError):
+                self._break()
+                return [lambda: None for _ in hosts]
+            for i, number in zip(share, numbers, strict=True):
+                pending[i] = self._collector(worker, number)
+        return pending
+
+    def _collector(self, worker: _Worker, number: int) -> Callable[[], Any]:
+        """A function that waits for the reply to request `number` of `worker` (None if
+        the worker died: the pool is not used again)."""
 
         def result() -> Any:
             try:
@@ -205,6 +232,19 @@ class ReaderPool:
                     return None
                 return self._workers[-1]
             return idle[0] if idle else min(self._workers, key=lambda w: w.outstanding)
+
+    def _started(self) -> list[_Worker]:
+        """Every worker, those not running yet started; none when the pool is broken."""
+        with self._guard:
+            if self._broken:
+                return []
+            try:
+                while len(self._workers) < self.processes:
+                    self._workers.append(_Worker(self._path))
+            except OSError:
+                self._broken = True
+                return []
+            return list(self._workers)
 
     def _break(self) -> None:
         with self._guard:
@@ -232,53 +272,82 @@ class ReaderPool:
 def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
     """The worker's loop: answer requests until the input closes, then close the world.
 
-    Requests are read and replies written by threads of their own, so neither side ever
-    waits on a full pipe: the parent may send every host of a refresh at once and collect
-    the replies later (while it loads the configuration), and the worker goes on with the
-    next request meanwhile. A request that does not unpickle (a task whose module cannot
-    be imported here) ends the worker: the parent then reads in process. Once the input
-    closes, requests not yet begun are dropped: the parent has stopped collecting."""
-    requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    replies: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    Neither side ever waits on a full pipe: requests are taken in as they arrive, and
+    replies sent as far as the parent's pipe takes them (the rest kept here). So the
+    parent may send every host of a refresh at once and collect the replies later (a
+    prefetch while it loads the configuration) while the worker goes on. Once the
+    input closes, the parent has stopped collecting: requests not yet begun are dropped
+    and replies not yet sent discarded. A request that does not unpickle (a task whose
+    module cannot be imported here) ends the worker: the parent then reads in process."""
+    with World.open(path, create=False) as world:
+        pipes = _Pipes(inbox.fileno(), outbox.fileno())
+        while pipes.exchange(wait=not pipes.requests):
+            if not pipes.requests:
+                continue
+            number, host, argvs, task = pickle.loads(pipes.requests.popleft())
+            if host is None:
+                world.flush_log()
+                pipes.reply(number, "ok", [])
+                continue
+            try:
+                value = world.execute_many(host, argvs) if task is None else task(world, host)
+            except Exception as exc:  # sent back to be raised where it was asked for
+                pipes.reply(number, "error", exc)
+            else:
+                pipes.reply(number, "ok", value)
 
-    closed = threading.Event()  # the parent closed our input: it collects nothing more
 
-    def read_requests() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            while True:
-                requests.put(_read_body(inbox))
-        closed.set()
-        requests.put(None)
+class _Pipes:
+    """The worker's ends of its pipes: requests in (read when there is something to
+    read, or when there is nothing else to do), replies out (non-blocking)."""
 
-    def write_replies() -> None:
-        with contextlib.suppress(OSError):  # the parent is gone: nobody to answer
-            while (data := replies.get()) is not None:
-                outbox.write(data)
-                outbox.flush()
+    def __init__(self, inbox: int, outbox: int) -> None:
+        self._in, self._out = inbox, outbox
+        os.set_blocking(outbox, False)  # the input is read only when select finds data
+        self.requests: collections.deque[bytes] = collections.deque()
+        self._received = bytearray()
+        self._unsent = bytearray()
+        self._open = True
 
-    reader = threading.Thread(target=read_requests, daemon=True)
-    writer = threading.Thread(target=write_replies, daemon=True)
-    reader.start()
-    writer.start()
-    try:
-        with World.open(path, create=False) as world:
-            while (body := requests.get()) is not None:
-                if closed.is_set():
-                    continue  # asked ahead (a prefetch) and given up: nobody waits for it
-                number, host, argvs, task = pickle.loads(body)  # our own parent's requests
-                if host is None:
-                    world.flush_log()
-                    replies.put(_encoded((number, "ok", [])))
-                    continue
-                try:
-                    value = world.execute_many(host, argvs) if task is None else task(world, host)
-                    reply: tuple[int, str, object] = (number, "ok", value)
-                except Exception as exc:  # sent back to be raised where it was asked for
-                    reply = (number, "error", exc)
-                replies.put(_encoded(reply))
-    finally:
-        replies.put(None)
-        writer.join()
+    def exchange(self, *, wait: bool) -> bool:
+        """Take in the requests that arrived and send what the parent's pipe takes; with
+        `wait`, first sleep until there is one or the other to do. False once the input
+        closed."""
+        if wait and not self._unsent:
+            readable = True  # nothing else to do: a plain read waits for the parent
+        else:
+            ready, _, _ = select.select(
+                [self._in], [self._out] if self._unsent else [], [], None if wait else 0
+            )
+            readable = bool(ready)
+        if readable:
+            data = os.read(self._in, 1 << 16)  # a pipe holds 64 KiB: larger allocates for nothing
+            if not data:
+                self._open = False
+            self._received += data
+            while len(self._received) >= _SIZE.size:
+                (size,) = _SIZE.unpack_from(self._received)
+                if len(self._received) < _SIZE.size + size:
+                    break
+                self.requests.append(bytes(self._received[_SIZE.size : _SIZE.size + size]))
+                del self._received[: _SIZE.size + size]
+        self._send()
+        return self._open
+
+    def reply(self, number: int, status: str, value: object) -> None:
+        self._unsent += _encoded((number, status, value))
+        self._send()
+
+    def _send(self) -> None:
+        while self._unsent:
+            try:
+                sent = os.write(self._out, self._unsent)
+            except BlockingIOError:
+                return
+            except OSError:  # the parent is gone: nobody to answer
+                self._unsent.clear()
+                return
+            del self._unsent[:sent]
 
 
 if __name__ == "__main__":

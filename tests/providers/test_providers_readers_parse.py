@@ -114,7 +114,9 @@ def test_a_reader_that_cannot_answer_leaves_the_host_to_this_process(
     expected = _refresh(_provider(fleet, 0), NAMES)
     provider = _provider(fleet, 1)
     provider.emulator.start_readers(1)
-    monkeypatch.setattr(provider.emulator, "submit_task", lambda host, task: lambda: None)
+    monkeypatch.setattr(
+        provider.emulator, "submit_tasks", lambda hosts, task: [lambda: None for _ in hosts]
+    )
     assert _refresh(provider, NAMES) == expected
 
 
@@ -176,8 +178,7 @@ def test_closing_drops_the_requests_not_yet_begun(fleet: Path) -> None:
     provider = _provider(fleet, 1)
     provider.prefetch(NAMES)
     task = ReadOnReader(cache=None)
-    for _ in range(400):
-        provider.emulator.submit_task(NAMES[0], task)
+    provider.emulator.submit_tasks([NAMES[0]] * 400, task)
     provider.close()
     assert provider._prefetched is None
     with World.open(fleet / "world.db", create=False) as world:

@@ -110,25 +110,26 @@ def test_batches_asked_ahead_are_answered_whatever_order_they_are_collected_in(
 
 
 def test_a_task_runs_on_the_worker_world_and_its_error_comes_back(world_path: Path) -> None:
-    """`submit_task` calls a picklable `task(world, host)` in the worker: here the world's
+    """`submit_tasks` has workers call a picklable `task(world, host)`: here the world's
     own `log`, which the parent's world answers the same way."""
     pool = ReaderPool(world_path, processes=1)
     try:
         with World.open(world_path, create=False) as world:
             expected = world.log("h1")
-        assert pool.submit_task("h1", World.log)() == expected
+        here, there = pool.submit_tasks(["h1", "h1"], World.log)
+        assert here() == there() == expected
         with pytest.raises(EmulatorError, match="no host 'nosuch'"):
-            pool.submit_task("nosuch", World.log)()
+            pool.submit_tasks(["nosuch"], World.log)[0]()
         assert pool.read("h1", LISTINGS) is not None  # the worker keeps serving
     finally:
         pool.close()
 
 
 def test_asking_far_ahead_without_collecting_blocks_neither_side(world_path: Path) -> None:
-    """Requests are read and replies written by the worker's own threads: a parent may
-    send more than a pipe holds and collect nothing meanwhile (a prefetch while the
-    configuration loads) without blocking, while the worker goes on answering all of it;
-    every reply is there afterwards."""
+    """A worker takes requests in as they come and keeps the replies its parent has not
+    taken yet (`serve`): a parent may send more than a pipe holds and collect nothing
+    meanwhile (a prefetch while the configuration loads) without blocking, while the
+    worker goes on answering all of it; every reply is there afterwards."""
     pool = ReaderPool(world_path, processes=1)
     pending: list[Any] = []
     asked = 1500
