@@ -45,9 +45,14 @@ ENV_PATH = "IVMCTL_EMULATOR"
 ENV_LATENCY = "IVMCTL_EMULATOR_LATENCY"
 ENV_PROCESSES = "IVMCTL_EMULATOR_PROCESSES"
 OPTIONS = ("path", "latency", "processes")
-# A refresh of this many hosts or more has its listings answered by worker processes
-# (`processes` unset); smaller ones are not worth starting them.
-READER_POOL_MIN_HOSTS = 64
+# A refresh of this many hosts or more is read and parsed by reader processes
+# (`processes` unset); for fewer, starting them costs more than they save (measured,
+# docs/performance.md: at 300 hosts a warm plan took 0.64-0.68 s with them and 0.56-0.61 s
+# without; at 500, 0.85 against 0.81 s warm but 1.28 against 1.52 s cold).
+READER_POOL_MIN_HOSTS = 400
+# Apply's verification (`read_guest`) uses reader processes in a world of this many hosts
+# or more: an apply of 1,000 guests on 100 hosts took 5.7 s with them, 6.3 s without.
+VERIFY_POOL_MIN_HOSTS = 64
 # host.provision is shown as the emulator CLI command that does the same by hand.
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
@@ -59,7 +64,8 @@ class EmulatorOptions:
     path: Path
     latency: float = 0.0
     # worker processes answering listings: None = automatic (one per CPU, at most 4,
-    # for refreshes of READER_POOL_MIN_HOSTS hosts or more), 0 = never
+    # for refreshes of READER_POOL_MIN_HOSTS hosts or more, and apply's verification in
+    # worlds of VERIFY_POOL_MIN_HOSTS), 0 = never
     processes: int | None = None
 
 
@@ -181,6 +187,7 @@ class EmulatorProvider(HpvmProvider):
         self._known_hosts: tuple[int, frozenset[str]] | None = None
         self._known_hosts_lock = threading.Lock()
         self._prefetched: _Prefetched | None = None
+        self._verify_readers_checked = False
         super().__init__(self.emulator)
 
     @property
@@ -297,11 +304,19 @@ class EmulatorProvider(HpvmProvider):
         self._prefetched = None
         super().close()
 
-    def _readers_for(self, hosts: int) -> int:
-        """How many reader processes a refresh of `hosts` hosts uses: `processes` if set,
-        else one per CPU (at most 4) from READER_POOL_MIN_HOSTS hosts."""
+    def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
+        if not self._verify_readers_checked:  # once: the world's size decides
+            self._verify_readers_checked = True
+            processes = self._readers_for(len(self._host_names()), VERIFY_POOL_MIN_HOSTS)
+            if processes:
+                self.emulator.start_readers(processes)
+        return super().read_guest(host, name)
+
+    def _readers_for(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> int:
+        """How many reader processes to use for `hosts` hosts: `processes` if set, else
+        one per CPU (at most 4) from `minimum` hosts (a refresh's by default)."""
         processes = self.options.processes
-        if processes is None and hosts >= READER_POOL_MIN_HOSTS:
+        if processes is None and hosts >= minimum:
             # one per CPU: while they answer, this process mostly waits
             processes = min(4, os.cpu_count() or 1)
         return processes or 0

@@ -12,6 +12,7 @@ import pytest
 
 from ivmctl import model
 from ivmctl.errors import ProviderError
+from ivmctl.providers import emulator
 from ivmctl.providers.emulator import EmulatorProvider, ReadOnReader, create_provider
 from ivmctl.providers.hpvm import HpvmProvider, PickledHost
 from ivmctl.providers.parsed_hosts import ENTRY, unpickle
@@ -218,3 +219,20 @@ def test_the_reader_task_is_the_plain_provider_read(fleet: Path) -> None:
             assert unpickle(read.data) == in_process._read_host(NAMES[0])
         finally:
             in_process.close()
+
+
+@pytest.mark.parametrize("minimum, started", [(len(NAMES), True), (len(NAMES) + 1, False)])
+def test_verifying_a_change_uses_readers_in_a_world_of_many_hosts(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, minimum: int, started: bool
+) -> None:
+    """Apply's `read_guest` starts readers once the world has VERIFY_POOL_MIN_HOSTS hosts
+    (a refresh needs READER_POOL_MIN_HOSTS), and reads the same either way."""
+    monkeypatch.setattr(emulator, "VERIFY_POOL_MIN_HOSTS", minimum)
+    expected = _refresh(_provider(fleet, 0), NAMES).guests[f"g{NAMES[1]}"]
+    provider = create_provider({"path": "world.db"}, config_dir=fleet, environ={})
+    try:
+        assert provider.read_guest(NAMES[1], f"g{NAMES[1]}") == expected
+        assert (provider.emulator.reader_processes > 0) is started
+        assert provider.read_guest(NAMES[1], "nosuch") is None
+    finally:
+        provider.close()
