@@ -19,6 +19,7 @@ Options (the `provider:` block of the configuration, then the environment):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -276,11 +277,11 @@ class EmulatorProvider(HpvmProvider):
         waiting), and never for a world file that does not exist yet (a refused first plan
         must not create one). Reading changes nothing in the world but its command log."""
         names = sorted(set(hosts))
-        processes = self._readers_for(len(names))
-        if not processes or not self.options.path.exists() or self.refresh_parallelism() != 1:
+        readers = self._readers_for(len(names))
+        if not readers or not self.options.path.exists() or self.refresh_parallelism() != 1:
             return
         generation = self.generation()
-        self.emulator.start_readers(processes)
+        self.emulator.start_readers(readers)
         pending = self.emulator.submit_tasks(names, self._read_task())
         if pending is not None:
             self._prefetched = _Prefetched(
@@ -289,9 +290,7 @@ class EmulatorProvider(HpvmProvider):
 
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
         prefetched = self._prefetched
-        processes = self._readers_for(len(set(hosts)))
-        if processes:
-            self.emulator.start_readers(processes)
+        self._start_readers(len(set(hosts)))
         try:
             actual = super().refresh(hosts)
         finally:
@@ -307,10 +306,14 @@ class EmulatorProvider(HpvmProvider):
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
         if not self._verify_readers_checked:  # once: the world's size decides
             self._verify_readers_checked = True
-            processes = self._readers_for(len(self._host_names()), VERIFY_POOL_MIN_HOSTS)
-            if processes:
-                self.emulator.start_readers(processes)
+            self._start_readers(len(self._host_names()), VERIFY_POOL_MIN_HOSTS)
         return super().read_guest(host, name)
+
+    def _start_readers(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> None:
+        """Start reader processes if `_readers_for` says so (once: later calls keep them)."""
+        processes = self._readers_for(hosts, minimum)
+        if processes:
+            self.emulator.start_readers(processes)
 
     def _readers_for(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> int:
         """How many reader processes to use for `hosts` hosts: `processes` if set, else
@@ -333,8 +336,8 @@ class EmulatorProvider(HpvmProvider):
         readers = self.emulator.reader_processes
         prefetched = self._prefetched.pending if self._prefetched is not None else {}
         if not readers or self.refresh_parallelism() != 1:
-            for pending in prefetched.values():  # not expected: the world changed since
-                _discard(pending)
+            for unused in prefetched.values():  # not expected: the world changed since
+                _discard(unused)
             return super()._read_all(names)
         known = self._host_names()
         rest = [name for name in names if name not in prefetched and name in known]
@@ -344,19 +347,18 @@ class EmulatorProvider(HpvmProvider):
             asked.update(zip(rest, submitted, strict=True))
         passes: list[HostPass] = []
         for name in names:
-            pending = asked.pop(name, None)
-            if name not in known:
-                _discard(pending)  # not a host of the world (a prefetch asked anyway)
+            if name not in known:  # not a host of the world (a prefetch asked anyway)
                 passes.append(None)
                 continue
-            read = pending() if pending is not None else None
+            waiting = asked.pop(name, None)  # None: the pool could not be asked
+            read = waiting() if waiting is not None else None
             passes.append(
                 self.received(
                     name, read if isinstance(read, PickledHost | HostUnreachable) else None
                 )
             )
-        for pending in asked.values():
-            _discard(pending)
+        for unused in asked.values():  # asked for, not needed: let the readers move on
+            _discard(unused)
         return passes
 
     def refresh_parallelism(self) -> int:
@@ -374,14 +376,13 @@ class _Prefetched:
     """Hosts asked for by `prefetch`, and the generation from before the first."""
 
     generation: str
-    pending: Mapping[str, Callable[[], object | None] | None]
+    pending: Mapping[str, Callable[[], object | None]]
 
 
-def _discard(pending: Callable[[], object | None] | None) -> None:
+def _discard(pending: Callable[[], object | None]) -> None:
     """Collect a reply nobody needs, so its reader moves on (errors included)."""
-    if pending is not None:
-        with contextlib.suppress(IvmctlError):
-            pending()
+    with contextlib.suppress(IvmctlError):
+        pending()
 
 
 @dataclass(frozen=True)
@@ -396,20 +397,12 @@ class ReadOnReader:
         return _reader_provider(world, self.cache).read_pickled(host)
 
 
-# The provider a reader process reads with: one per process, kept between tasks so the
-# cache file is read once.
-_on_reader: dict[tuple[int, Path | None], HpvmProvider] = {}
-
-
+@functools.lru_cache(maxsize=1)  # a reader has one world: kept so the cache file is read once
 def _reader_provider(world: World, cache: Path | None) -> HpvmProvider:
-    key = (id(world), cache)
-    provider = _on_reader.get(key)
-    if provider is None:
-        provider = HpvmProvider(EmulatorTransport(lambda: world))
-        if cache is not None:
-            provider.parsed = ParsedHosts(cache)
-        _on_reader.clear()
-        _on_reader[key] = provider
+    """The provider a reader process reads its world with."""
+    provider = HpvmProvider(EmulatorTransport(lambda: world))
+    if cache is not None:
+        provider.parsed = ParsedHosts(cache)
     return provider
 
 

@@ -11,7 +11,7 @@ from its inventory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +50,13 @@ HOST_LISTINGS: tuple[tuple[str, ...], ...] = (
     ("hpvmstatus", "-M"),
     ("hpvmstatus", "-X"),
 )
+
+
+def port_tables(vswitches: Iterable[str]) -> list[tuple[str, ...]]:
+    """The listings of the port tables of `vswitches` (a refresh's second round trip)."""
+    return [("hpvmnet", "-S", vswitch) for vswitch in vswitches]
+
+
 # A read (hpvmstatus, hpvmnet listings, hpvmdevmgmt -l) changes nothing, so when the
 # connection fails (exit 255, as ssh reports it) it is safe to try again after these
 # pauses. Steps (creations, migrations, ...) are never retried.
@@ -164,7 +171,7 @@ class HpvmProvider:
         (listing,) = self._checked(host, argvs[2:], outputs[2:])
         devices = parsers.parse_device_listing(listing)
         used = sorted({nic.vswitch for nic in devices.network})
-        details = self._run_many(host, *(("hpvmnet", "-S", vswitch) for vswitch in used))
+        details = self._run_many(host, *port_tables(used))
         vlans = {
             vswitch: parsers.parse_vswitch_detail(text).port_vlans
             for vswitch, text in zip(used, details, strict=True)
@@ -230,7 +237,7 @@ class HpvmProvider:
         try:
             texts = self._run_many(name, *HOST_LISTINGS)
             rows = parsers.parse_vswitch_list(texts[1])
-            tables = self._run_many(name, *(("hpvmnet", "-S", row.name) for row in rows))
+            tables = self._run_many(name, *port_tables(row.name for row in rows))
         except HostUnreachable as unreachable:
             return unreachable
         digest = ListingsDigest(name, texts)
@@ -247,8 +254,7 @@ class HpvmProvider:
         its bytes do not unpickle to a host's parse."""
         if isinstance(read, HostUnreachable):
             return read
-        parsed = unpickle(read.data) if read is not None else None
-        if read is None or parsed is None:
+        if read is None or (parsed := unpickle(read.data)) is None:
             return self._read_reachable_host(name)
         if self.parsed is not None and not read.stored:
             self.parsed.put_data(name, read.first, read.key, read.data)
@@ -347,16 +353,16 @@ class HpvmProvider:
             first = submit_many(self.transport, name, HOST_LISTINGS)
         texts = self._finish(name, HOST_LISTINGS, first)
         rows = parsers.parse_vswitch_list(texts[1])
-        port_tables = [("hpvmnet", "-S", row.name) for row in rows]
-        second = submit_many(self.transport, name, port_tables)
+        tables_argvs = port_tables(row.name for row in rows)
+        second = submit_many(self.transport, name, tables_argvs)
         if self.parsed is None:
             listings = _HostListings.parse(name, texts)  # while the port tables come
-            return listings.host(rows, self._finish(name, port_tables, second))
+            return listings.host(rows, self._finish(name, tables_argvs, second))
         digest = ListingsDigest(name, texts)
         hit_possible = self.parsed.may_hold(name, digest.first)
         # a host that cannot be a hit is parsed while its port tables come
         parsed = None if hit_possible else _HostListings.parse(name, texts)
-        tables = self._finish(name, port_tables, second)
+        tables = self._finish(name, tables_argvs, second)
         key = digest.key(tables)
         found = self.parsed.get(name, key) if hit_possible else None
         if found is None:

@@ -45,16 +45,13 @@ from ivmctl.runtime.kinds import is_read_only
 from ivmctl.runtime.world import CommandResult, World
 
 _SIZE = struct.Struct("!Q")
+# Called on the worker with its world and a host; returns something picklable.
+Task = Callable[[World, str], object]
 
 
 def _encoded(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _SIZE.pack(len(body)) + body
-
-
-def _send(stream: IO[bytes], message: object) -> None:
-    stream.write(_encoded(message))
-    stream.flush()
 
 
 def _receive(stream: IO[bytes]) -> Any:
@@ -87,32 +84,40 @@ class _Worker:
 
     def write_log(self) -> None:
         """Ask the worker to write its pending log rows now; nobody waits for it."""
-        self.send(None, [])
+        self._post([(None, [], None)])
 
-    def send(self, host: str | None, argvs: list[list[str]]) -> int:
-        """Send a batch (`host` None: write the log, a reply nobody collects)."""
-        assert self.process.stdin is not None
-        with self._send_lock:
-            number = self._next
-            self._next += 1
-            if host is None:
-                self._discard.add(number)
-            else:
-                self.outstanding += 1
-            _send(self.process.stdin, (number, host, argvs, None))
+    def send(self, host: str, argvs: list[list[str]]) -> int:
+        """Send a batch of listings."""
+        (number,) = self._post([(host, argvs, None)])
         return number
 
     def send_tasks(self, hosts: Sequence[str], task: Task) -> list[int]:
-        """Send a task for each host, in one write."""
+        """Send a task for each host."""
+        return self._post([(host, [], task) for host in hosts])
+
+    def _post(
+        self, requests: Sequence[tuple[str | None, list[list[str]], Task | None]]
+    ) -> list[int]:
+        """Number `requests` and send them in one write; a request without a host (write
+        the log) gets a reply nobody collects."""
         assert self.process.stdin is not None
         with self._send_lock:
             first = self._next
-            self._next += len(hosts)
-            self.outstanding += len(hosts)
-            data = b"".join(_encoded((first + i, host, [], task)) for i, host in enumerate(hosts))
-            self.process.stdin.write(data)
+            self._next += len(requests)
+            numbers = list(range(first, self._next))
+            for number, (host, _, _) in zip(numbers, requests, strict=True):
+                if host is None:
+                    self._discard.add(number)
+                else:
+                    self.outstanding += 1
+            self.process.stdin.write(
+                b"".join(
+                    _encoded((number, *request))
+                    for number, request in zip(numbers, requests, strict=True)
+                )
+            )
             self.process.stdin.flush()
-        return list(range(first, first + len(hosts)))
+        return numbers
 
     def collect(self, number: int) -> Any:
         """The reply to request `number` (replies to others read on the way are kept)."""
@@ -148,8 +153,6 @@ class _Worker:
 
 
 Pending = Callable[[], "list[CommandResult] | None"]
-# Called on the worker with its world and a host; returns something picklable.
-Task = Callable[[World, str], object]
 
 
 class ReaderPool:

@@ -560,8 +560,9 @@ def _load_paused(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, by
     run = _Run(config_dir=config_dir, options=options)
     documents = run.documents()
     merged = run.merge(documents)
+    provider = normalize.build_provider(merged.provider)
     if options.early is not None and not run.out.errors:
-        options.early(normalize.build_provider(merged.provider), tuple(sorted(merged.hosts)))
+        options.early(provider, tuple(sorted(merged.hosts)))
     hosts, guests = run.build(merged)
     texts = run.texts
     warnings = sorted((texts.warning(p) for p in run.out.warnings), key=_sort_key)
@@ -574,7 +575,7 @@ def _load_paused(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, by
             warnings,
         )
     desired = DesiredState(
-        provider=normalize.build_provider(merged.provider),
+        provider=provider,
         hosts=hosts,
         guests=guests,
         sources=SourceMap(run.out.all_sources, texts),
