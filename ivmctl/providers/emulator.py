@@ -202,7 +202,15 @@ class EmulatorProvider(HpvmProvider):
         return super().host_facts(host)
 
     def has_host(self, host: str) -> bool:
-        return host in self._host_names()
+        """From the names listed at this generation if there are any (a refresh asks for
+        every host at one generation), else asked of the world alone: an apply changes
+        the generation between any two provisions, and listing every host each time cost
+        N² rows."""
+        world = self.emulator.world
+        known = self._known_hosts
+        if known is not None and known[0] == world.generation:
+            return host in known[1]
+        return world.has_host(host)
 
     def _host_names(self) -> frozenset[str]:
         """The world's host names, listed once per runtime generation (a refresh of N

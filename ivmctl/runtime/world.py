@@ -250,6 +250,13 @@ class World:
             for h in all_hosts(self._store.conn())
         ]
 
+    def has_host(self, name: str) -> bool:
+        """Whether the world has a host called `name` (one indexed read, not a listing)."""
+        return (
+            self._store.conn().execute("SELECT 1 FROM hosts WHERE name=?", (name,)).fetchone()
+            is not None
+        )
+
     def simulates_delays(self) -> bool:
         """Whether any host has a latency or a pending hang configured."""
         row = (

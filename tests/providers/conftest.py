@@ -173,6 +173,9 @@ class FakeWorld:
     def hosts(self) -> list[FakeHost]:
         return list(self.hosts_)
 
+    def has_host(self, name: str) -> bool:
+        return any(host.name == name for host in self.hosts_)
+
     def add_host(self, **kwargs: Any) -> None:
         self.hosts_.append(FakeHost(**kwargs))
         self.generation += 1
