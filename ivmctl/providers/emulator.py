@@ -51,9 +51,11 @@ OPTIONS = ("path", "latency", "processes")
 # docs/performance.md: at 300 hosts a warm plan took 0.64-0.68 s with them and 0.56-0.61 s
 # without; at 500, 0.85 against 0.81 s warm but 1.28 against 1.52 s cold).
 READER_POOL_MIN_HOSTS = 400
-# Apply's verification (`read_guest`) uses reader processes in a world of this many hosts
-# or more: an apply of 1,000 guests on 100 hosts took 5.7 s with them, 6.3 s without.
-VERIFY_POOL_MIN_HOSTS = 64
+# An apply runs its changes on the writer process and its verification (`read_guest`)
+# on reader processes in a world of this many hosts or more: an apply of 1,000 guests on
+# 100 hosts took 5.7 s with readers only, 6.3 s without (see docs/performance.md for the
+# writer's figures).
+APPLY_POOL_MIN_HOSTS = 64
 # host.provision is shown as the emulator CLI command that does the same by hand.
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
@@ -64,9 +66,10 @@ class EmulatorOptions:
 
     path: Path
     latency: float = 0.0
-    # worker processes answering listings: None = automatic (one per CPU, at most 4,
-    # for refreshes of READER_POOL_MIN_HOSTS hosts or more, and apply's verification in
-    # worlds of VERIFY_POOL_MIN_HOSTS), 0 = never
+    # reader processes answering listings, beside which one writer process answers
+    # changes: None = automatic (one reader per CPU, at most 4, for refreshes of
+    # READER_POOL_MIN_HOSTS hosts or more, and applies in worlds of APPLY_POOL_MIN_HOSTS),
+    # 0 = never (every command runs in ivmctl's process)
     processes: int | None = None
 
 
@@ -188,7 +191,7 @@ class EmulatorProvider(HpvmProvider):
         self._known_hosts: tuple[int, frozenset[str]] | None = None
         self._known_hosts_lock = threading.Lock()
         self._prefetched: _Prefetched | None = None
-        self._verify_readers_checked = False
+        self._apply_workers_checked = False
         super().__init__(self.emulator)
 
     @property
@@ -231,6 +234,7 @@ class EmulatorProvider(HpvmProvider):
 
     def execute(self, step: Step) -> StepResult:
         if step.argv[: len(PROVISION_ARGV)] != PROVISION_ARGV:
+            self._start_apply_workers()
             return super().execute(step)
         started = time.monotonic()
         try:
@@ -289,7 +293,7 @@ class EmulatorProvider(HpvmProvider):
         if not readers or not self.options.path.exists() or self.refresh_parallelism() != 1:
             return
         generation = self.generation()
-        self.emulator.start_readers(readers)
+        self.emulator.start_workers(readers)
         pending = self.emulator.submit_tasks(names, self._read_task())
         if pending is not None:
             self._prefetched = _Prefetched(
@@ -298,7 +302,7 @@ class EmulatorProvider(HpvmProvider):
 
     def refresh(self, hosts: Sequence[str]) -> model.ActualState:
         prefetched = self._prefetched
-        self._start_readers(len(set(hosts)))
+        self._start_workers(len(set(hosts)))
         try:
             actual = super().refresh(hosts)
         finally:
@@ -312,16 +316,22 @@ class EmulatorProvider(HpvmProvider):
         super().close()
 
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
-        if not self._verify_readers_checked:  # once: the world's size decides
-            self._verify_readers_checked = True
-            self._start_readers(len(self._host_names()), VERIFY_POOL_MIN_HOSTS)
+        self._start_apply_workers()
         return super().read_guest(host, name)
 
-    def _start_readers(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> None:
-        """Start reader processes if `_readers_for` says so (once: later calls keep them)."""
+    def _start_apply_workers(self) -> None:
+        """Before an apply's first change or verification (provisions come first, so the
+        world has its hosts by then): start the worker processes once if the world is
+        large enough (`APPLY_POOL_MIN_HOSTS`)."""
+        if not self._apply_workers_checked:  # once: the world's size decides
+            self._apply_workers_checked = True
+            self._start_workers(len(self._host_names()), APPLY_POOL_MIN_HOSTS)
+
+    def _start_workers(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> None:
+        """Start worker processes if `_readers_for` says so (once: later calls keep them)."""
         processes = self._readers_for(hosts, minimum)
         if processes:
-            self.emulator.start_readers(processes)
+            self.emulator.start_workers(processes)
 
     def _readers_for(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> int:
         """How many reader processes to use for `hosts` hosts: `processes` if set, else
@@ -395,7 +405,7 @@ def _discard(pending: Callable[[], object | None]) -> None:
 
 @dataclass(frozen=True)
 class ReadOnReader:
-    """A reader process's task (`ReaderPool.submit_tasks`): read one host on the reader's
+    """A reader process's task (`WorkerPool.submit_tasks`): read one host on the reader's
     own world and parse it there (`HpvmProvider.read_pickled`), with the parsed-hosts
     cache at `cache` (read only: the asking process stores what is new)."""
 

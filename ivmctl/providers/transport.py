@@ -18,7 +18,7 @@ from ivmctl.errors import IvmctlError, ProviderError
 
 if TYPE_CHECKING:
     from ivmctl.runtime import World
-    from ivmctl.runtime.readers import ReaderPool
+    from ivmctl.runtime.workers import WorkerPool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +93,7 @@ class EmulatorTransport:
     ) -> None:
         self._opener = opener
         self._world: World | None = None
-        self._readers: ReaderPool | None = None
+        self._workers: WorkerPool | None = None
         self.latency = latency
         self._sleep = sleep
         self._clock = clock
@@ -111,19 +111,21 @@ class EmulatorTransport:
         (output,) = self.run_many(host, [argv])
         return output
 
-    def start_readers(self, processes: int) -> None:
-        """Answer listings from `processes` worker processes from now on (see
-        `ivmctl.runtime.readers`); changes still run in this process."""
-        from ivmctl.runtime.readers import ReaderPool
+    def start_workers(self, readers: int) -> None:
+        """Answer commands from worker processes from now on (see
+        `ivmctl.runtime.workers`): listings from `readers` of them, changes from one
+        more whenever the world simulates no delays (else in this process, whose locks
+        keep one start at a time per host while a start waits)."""
+        from ivmctl.runtime.workers import WorkerPool
 
         with self._lock:
-            if self._readers is None and processes > 0:
-                self._readers = ReaderPool(self.world.path, processes)
+            if self._workers is None and readers > 0:
+                self._workers = WorkerPool(self.world.path, readers)
 
     def readers_idle(self) -> None:
         """No more listings for now (a refresh is over): reader processes write their log
         rows meanwhile, not when they are closed."""
-        readers = self._readers
+        readers = self._workers
         if readers is not None:
             readers.idle()
 
@@ -131,13 +133,13 @@ class EmulatorTransport:
         self, hosts: Sequence[str], task: Callable[[World, str], object]
     ) -> list[Callable[[], object | None]] | None:
         """Have reader processes call `task(world, host)` for each of `hosts` on their own
-        world (`ReaderPool.submit_tasks`); None when no readers run."""
-        readers = self._readers
+        world (`WorkerPool.submit_tasks`); None when no readers run."""
+        readers = self._workers
         return None if readers is None else readers.submit_tasks(hosts, task)
 
     @property
     def reader_processes(self) -> int:
-        readers = self._readers
+        readers = self._workers
         return 0 if readers is None else readers.processes
 
     def run_many(self, host: str, argvs: Sequence[Sequence[str]]) -> list[CommandOutput]:
@@ -150,13 +152,20 @@ class EmulatorTransport:
         if self.latency:
             self._sleep(self.latency)
         first = argvs[0][0] if argvs and argvs[0] else "a command"
-        readers = self._readers
-        waiting = readers.submit(host, argvs) if readers and readers.can_read(argvs) else None
+        workers = self._workers
+        waiting, changes = None, False
+        if workers is not None:
+            if workers.can_read(argvs):
+                waiting = workers.submit(host, argvs)
+            elif not self.world.simulates_delays():
+                waiting, changes = workers.submit_change(host, argvs), True
 
         def outputs() -> list[CommandOutput]:
             try:
                 results = waiting() if waiting is not None else None
-                if results is None:
+                if results is None and waiting is not None and changes:
+                    return [_lost(host, argv, self._clock() - started) for argv in argvs]
+                if results is None:  # listings may be read again; nothing was sent
                     results = self.world.execute_many(host, [list(argv) for argv in argvs])
             except IvmctlError as exc:
                 raise ProviderError(
@@ -175,12 +184,24 @@ class EmulatorTransport:
 
     def close(self) -> None:
         with self._lock:
-            if self._readers is not None:
-                self._readers.close()  # first: their log rows go to the world file
-                self._readers = None
+            if self._workers is not None:
+                self._workers.close()  # first: their log rows go to the world file
+                self._workers = None
             if self._world is not None:
                 self._world.close()
             self._world = None
+
+
+def _lost(host: str, argv: Sequence[str], duration: float) -> CommandOutput:
+    """What a change sent to a worker process that died before it answered gives: exit
+    255, as ssh reports a connection lost mid-command. Whether it ran is unknown, so it is
+    not run again (steps are never retried); the next refresh shows what it did."""
+    return CommandOutput(
+        exit_code=255,
+        stderr=f"{argv[0] if argv else 'command'}: the emulator process running it on {host} "
+        "exited before it answered; whether it ran is unknown (plan again to see)\n",
+        duration=duration,
+    )
 
 
 def _now(outputs: list[CommandOutput]) -> Pending:

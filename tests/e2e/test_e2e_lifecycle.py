@@ -110,6 +110,24 @@ def test_moving_a_running_guest_migrates_it_online(run: Run, tmp_path: Path) -> 
     assert on_b.split(":")[10] == "On"
 
 
+def test_worker_processes_create_start_and_migrate_as_ivmctl_itself_does(
+    run: Run, tmp_path: Path
+) -> None:
+    """With `processes` set, listings run on reader processes and changes on the writer
+    process, whatever the fleet's size: the same plan converges the same way."""
+    config = tmp_path / "config"
+    config.mkdir()
+    pooled = "provider: {name: emulator, options: {processes: 2}}\nhosts:\n"
+    (config / "fleet.yaml").write_text(MIGRATION.replace("hosts:\n", pooled, 1))
+    assert "Apply complete: 5 done, 0 failed" in run("apply", "--auto-approve").stdout
+    edit(config / "fleet.yaml", "    host: hostA", "    host: hostB")
+    assert "guest.app01 will MIGRATE from hostA to hostB (online)" in run("plan").stdout
+    run("apply", "--auto-approve")
+    assert NO_CHANGES in run("plan").stdout
+    on_b = run("emulator", "exec", "hostB", "--", "hpvmstatus", "-M", "-P", "app01").stdout
+    assert on_b.split(":")[10] == "On"
+
+
 def test_a_saved_plan_is_refused_once_the_runtime_changed(run: Run, quickstart: Path) -> None:
     run("plan", "-out", "tonight.plan")
     run("emulator", "host", "add", "intruder", "--cores", "2", "--memory", "4G")

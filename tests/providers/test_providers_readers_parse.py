@@ -115,7 +115,7 @@ def test_a_reader_that_cannot_answer_leaves_the_host_to_this_process(
     """A pool that broke (a dead reader) answers None: the host is read here."""
     expected = _refresh(_provider(fleet, 0), NAMES)
     provider = _provider(fleet, 1)
-    provider.emulator.start_readers(1)
+    provider.emulator.start_workers(1)
     monkeypatch.setattr(
         provider.emulator, "submit_tasks", lambda hosts, task: [lambda: None for _ in hosts]
     )
@@ -238,9 +238,9 @@ def test_the_reader_task_is_the_plain_provider_read(fleet: Path) -> None:
 def test_verifying_a_change_uses_readers_in_a_world_of_many_hosts(
     fleet: Path, monkeypatch: pytest.MonkeyPatch, minimum: int, started: bool
 ) -> None:
-    """Apply's `read_guest` starts readers once the world has VERIFY_POOL_MIN_HOSTS hosts
+    """Apply's `read_guest` starts readers once the world has APPLY_POOL_MIN_HOSTS hosts
     (a refresh needs READER_POOL_MIN_HOSTS), and reads the same either way."""
-    monkeypatch.setattr(emulator, "VERIFY_POOL_MIN_HOSTS", minimum)
+    monkeypatch.setattr(emulator, "APPLY_POOL_MIN_HOSTS", minimum)
     expected = _refresh(_provider(fleet, 0), NAMES).guests[f"g{NAMES[1]}"]
     provider = create_provider({"path": "world.db"}, config_dir=fleet, environ={})
     try:

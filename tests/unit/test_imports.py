@@ -78,7 +78,7 @@ def test_the_runtime_package_still_offers_the_world_on_first_use() -> None:
 
 
 def test_a_reader_process_computing_listings_loads_no_web_modules() -> None:
-    loaded = modules_after("import ivmctl.runtime.readers, ivmctl.runtime.commands")
+    loaded = modules_after("import ivmctl.runtime.workers, ivmctl.runtime.commands")
     assert "ivmctl.runtime.formats" in loaded
     assert sorted(loaded & (WEB | NOT_FOR_A_NOOP | SPEC_PIPELINE)) == []
 

@@ -1,8 +1,11 @@
-"""Listings answered by worker processes: the same answers as in process, errors raised
-where the batch was asked for, changes never sent there, their log written on close."""
+"""Commands answered by worker processes: listings and tasks by readers, changes by the
+writer, with the same answers as in process, errors raised where the batch was asked
+for, the log written, and each reply handed to its waiter as soon as it is read."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 
 from ivmctl.errors import EmulatorError
 from ivmctl.runtime import World
-from ivmctl.runtime.readers import ReaderPool
+from ivmctl.runtime.workers import WorkerPool
 
 LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
 
@@ -33,7 +36,7 @@ def world_path(tmp_path: Path) -> Path:
 
 
 def test_workers_answer_listings_exactly_as_the_world_does(world_path: Path) -> None:
-    pool = ReaderPool(world_path, processes=2)
+    pool = WorkerPool(world_path, processes=2)
     try:
         with World.open(world_path, create=False) as world:
             expected = world.execute_many("h1", LISTINGS)
@@ -44,7 +47,7 @@ def test_workers_answer_listings_exactly_as_the_world_does(world_path: Path) -> 
 
 
 def test_an_unknown_host_is_raised_where_the_batch_was_asked_for(world_path: Path) -> None:
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     try:
         with pytest.raises(EmulatorError, match="no host 'nosuch'"):
             pool.read("nosuch", LISTINGS)
@@ -54,12 +57,12 @@ def test_an_unknown_host_is_raised_where_the_batch_was_asked_for(world_path: Pat
 
 
 def test_only_listings_may_go_to_the_pool() -> None:
-    assert ReaderPool.can_read(LISTINGS)
-    assert not ReaderPool.can_read([*LISTINGS, ["hpvmstart", "-P", "g1"]])
+    assert WorkerPool.can_read(LISTINGS)
+    assert not WorkerPool.can_read([*LISTINGS, ["hpvmstart", "-P", "g1"]])
 
 
 def test_workers_log_their_listings_when_the_pool_closes(world_path: Path) -> None:
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     pool.read("h1", [["hpvmstatus", "-M"]])
     pool.close()
     with World.open(world_path, create=False) as world:
@@ -69,7 +72,7 @@ def test_workers_log_their_listings_when_the_pool_closes(world_path: Path) -> No
 def test_workers_log_their_listings_when_told_the_pool_is_idle(world_path: Path) -> None:
     """After `idle`, a worker writes its log rows without being closed (the parent plans
     meanwhile), and goes on answering."""
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     try:
         pool.read("h1", [["hpvmstatus", "-M"]])
         pool.idle()
@@ -82,7 +85,7 @@ def test_workers_log_their_listings_when_told_the_pool_is_idle(world_path: Path)
 
 
 def test_a_dead_worker_makes_the_pool_step_aside(world_path: Path) -> None:
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     try:
         assert pool.read("h1", LISTINGS) is not None
         (worker,) = pool._workers
@@ -97,7 +100,7 @@ def test_a_dead_worker_makes_the_pool_step_aside(world_path: Path) -> None:
 def test_batches_asked_ahead_are_answered_whatever_order_they_are_collected_in(
     world_path: Path,
 ) -> None:
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     try:
         asked = [pool.submit("h1", [["hpvmnet", "-S", name]]) for name in ("vsw1", "nosuch")]
         asked.append(pool.submit("h1", [["hpvmstatus", "-M"]]))
@@ -112,7 +115,7 @@ def test_batches_asked_ahead_are_answered_whatever_order_they_are_collected_in(
 def test_a_task_runs_on_the_worker_world_and_its_error_comes_back(world_path: Path) -> None:
     """`submit_tasks` has workers call a picklable `task(world, host)`: here the world's
     own `log`, which the parent's world answers the same way."""
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     try:
         with World.open(world_path, create=False) as world:
             expected = world.log("h1")
@@ -130,7 +133,7 @@ def test_asking_far_ahead_without_collecting_blocks_neither_side(world_path: Pat
     taken yet (`serve`): a parent may send more than a pipe holds and collect nothing
     meanwhile (a prefetch while the configuration loads) without blocking, while the
     worker goes on answering all of it; every reply is there afterwards."""
-    pool = ReaderPool(world_path, processes=1)
+    pool = WorkerPool(world_path, processes=1)
     pending: list[Any] = []
     asked = 1500
 
@@ -153,5 +156,118 @@ def test_asking_far_ahead_without_collecting_blocks_neither_side(world_path: Pat
         assert answered() == asked, "the worker stopped answering while nobody collected"
         first = pending[0]()
         assert first is not None and pending[-1]() == first
+    finally:
+        pool.close()
+
+
+CREATE_G2 = [["hpvmdevmgmt", "-S", "1G", "/ivm/g2.img"],
+             ["hpvmcreate", "-P", "g2", "-a", "disk:avio_stor::file:/ivm/g2.img"]]  # fmt: skip
+
+
+def test_the_writer_runs_changes_on_the_world_file_and_logs_them(world_path: Path) -> None:
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        changed = pool.submit_change("h1", CREATE_G2)
+        assert changed is not None
+        results = changed()
+        assert results is not None and [r.exit_code for r in results] == [0, 0]
+        refused = pool.submit_change("h1", [["hpvmcreate", "-P", "g2"]])
+        assert refused is not None
+        (again,) = refused() or [None]
+        assert again is not None and again.exit_code == 1 and "g2" in again.stderr
+        # a reader sees the writer's change at once: both work on the one world file
+        listing = pool.read("h1", [["hpvmstatus", "-M"]])
+        assert listing is not None and "\ng2:" in f"\n{listing[0].stdout}"
+    finally:
+        pool.close()
+    with World.open(world_path, create=False) as world:
+        argvs = [entry.argv for entry in world.log("h1")]
+    assert tuple(CREATE_G2[1]) in argvs and ("hpvmcreate", "-P", "g2") in argvs
+
+
+def test_a_change_the_writer_never_read_is_refused_to_the_caller_unsent(
+    world_path: Path,
+) -> None:
+    """A dead writer's pool takes no change (None: nothing was sent, the caller may run it
+    itself); a change sent before the writer died gives None from its waiter (whether it
+    ran is unknown)."""
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        first = pool.submit_change("h1", [["hpvmstart", "-P", "g1"]])
+        assert first is not None and first() is not None
+        writer = pool._writer
+        assert writer is not None
+        os.kill(writer.process.pid, signal.SIGSTOP)  # it reads nothing more
+        sent = pool.submit_change("h1", [["hpvmstop", "-P", "g1", "-F"]])
+        assert sent is not None
+        writer.process.kill()
+        writer.process.wait()
+        assert sent() is None
+        assert pool.submit_change("h1", [["hpvmstop", "-P", "g1", "-F"]]) is None
+    finally:
+        pool.close()
+    with World.open(world_path, create=False) as world:  # the stop never ran
+        assert world.execute("h1", ["hpvmstatus", "-M"]).stdout.split(":")[10] == "On"
+
+
+def test_a_reply_goes_to_its_waiter_while_another_waits_for_a_later_one(
+    world_path: Path,
+) -> None:
+    """Replies come in order; a thread waiting for a late reply reads the pipe for
+    everyone, and hands over each reply it reads at once: the earlier waiter does not
+    wait for the later reply (here held back by a 2-second hang on the worker)."""
+    with World.open(world_path, create=False) as world:
+        world.set_faults("h1", hangs={"hpvmstatus": 2.0})
+    pool = WorkerPool(world_path, processes=1)
+    finished: list[str] = []
+    try:
+        early = pool.submit("h1", [["hpvmnet"]])
+        late = pool.submit("h1", [["hpvmstatus", "-M"]])
+        (worker,) = pool._workers
+
+        def wait_late() -> None:
+            late()
+            finished.append("late")
+
+        waiting = threading.Thread(target=wait_late, daemon=True)
+        waiting.start()
+        deadline = time.monotonic() + 30  # liveness: the thread starts reading at once
+        while not worker._reading and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker._reading, "the late waiter never read the pipe"
+        assert early() is not None
+        finished.append("early")
+        waiting.join(timeout=60)
+        assert finished == ["early", "late"]
+    finally:
+        pool.close()
+
+
+def test_workers_ignore_ctrl_c_and_keep_serving(world_path: Path) -> None:
+    """A Ctrl-C reaches the terminal's whole process group; apply's first one lets
+    running changes finish, so the workers running them must not die of it."""
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        assert pool.read("h1", LISTINGS) is not None
+        (worker,) = pool._workers
+        os.kill(worker.process.pid, signal.SIGINT)
+        assert pool.read("h1", LISTINGS) is not None
+        assert worker.process.poll() is None
+    finally:
+        pool.close()
+
+
+def test_the_kill_seam_stops_ivmctl_not_its_workers(
+    world_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`IVMCTL_TEST_KILL_AT` names a point of ivmctl's own run: a worker passing crash
+    points (inside a change) must not count them or die at them."""
+    monkeypatch.setenv("IVMCTL_TEST_KILL_AT", "inside hpvmcreate")
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        changed = pool.submit_change("h1", CREATE_G2)
+        assert changed is not None
+        results = changed()
+        assert results is not None and [r.exit_code for r in results] == [0, 0]
     finally:
         pool.close()

@@ -1,23 +1,36 @@
-"""Listings answered by other processes, as real VM Hosts answer them on their own CPUs.
+"""Commands answered by other processes, as real VM Hosts answer them on their own CPUs.
 
-Against real hosts, the work of `hpvmstatus` and friends happens on each host, in
-parallel, and ivmctl only waits and parses. An in-process emulator does all of that work
-on ivmctl's own interpreter, under one lock: at 1,000 hosts it was half of a refresh.
-`ReaderPool` moves it to worker processes (`python -m ivmctl.runtime.readers WORLD`),
-each with its own connection to the world file (WAL: they read while the parent writes),
-so the parent parses one host's listings while a worker produces the next host's.
+Against real hosts, the work of `hpvmstatus`, `hpvmcreate` and friends happens on each
+host, in parallel, and ivmctl only waits and parses. An in-process emulator does all of
+that work on ivmctl's own interpreter, under one lock: at 1,000 hosts it was half of a
+refresh, and over half of an apply's CPU. `WorkerPool` moves it to worker processes
+(`python -m ivmctl.runtime.workers WORLD`), each with its own connection to the world
+file (WAL: readers read while a writer writes):
 
-Only listings (`kinds.is_read_only`) go to the pool; every change stays in the
-parent's World, whose in-process locks serialise starts and migrations. A worker writes
-its log rows when told the refresh is over (`ReaderPool.idle`: the parent plans while
-they are written) and when its input closes (`World.log` orders by time, so they land in
-place).
+* **readers** answer listings (`kinds.is_read_only`), as many as asked for, so the
+  parent parses one host's listings while a reader produces the next host's;
+* **the writer**, one process, runs changes (`submit_change`). One, because the world's
+  writes are serialised anyway (one SQLite write lock), and two processes waiting on
+  that lock sleep in SQLite's busy handler; threads of one process take turns on a lock
+  instead. Its caller decides when a change may go there: never while the world
+  simulates delays, whose in-process locks keep one start at a time per host.
 
-A caller may also send *tasks* (`ReaderPool.submit_tasks`): a picklable callable that the
-worker calls with its world and a host name, whose return value comes back. The emulator
-provider sends one that reads a host and parses its listings there, so the parsing, too,
-happens beside the listings instead of on ivmctl's interpreter. The task's module is
-imported by the worker when it unpickles the request: this module knows nothing of it.
+A reader writes its log rows when told the refresh is over (`WorkerPool.idle`: the
+parent plans while they are written) and when its input closes (`World.log` orders by
+time, so they land in place); the writer logs each change in its own transaction.
+
+A caller may also send *tasks* (`WorkerPool.submit_tasks`): a picklable callable that a
+reader calls with its world and a host name, whose return value comes back. The
+emulator provider sends one that reads a host and parses its listings there, so the
+parsing, too, happens beside the listings instead of on ivmctl's interpreter. The task's
+module is imported by the worker when it unpickles the request: this module knows
+nothing of it.
+
+Workers ignore SIGINT (a Ctrl-C reaches the terminal's whole process group): the parent
+decides when to stop, and closes their input. A worker whose input closes drops the
+requests it has not begun, finishes the one it runs (a change is one transaction), and
+exits. The parent's kill seam (`crashpoints`) is not passed on: crash points stop the
+process they name, ivmctl's.
 
 Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
 `(number, host, argvs, task)`, a reply `(number, "ok", value)` (the batch's
@@ -33,6 +46,7 @@ import contextlib
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -41,6 +55,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ivmctl.runtime.crashpoints import KILL_AT_ENV, KILL_TRACE_ENV
 from ivmctl.runtime.kinds import is_read_only
 from ivmctl.runtime.world import CommandResult, World
 
@@ -70,13 +85,16 @@ class _Worker:
     carries its request's number so any thread may collect any reply."""
 
     def __init__(self, path: Path) -> None:
+        environ = {k: v for k, v in os.environ.items() if k not in (KILL_AT_ENV, KILL_TRACE_ENV)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ivmctl.runtime.readers", str(path)],
+            [sys.executable, "-m", "ivmctl.runtime.workers", str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=environ,
         )
         self._send_lock = threading.Lock()
-        self._receive_lock = threading.Lock()
+        self._arrived = threading.Condition()  # a reply was read: its waiter may take it
+        self._reading = False  # a thread is reading the pipe (with `_arrived` released)
         self._next = 0
         self._replies: dict[int, tuple[str, Any]] = {}
         self._discard: set[int] = set()  # requests whose replies nobody waits for
@@ -87,7 +105,7 @@ class _Worker:
         self._post([(None, [], None)])
 
     def send(self, host: str, argvs: list[list[str]]) -> int:
-        """Send a batch of listings."""
+        """Send a batch of command lines."""
         (number,) = self._post([(host, argvs, None)])
         return number
 
@@ -120,15 +138,28 @@ class _Worker:
         return numbers
 
     def collect(self, number: int) -> Any:
-        """The reply to request `number` (replies to others read on the way are kept)."""
+        """The reply to request `number`. One thread at a time reads the pipe, and every
+        reply it reads goes to its waiter at once: a thread that kept reading until its
+        own reply came (replies come in order) made the waiters of every earlier request
+        wait for it."""
         assert self.process.stdout is not None
-        with self._receive_lock:
+        with self._arrived:
             while number not in self._replies:
-                got, status, value = _receive(self.process.stdout)
+                if self._reading:
+                    self._arrived.wait()
+                    continue
+                self._reading = True
+                self._arrived.release()
+                try:
+                    got, status, value = _receive(self.process.stdout)
+                finally:
+                    self._arrived.acquire()
+                    self._reading = False
+                    self._arrived.notify_all()  # on EOF too: each waiter finds it itself
                 if got in self._discard:
                     self._discard.discard(got)
-                    continue
-                self._replies[got] = (status, value)
+                else:
+                    self._replies[got] = (status, value)
             status, value = self._replies.pop(number)
             self.outstanding -= 1
         if status == "error":
@@ -155,13 +186,15 @@ class _Worker:
 Pending = Callable[[], "list[CommandResult] | None"]
 
 
-class ReaderPool:
-    """Worker processes that run batches of listings on one world file."""
+class WorkerPool:
+    """Worker processes on one world file: `processes` readers for listings and tasks,
+    started as needed, and one writer for changes, started with the first change."""
 
     def __init__(self, path: Path, processes: int) -> None:
         self.processes = processes
         self._path = path
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker] = []  # the readers
+        self._writer: _Worker | None = None
         self._guard = threading.Lock()
         self._broken = False
 
@@ -207,6 +240,29 @@ class ReaderPool:
             for i, number in zip(share, numbers, strict=True):
                 pending[i] = self._collector(worker, number)
         return pending
+
+    def submit_change(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending | None:
+        """Send command lines that may change the world to the writer now. None when
+        the pool cannot take them (nothing was sent: the caller runs them itself); else
+        a function that waits for the results, which gives None if the writer died
+        after they were sent: whether they ran is then unknown, and running them again
+        could run them twice."""
+        with self._guard:
+            if self._broken:
+                return None
+            if self._writer is None:
+                try:
+                    self._writer = _Worker(self._path)
+                except OSError:
+                    self._broken = True
+                    return None
+            writer = self._writer
+        try:
+            number = writer.send(host, [list(a) for a in argvs])
+        except (OSError, pickle.PickleError):  # the writer is gone: it never read them
+            self._break()
+            return None
+        return self._collector(writer, number)
 
     def _collector(self, worker: _Worker, number: int) -> Callable[[], Any]:
         """A function that waits for the reply to request `number` of `worker` (None if
@@ -265,6 +321,9 @@ class ReaderPool:
     def close(self) -> None:
         with self._guard:
             workers, self._workers = self._workers, []
+            if self._writer is not None:
+                workers.append(self._writer)
+                self._writer = None
             self._broken = True
         for worker in workers:  # all of them write their log rows at once
             worker.finish()
@@ -354,4 +413,5 @@ class _Pipes:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us: it closes our input
     serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
