@@ -3,9 +3,9 @@ in `providers/emulator_plugin.py`, so that commands that build no provider never
 this module).
 
 It drives an `ivmctl.runtime` world only through the hpvm* command front end (through
-an in-process EmulatorTransport), exactly as a provider for real hosts would over SSH.
-What only an emulator can do, provisioning a VM Host with declared hardware, goes to
-the world directly.
+an EmulatorTransport, in process or through the world's worker processes), exactly as a
+provider for real hosts would over SSH. What only an emulator can do, provisioning a VM
+Host with declared hardware, goes to the world directly.
 
 Options (the `provider:` block of the configuration, then the environment):
 
@@ -14,6 +14,9 @@ Options (the `provider:` block of the configuration, then the environment):
   current directory, as the `ivmctl emulator` commands read it).
 * `latency`: seconds added to every command, to make demos feel real; default 0.
   `IVMCTL_EMULATOR_LATENCY` overrides it.
+* `processes`: reader processes answering listings, beside one writer process for
+  changes (`runtime/workers.py`); default automatic, 0 for none.
+  `IVMCTL_EMULATOR_PROCESSES` overrides it.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ OPTIONS = ("path", "latency", "processes")
 READER_POOL_MIN_HOSTS = 400
 # An apply runs its changes on the writer process and its verification (`read_guest`)
 # on reader processes in a world of this many hosts or more: an apply of 1,000 guests on
-# 100 hosts took 5.7 s with readers only, 6.3 s without (see docs/performance.md for the
-# writer's figures).
+# 100 hosts took 5.7 s with readers only and 6.3 s without, before the writer; about
+# 4.5 s with it (docs/performance.md, fifth round).
 APPLY_POOL_MIN_HOSTS = 64
 # host.provision is shown as the emulator CLI command that does the same by hand.
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
@@ -216,8 +219,8 @@ class EmulatorProvider(HpvmProvider):
         return world.has_host(host)
 
     def _host_names(self) -> frozenset[str]:
-        """The world's host names, listed once per runtime generation (a refresh of N
-        hosts asks N times; listing every time cost N² rows)."""
+        """The world's host names, listed once per runtime generation (a refresh through
+        reader processes checks every host it asks for against them)."""
         world = self.emulator.world
         with self._known_hosts_lock:  # refresh reads hosts from several threads at once
             generation = world.generation

@@ -1,9 +1,10 @@
 """How a provider reaches a VM Host: run one hpvm* argument list there, get its output.
 
-`Transport` is the whole interface: the emulator's in-process transport implements it
-here, and an SSH transport to real hosts implements the same `run` (argument lists are
-quoted by the transport that needs a shell, never earlier). Latency is simulated here,
-so a demo against the emulator feels like a network round trip.
+`Transport` is the whole interface: the emulator's transport implements it here (in
+ivmctl's process, or through the emulator's worker processes), and an SSH transport to
+real hosts implements the same `run` (argument lists are quoted by the transport that
+needs a shell, never earlier). Latency is simulated here, so a demo against the emulator
+feels like a network round trip.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def submit_many(transport: Transport, host: str, argvs: Sequence[Sequence[str]])
 
 
 class EmulatorTransport:
-    """Runs hpvm* commands in an `ivmctl.runtime` world, in process.
+    """Runs hpvm* commands in an `ivmctl.runtime` world: in this process, or, once
+    `start_workers` was called, on the world's worker processes (`runtime/workers.py`).
 
     The world is opened by `opener` on first use, so building a provider touches no
     file. The world is safe to share between threads, so commands run concurrently, as
@@ -147,7 +149,9 @@ class EmulatorTransport:
         return self.submit_many(host, argvs)()
 
     def submit_many(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
-        """`run_many`, answered later when reader processes take the batch."""
+        """`run_many`, answered later when a worker process takes the batch: a reader
+        for listings, the writer for changes (unless the world simulates delays). A
+        change sent to a writer that dies before it answers is `_lost`, never run again."""
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
@@ -162,10 +166,18 @@ class EmulatorTransport:
 
         def outputs() -> list[CommandOutput]:
             try:
-                results = waiting() if waiting is not None else None
-                if results is None and waiting is not None and changes:
-                    return [_lost(host, argv, self._clock() - started) for argv in argvs]
-                if results is None:  # listings may be read again; nothing was sent
+                results = None
+                if waiting is not None:
+                    from ivmctl.runtime.workers import ChangeDeclined
+
+                    try:
+                        results = waiting()
+                    except ChangeDeclined:  # the world simulates delays since it was sent
+                        pass
+                    else:
+                        if results is None and changes:  # sent, then the writer died
+                            return [_lost(host, argv, self._clock() - started) for argv in argvs]
+                if results is None:  # no worker ran them (listings may be read again)
                     results = self.world.execute_many(host, [list(argv) for argv in argvs])
             except IvmctlError as exc:
                 raise ProviderError(
@@ -199,7 +211,9 @@ def _lost(host: str, argv: Sequence[str], duration: float) -> CommandOutput:
     return CommandOutput(
         exit_code=255,
         stderr=f"{argv[0] if argv else 'command'}: the emulator process running it on {host} "
-        "exited before it answered; whether it ran is unknown (plan again to see)\n",
+        "exited before it answered; whether it ran is unknown: run `ivmctl plan` to see. "
+        "Later commands run in ivmctl's own process (`processes: 0` in the provider block "
+        "keeps every command there).\n",
         duration=duration,
     )
 

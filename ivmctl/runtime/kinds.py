@@ -1,6 +1,6 @@
 """What a command line is, told from its words alone: its command, and whether it only lists.
 
-`World` and the reader pool ask this before every batch, and a reader whose listings
+`World` and the worker pool ask this before every batch, and a reader whose listings
 are all kept (`memo.py`) needs nothing more: so it lives apart from the commands, which
 a process imports only when it runs one.
 """

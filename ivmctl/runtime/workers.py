@@ -13,7 +13,8 @@ file (WAL: readers read while a writer writes):
   writes are serialised anyway (one SQLite write lock), and two processes waiting on
   that lock sleep in SQLite's busy handler; threads of one process take turns on a lock
   instead. Its caller decides when a change may go there: never while the world
-  simulates delays, whose in-process locks keep one start at a time per host.
+  simulates delays, whose in-process locks keep one start at a time per host; and the
+  writer declines (`ChangeDeclined`) a change sent before a delay was configured.
 
 A reader writes its log rows when told the refresh is over (`WorkerPool.idle`: the
 parent plans while they are written) and when its input closes (`World.log` orders by
@@ -26,11 +27,12 @@ parsing, too, happens beside the listings instead of on ivmctl's interpreter. Th
 module is imported by the worker when it unpickles the request: this module knows
 nothing of it.
 
-Workers ignore SIGINT (a Ctrl-C reaches the terminal's whole process group): the parent
-decides when to stop, and closes their input. A worker whose input closes drops the
-requests it has not begun, finishes the one it runs (a change is one transaction), and
-exits. The parent's kill seam (`crashpoints`) is not passed on: crash points stop the
-process they name, ivmctl's.
+Workers run in a process group of their own and ignore SIGINT, so a terminal's Ctrl-C
+reaches ivmctl alone: the parent decides when to stop, and closes their input. A worker
+whose input closes drops the requests it has not begun, finishes the one it runs (a
+change is one transaction), and exits. The parent's kill seam (`crashpoints`) is not
+passed on: crash points stop the process they name, ivmctl's. An error a worker meets
+goes back with its traceback as a note (shown with `--debug`).
 
 Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
 `(number, host, argvs, task)`, a reply `(number, "ok", value)` (the batch's
@@ -51,6 +53,7 @@ import struct
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +65,12 @@ from ivmctl.runtime.world import CommandResult, World
 _SIZE = struct.Struct("!Q")
 # Called on the worker with its world and a host; returns something picklable.
 Task = Callable[[World, str], object]
+
+
+class ChangeDeclined(Exception):
+    """The writer ran nothing: the world simulates delays now (a fault set after the
+    change was sent), and a change that waits must run where the host's start lock is,
+    in the process that asked."""
 
 
 def _encoded(message: object) -> bytes:
@@ -91,10 +100,14 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environ,
+            # a terminal's Ctrl-C goes to its foreground process group: not to ours,
+            # even while we start up and before we ignore SIGINT
+            process_group=0,
         )
         self._send_lock = threading.Lock()
         self._arrived = threading.Condition()  # a reply was read: its waiter may take it
         self._reading = False  # a thread is reading the pipe (with `_arrived` released)
+        self._lost = False  # a read failed part-way: the pipe is out of step for good
         self._next = 0
         self._replies: dict[int, tuple[str, Any]] = {}
         self._discard: set[int] = set()  # requests whose replies nobody waits for
@@ -145,6 +158,8 @@ class _Worker:
         assert self.process.stdout is not None
         with self._arrived:
             while number not in self._replies:
+                if self._lost:
+                    raise EOFError
                 if self._reading:
                     self._arrived.wait()
                     continue
@@ -152,10 +167,17 @@ class _Worker:
                 self._arrived.release()
                 try:
                     got, status, value = _receive(self.process.stdout)
+                except BaseException as exc:
+                    # EOF, or an interrupt or error after part of a reply was read: no
+                    # later read can find where the next reply starts
+                    self._lost = True
+                    if isinstance(exc, Exception) and not isinstance(exc, EOFError):
+                        raise EOFError(f"a reply of the worker did not read: {exc!r}") from exc
+                    raise
                 finally:
                     self._arrived.acquire()
                     self._reading = False
-                    self._arrived.notify_all()  # on EOF too: each waiter finds it itself
+                    self._arrived.notify_all()  # when lost too: each waiter finds it out
                 if got in self._discard:
                     self._discard.discard(got)
                 else:
@@ -245,8 +267,9 @@ class WorkerPool:
         """Send command lines that may change the world to the writer now. None when
         the pool cannot take them (nothing was sent: the caller runs them itself); else
         a function that waits for the results, which gives None if the writer died
-        after they were sent: whether they ran is then unknown, and running them again
-        could run them twice."""
+        after they were sent (whether they ran is then unknown, and running them again
+        could run them twice), and raises ChangeDeclined if the writer ran nothing
+        because the world simulates delays (the caller runs them itself)."""
         with self._guard:
             if self._broken:
                 return None
@@ -351,9 +374,13 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
                 world.flush_log()
                 pipes.reply(number, "ok", [])
                 continue
+            if task is None and not all(map(is_read_only, argvs)) and world.simulates_delays():
+                pipes.reply(number, "error", ChangeDeclined(host))
+                continue
             try:
                 value = world.execute_many(host, argvs) if task is None else task(world, host)
             except Exception as exc:  # sent back to be raised where it was asked for
+                exc.add_note(traceback.format_exc())  # where it happened, for --debug
                 pipes.reply(number, "error", exc)
             else:
                 pipes.reply(number, "ok", value)
@@ -414,4 +441,8 @@ class _Pipes:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us: it closes our input
-    serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    # served by the module as the parent imports it: what a reply pickles by name (such
+    # as ChangeDeclined) must be found there, not in `__main__`
+    from ivmctl.runtime import workers
+
+    workers.serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)

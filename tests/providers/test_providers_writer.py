@@ -90,3 +90,25 @@ def test_a_change_lost_with_the_writer_fails_and_is_not_run_again(
     # the pool is set aside: the next change runs in process, as without workers
     assert provider.execute(step).exit_code == 0
     assert [tuple(argv) for argv in here] == [step.argv]
+
+
+def test_a_change_the_writer_declines_once_delays_appear_runs_in_process(
+    pooled: tuple[EmulatorProvider, list[Sequence[str]]],
+) -> None:
+    """A delay configured after a change was sent (by `ivmctl emulator faults`, say)
+    would have the one writer wait while every other change queues behind it: the writer
+    checks again, runs nothing, and the change runs in ivmctl's process."""
+    provider, here = pooled
+    warm = provider.emulator.submit_many(HOST, [["hpvmnet", "-c", "-S", "vsw9"]])
+    assert warm()[0].exit_code == 0  # the writer runs
+    writer = provider.emulator._workers._writer  # type: ignore[union-attr]
+    assert writer is not None
+    os.kill(writer.process.pid, signal.SIGSTOP)
+    (step,) = provider.steps(_start())
+    pending = provider.emulator.submit_many(HOST, [step.argv])
+    provider.emulator.world.set_faults(HOST, latency={"hpvmstart": 0.01})
+    os.kill(writer.process.pid, signal.SIGCONT)
+    (started,) = pending()
+    assert started.exit_code == 0
+    assert [tuple(argv) for argv in here] == [step.argv]
+    assert _state(provider) == "On"

@@ -4,8 +4,10 @@ for, the log written, and each reply handed to its waiter as soon as it is read.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import struct
 import threading
 import time
 from pathlib import Path
@@ -217,10 +219,11 @@ def test_a_reply_goes_to_its_waiter_while_another_waits_for_a_later_one(
     world_path: Path,
 ) -> None:
     """Replies come in order; a thread waiting for a late reply reads the pipe for
-    everyone, and hands over each reply it reads at once: the earlier waiter does not
-    wait for the later reply (here held back by a 2-second hang on the worker)."""
+    everyone, and hands over each reply it reads at once: the earlier waiter, asleep
+    until its reply is read, does not wait for the later reply too (here the early reply
+    is held back 0.5 s and the late one 3 s by hangs on the worker)."""
     with World.open(world_path, create=False) as world:
-        world.set_faults("h1", hangs={"hpvmstatus": 2.0})
+        world.set_faults("h1", hangs={"hpvmnet": 0.5, "hpvmstatus": 3.0})
     pool = WorkerPool(world_path, processes=1)
     finished: list[str] = []
     try:
@@ -228,20 +231,38 @@ def test_a_reply_goes_to_its_waiter_while_another_waits_for_a_later_one(
         late = pool.submit("h1", [["hpvmstatus", "-M"]])
         (worker,) = pool._workers
 
-        def wait_late() -> None:
-            late()
-            finished.append("late")
+        def wait(pending: Any, name: str) -> None:
+            assert pending() is not None
+            finished.append(name)
 
-        waiting = threading.Thread(target=wait_late, daemon=True)
-        waiting.start()
+        waiting_late = threading.Thread(target=wait, args=(late, "late"), daemon=True)
+        waiting_late.start()
         deadline = time.monotonic() + 30  # liveness: the thread starts reading at once
         while not worker._reading and time.monotonic() < deadline:
             time.sleep(0.01)
         assert worker._reading, "the late waiter never read the pipe"
-        assert early() is not None
-        finished.append("early")
-        waiting.join(timeout=60)
+        waiting_early = threading.Thread(target=wait, args=(early, "early"), daemon=True)
+        waiting_early.start()  # asleep on the condition: the late waiter holds the pipe
+        for thread in (waiting_early, waiting_late):
+            thread.join(timeout=60)  # liveness, not a duration
         assert finished == ["early", "late"]
+    finally:
+        pool.close()
+
+
+def test_a_reply_that_does_not_read_ends_the_worker_for_every_waiter(
+    world_path: Path,
+) -> None:
+    """After a failed read the pipe is out of step (where does the next reply start?):
+    that waiter and every later one see the worker as gone, and the pool steps aside."""
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        first, second = pool.submit("h1", LISTINGS), pool.submit("h1", LISTINGS)
+        (worker,) = pool._workers
+        garbage = b"not a pickle"
+        worker.process.stdout = io.BytesIO(struct.pack("!Q", len(garbage)) + garbage)  # type: ignore[assignment]
+        assert first() is None and second() is None
+        assert pool.read("h1", LISTINGS) is None  # the caller reads in process
     finally:
         pool.close()
 
@@ -253,7 +274,9 @@ def test_workers_ignore_ctrl_c_and_keep_serving(world_path: Path) -> None:
     try:
         assert pool.read("h1", LISTINGS) is not None
         (worker,) = pool._workers
-        os.kill(worker.process.pid, signal.SIGINT)
+        # a terminal's Ctrl-C goes to its foreground process group: not the workers'
+        assert os.getpgid(worker.process.pid) != os.getpgid(0)
+        os.kill(worker.process.pid, signal.SIGINT)  # and sent to a worker itself:
         assert pool.read("h1", LISTINGS) is not None
         assert worker.process.poll() is None
     finally:
