@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, print its table, write benchmarks/out/results.json.
 
     python -m benchmarks [--quick] [--only NAME ...] [--sizes 100,1000] [--profile N]
-                         [--apply-budget SECONDS] [--out FILE]
+                         [--repeat N] [--apply-budget SECONDS] [--out FILE]
 
 Benchmarks: startup, apply_parallel, scale (with the floors, the scaling table and
 the profiles of the largest size), floors (alone). Without --only, all but the
@@ -69,11 +69,21 @@ def main(argv: list[str] | None = None) -> int:
         help="stop (Ctrl-C) an apply create-all that runs longer, report its rate, and "
         "finish the fleet untimed (default %(default)s)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each scale command N times and report the median (default 3, 1 with --quick)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="JSON results file")
     args = parser.parse_args(argv)
     names = tuple(dict.fromkeys(args.only or DEFAULT))
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
     profile_top = args.profile if args.profile is not None else (0 if args.quick else 20)
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    if repeat < 1:
+        parser.error("--repeat takes a number of runs, 1 or more")
 
     began = datetime.datetime.now(datetime.UTC)
     results: list[Table] = []
@@ -93,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 sizes=sizes,
                 profile_top=profile_top,
                 apply_budget=args.apply_budget,
+                repeat=repeat,
             )
         else:
             chosen = sizes or (scale.QUICK_SIZES if args.quick else scale.SIZES)

@@ -180,8 +180,9 @@ def drifted_guests(fleet: Fleet, fraction: float) -> list[int]:
     return sorted({int(i * step) for i in range(count)})
 
 
-def drift(fleet: Fleet, fraction: float) -> list[str]:
-    """Change the label of `fraction` of the guests in the fleet's emulator world.
+def drift(fleet: Fleet, fraction: float, *, label: str = "drifted") -> list[str]:
+    """Change the label of `fraction` of the guests in the fleet's emulator world to
+    `label` (another one to drift them again).
 
     The world must hold the applied fleet. Returns the changed guests' names.
     """
@@ -191,11 +192,21 @@ def drift(fleet: Fleet, fraction: float) -> list[str]:
     with World.open(fleet.world, create=False) as world:
         for g in drifted_guests(fleet, fraction):
             name = guest_name(g)
-            result = world.execute(fleet.host_of(g), ["hpvmmodify", "-P", name, "-l", "drifted"])
+            result = world.execute(fleet.host_of(g), ["hpvmmodify", "-P", name, "-l", label])
             if result.exit_code != 0:
                 raise BenchmarkError(f"cannot drift {name}: {result.stderr.strip()}")
             changed.append(name)
     return changed
+
+
+def make_listings_afresh(fleet: Fleet) -> None:
+    """Have the emulator make every host's listings afresh at the next read, as right
+    after an apply, while changing nothing a listing shows: a write that sets no fault
+    still moves the world's revision, at which kept listings are given again."""
+    from ivmctl.runtime import World
+
+    with World.open(fleet.world, create=False) as world:
+        world.set_faults(host_name(0))
 
 
 def provision_hosts(fleet: Fleet, *, start_latency: float = 0.0) -> None:

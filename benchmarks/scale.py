@@ -17,6 +17,14 @@ order (the emulator world starts empty):
 7. `plan` after 1 % of the guests drifted in the runtime (warm caches: the listings of
    the hosts of the drifted guests are parsed again, the others reused).
 
+Each command runs `repeat` times (`--repeat`, 3 by default) and its row gives the run of
+median time, with the range of all of them: one run of a command that keeps both CPUs
+busy moved by a fifth from one bench to the next. A repeated cold plan removes the
+cache each time; the repeated "right after the apply" plans follow a write that changes
+nothing but the world's revision, so the emulator makes every listing afresh as after
+the apply; a repeated apply starts again from an empty world (the caches kept); each
+repeated drift relabels the same guests.
+
 Every plan runs with `--detailed-exitcode`, and its exit status and summary line are
 checked, so a benchmark that silently planned the wrong thing fails instead of
 reporting a figure. The scaling table divides each command's time at the largest size
@@ -29,12 +37,19 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import GRACE, Measured, Table, clean_env, ivmctl
-from benchmarks.fleet import BenchmarkError, complete, drift, write_fleet
+from benchmarks.fleet import (
+    BenchmarkError,
+    complete,
+    drift,
+    drifted_guests,
+    make_listings_afresh,
+    write_fleet,
+)
 from benchmarks.floors import measure_floors
 from benchmarks.profile import profile_command
 
@@ -78,8 +93,10 @@ def measure_size(
     profile_top: int = 0,
     runs_env: dict[str, str] | None = None,
     apply_budget: float | None = None,
+    repeat: int = 1,
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """Rows (one per command and floor) for one fleet size, and the profiles asked for."""
+    """Rows (one per command and floor) for one fleet size, and the profiles asked for;
+    each command is run `repeat` times and its row gives the median run."""
     hosts = max(1, guests // 10)
     env = runs_env or clean_env()
     rows: list[dict[str, Any]] = []
@@ -102,65 +119,115 @@ def measure_size(
                 }
             )
 
-        def record(command: str, out: Measured) -> None:
+        def record(command: str, runs: Sequence[Measured]) -> None:
+            """One row for the runs of a command: the run of median time (its summary is
+            the detail), the largest peak memory, and every run's seconds."""
+            chosen = sorted(runs, key=lambda out: out.seconds)[(len(runs) - 1) // 2]
+            times = [out.seconds for out in runs]
             rows.append(
                 {
                     **base,
                     "command": command,
-                    "wall s": out.seconds,
-                    "peak MiB": out.peak_mib,
-                    "detail": _summary(out),
+                    "wall s": chosen.seconds,
+                    "range s": f"{min(times):.2f}-{max(times):.2f}" if len(runs) > 1 else None,
+                    "runs s": times,
+                    "peak MiB": max(out.peak_mib for out in runs),
+                    "detail": _summary(chosen),
                 }
             )
 
-        record("validate (cold)", ivmctl(directory, "validate", env=env))
-        record("validate (warm)", ivmctl(directory, "validate", env=env))
-        record("validate Jinja (cold)", ivmctl(templated.directory, "validate", env=env))
+        def timed(
+            *args: str,
+            before: Callable[[int], object] = lambda index: None,
+            where: Path = directory,
+            ok_codes: tuple[int, ...] = (0,),
+            expect: str | None = None,
+        ) -> list[Measured]:
+            """`ivmctl ARGS` `repeat` times, each after `before(run index)`."""
+            runs = []
+            for index in range(repeat):
+                before(index)
+                out = ivmctl(where, *args, env=env, ok_codes=ok_codes)
+                if expect is not None:
+                    _expect(" ".join(args), out, expect)
+                runs.append(out)
+            return runs
 
-        shutil.rmtree(cache, ignore_errors=True)
-        out = ivmctl(directory, "plan", "--detailed-exitcode", env=env, ok_codes=(2,))
-        _expect("plan create-all", out, rf"Plan: {guests + hosts * 4} to add, 0 to change")
-        record("plan create-all", out)
+        def cold(index: int, where: Path = directory) -> None:
+            shutil.rmtree(where / ".ivmctl" / "cache", ignore_errors=True)
+
+        record("validate (cold)", timed("validate", before=cold))
+        record("validate (warm)", timed("validate"))
+        record(
+            "validate Jinja (cold)",
+            timed("validate", where=templated.directory,
+                  before=lambda index: cold(index, templated.directory)),
+        )  # fmt: skip
 
         total = guests + hosts * 4
-        out = ivmctl(directory, "apply", "--auto-approve", env=env, budget=apply_budget)
-        if out.interrupted:
-            # Out of budget: report the rate reached, then finish the world untimed.
-            # "done (k/N)" counts every finished change, skipped ones too: count the done
-            count = len(re.findall(rf": done \(\d+/{total}\)", out.stdout))
-            record("apply create-all", out)
-            how = (
-                f"killed {GRACE:g} s after a Ctrl-C that did not stop it"
-                if out.killed
-                else "stopped by Ctrl-C"
-            )
-            rows[-1]["detail"] = (
-                f"over the {apply_budget:g} s budget, {how}: {count} of {total} changes done "
-                f"({count / out.seconds:.1f}/s); the rest completed untimed"
-            )
-            rows[-1]["complete"] = False
-            complete(fleet, environ=env)
-        else:
-            _expect("apply create-all", out, rf"Apply complete: {total} done, 0 failed")
-            record("apply create-all", out)
+        record(
+            "plan create-all",
+            timed("plan", "--detailed-exitcode", before=cold, ok_codes=(2,),
+                  expect=rf"Plan: {total} to add, 0 to change"),
+        )  # fmt: skip
 
-        shutil.rmtree(cache, ignore_errors=True)
-        record("plan no-op (cold)", ivmctl(directory, "plan", "--detailed-exitcode", env=env))
-        record("plan no-op (warm)", ivmctl(directory, "plan", "--detailed-exitcode", env=env))
+        applied: list[Measured] = []
+        for index in range(repeat):
+            if index:  # again from an empty world and state, with the same caches
+                _forget_runtime(directory)
+            out = ivmctl(directory, "apply", "--auto-approve", env=env, budget=apply_budget)
+            if out.interrupted:
+                # Out of budget: report the rate reached, then finish the world untimed.
+                # "done (k/N)" counts every finished change, skipped ones too: count the done
+                count = len(re.findall(rf": done \(\d+/{total}\)", out.stdout))
+                record("apply create-all", [out])
+                how = (
+                    f"killed {GRACE:g} s after a Ctrl-C that did not stop it"
+                    if out.killed
+                    else "stopped by Ctrl-C"
+                )
+                rows[-1]["detail"] = (
+                    f"over the {apply_budget:g} s budget, {how}: {count} of {total} changes "
+                    f"done ({count / out.seconds:.1f}/s); the rest completed untimed"
+                )
+                rows[-1]["complete"] = False
+                complete(fleet, environ=env)
+                applied.clear()
+                break
+            _expect("apply create-all", out, rf"Apply complete: {total} done, 0 failed")
+            applied.append(out)
+        if applied:
+            record("apply create-all", applied)
+
+        def cold_after_apply(index: int) -> None:
+            cold(index)
+            if index:  # the first comes right after the apply; the others as if
+                make_listings_afresh(fleet)
+
+        no_changes = "No changes"
+        record(
+            "plan no-op (cold)",
+            timed("plan", "--detailed-exitcode", before=cold_after_apply, expect=no_changes),
+        )
+        record("plan no-op (warm)", timed("plan", "--detailed-exitcode", expect=no_changes))
 
         if profile_top:
             profiles["plan no-op (warm)"] = profile_command(
                 directory, "plan", "--detailed-exitcode", top=profile_top
             )
-        shutil.rmtree(cache, ignore_errors=True)
-        out = ivmctl(directory, "plan", "--detailed-exitcode", env=env)
-        record("plan no-op (cold, settled)", out)
+        record(
+            "plan no-op (cold, settled)",
+            timed("plan", "--detailed-exitcode", before=cold, expect=no_changes),
+        )
 
         # with the caches of the warm no-op plan: only the drifted hosts' listings differ
-        changed = drift(fleet, DRIFT)
-        out = ivmctl(directory, "plan", "--detailed-exitcode", env=env, ok_codes=(2,))
-        _expect("plan 1% drift", out, rf"Plan: 0 to add, {len(changed)} to change")
-        record("plan 1% drift", out)
+        changed = drifted_guests(fleet, DRIFT)
+        record(
+            "plan 1% drift",
+            timed("plan", "--detailed-exitcode", ok_codes=(2,),
+                  before=lambda index: drift(fleet, DRIFT, label=f"drifted {index}"),
+                  expect=rf"Plan: 0 to add, {len(changed)} to change"),
+        )  # fmt: skip
 
         if profile_top:
             shutil.rmtree(cache, ignore_errors=True)
@@ -174,6 +241,19 @@ def measure_size(
         row["x libyaml"] = row["wall s"] / libyaml if libyaml else None
         row["x rust"] = row["wall s"] / rust if rust else None
     return rows, profiles
+
+
+def _forget_runtime(directory: Path) -> None:
+    """Remove the emulator world and the state of `directory`, keeping its caches: the next
+    apply starts from an empty world, as the first one did."""
+    state_dir = directory / ".ivmctl"
+    for path in state_dir.iterdir() if state_dir.exists() else ():
+        if path.name == "cache":
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def scaling(rows: Sequence[dict[str, Any]], sizes: Sequence[int]) -> Table:
@@ -209,8 +289,10 @@ def run(
     sizes: Sequence[int] | None = None,
     profile_top: int = 0,
     apply_budget: float | None = APPLY_BUDGET,
+    repeat: int = 1,
 ) -> list[Table]:
-    """The scale table, the scaling table and (at the largest size) the profiles."""
+    """The scale table, the scaling table and (at the largest size) the profiles; every
+    command `repeat` times, its median run in the table."""
     chosen = tuple(sizes or (QUICK_SIZES if quick else SIZES))
     table = Table(
         name="scale",
@@ -221,14 +303,16 @@ def run(
             "MB",
             "command",
             "wall s",
+            "range s",
             "peak MiB",
             "x libyaml",
             "x rust",
             "detail",
         ),
     )
+    runs = "one run each" if repeat == 1 else f"the median of {repeat} runs (range s: all of them)"
     table.notes += [
-        "floors: parse only, best of 3, gc paused for 'libyaml'; commands: one run each.",
+        f"floors: parse only, best of 3, gc paused for 'libyaml'; commands: {runs}.",
         "x libyaml / x rust: the command's wall time over that floor's parse time.",
     ]
     tables = [table]
@@ -237,6 +321,7 @@ def run(
             guests,
             profile_top=profile_top if guests == chosen[-1] else 0,
             apply_budget=apply_budget,
+            repeat=repeat,
         )
         table.rows += rows
         for command, top in profiles.items():

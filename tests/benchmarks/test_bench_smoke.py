@@ -50,7 +50,7 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--sizes", "10", "--profile", "5",
-         "--only", "startup", "--only", "scale", "--only", "apply_parallel",
+         "--repeat", "2", "--only", "startup", "--only", "scale", "--only", "apply_parallel",
          "--only", "floors", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
@@ -73,6 +73,9 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
                     "floor libyaml"):  # fmt: skip
         assert scale[command]["wall s"] > 0
         assert scale[command]["peak MiB"] > 0
+        if not command.startswith("floor"):  # each command twice; the row, one of them
+            assert len(scale[command]["runs s"]) == 2
+            assert scale[command]["wall s"] in scale[command]["runs s"]
     assert scale["plan no-op (warm)"]["detail"].startswith("No changes")
     assert scale["plan no-op (cold, settled)"]["detail"].startswith("No changes")
     assert "1 to change" in scale["plan 1% drift"]["detail"]
