@@ -104,7 +104,7 @@ def measure_size(
     with tempfile.TemporaryDirectory(prefix=f"ivmctl-scale-{guests}-") as tmp:
         fleet = write_fleet(Path(tmp) / "plain", hosts=hosts, guests=guests)
         templated = write_fleet(Path(tmp) / "jinja", hosts=hosts, guests=guests, templated=True)
-        directory, cache = fleet.directory, fleet.directory / ".ivmctl" / "cache"
+        directory = fleet.directory
         base = {"guests": guests, "hosts": hosts, "MB": round(fleet.size_bytes / 1e6, 2)}
 
         floors = measure_floors(fleet.yaml_files())
@@ -230,7 +230,7 @@ def measure_size(
         )  # fmt: skip
 
         if profile_top:
-            shutil.rmtree(cache, ignore_errors=True)
+            cold(0)
             profiles["validate (cold)"] = profile_command(directory, "validate", top=profile_top)
 
     libyaml = floors["libyaml"]["seconds"]

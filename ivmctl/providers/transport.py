@@ -116,8 +116,8 @@ class EmulatorTransport:
     def start_workers(self, readers: int) -> None:
         """Answer commands from worker processes from now on (see
         `ivmctl.runtime.workers`): listings from `readers` of them, changes from one
-        more whenever the world simulates no delays (else in this process, whose locks
-        keep one start at a time per host while a start waits)."""
+        more, which declines them while the world simulates delays (they run in this
+        process then, whose locks keep one start at a time per host while a start waits)."""
         from ivmctl.runtime.workers import WorkerPool
 
         with self._lock:
@@ -150,8 +150,9 @@ class EmulatorTransport:
 
     def submit_many(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
         """`run_many`, answered later when a worker process takes the batch: a reader
-        for listings, the writer for changes (unless the world simulates delays). A
-        change sent to a writer that dies before it answers is `_lost`, never run again."""
+        for listings, the writer for changes (which hands them back while the world
+        simulates delays). A change sent to a writer that dies before it answers is
+        `_lost`, never run again."""
         started = self._clock()
         if self.latency:
             self._sleep(self.latency)
@@ -161,7 +162,7 @@ class EmulatorTransport:
         if workers is not None:
             if workers.can_read(argvs):
                 waiting = workers.submit(host, argvs)
-            elif not self.world.simulates_delays():
+            else:
                 waiting, changes = workers.submit_change(host, argvs), True
 
         def outputs() -> list[CommandOutput]:
@@ -172,7 +173,7 @@ class EmulatorTransport:
 
                     try:
                         results = waiting()
-                    except ChangeDeclined:  # the world simulates delays since it was sent
+                    except ChangeDeclined:  # the world simulates delays: run it here
                         pass
                     else:
                         if results is None and changes:  # sent, then the writer died

@@ -12,9 +12,9 @@ file (WAL: readers read while a writer writes):
 * **the writer**, one process, runs changes (`submit_change`). One, because the world's
   writes are serialised anyway (one SQLite write lock), and two processes waiting on
   that lock sleep in SQLite's busy handler; threads of one process take turns on a lock
-  instead. Its caller decides when a change may go there: never while the world
-  simulates delays, whose in-process locks keep one start at a time per host; and the
-  writer declines (`ChangeDeclined`) a change sent before a delay was configured.
+  instead. While the world simulates delays it declines every change
+  (`ChangeDeclined`), and the caller runs it itself: a change that waits keeps its
+  host's start lock, which only the caller's process holds.
 
 A reader writes its log rows when told the refresh is over (`WorkerPool.idle`: the
 parent plans while they are written) and when its input closes (`World.log` orders by
@@ -68,9 +68,9 @@ Task = Callable[[World, str], object]
 
 
 class ChangeDeclined(Exception):
-    """The writer ran nothing: the world simulates delays now (a fault set after the
-    change was sent), and a change that waits must run where the host's start lock is,
-    in the process that asked."""
+    """The writer ran nothing: the world simulates delays (a latency or a hang, checked
+    as the writer takes each change), and a change that waits must run where the host's
+    start lock is, in the process that asked."""
 
 
 def _encoded(message: object) -> bytes:
@@ -232,15 +232,7 @@ class WorkerPool:
     def submit(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending:
         """Send a batch now; the returned function waits for its results (None when the
         pool cannot answer). Lets one thread keep workers busy while it parses."""
-        worker = self._worker()
-        if worker is None:
-            return lambda: None
-        try:
-            number = worker.send(host, [list(a) for a in argvs])
-        except (OSError, pickle.PickleError):
-            self._break()
-            return lambda: None
-        return self._collector(worker, number)
+        return self._send(self._worker(), host, argvs) or (lambda: None)
 
     def submit_tasks(self, hosts: Sequence[str], task: Task) -> list[Callable[[], Any]]:
         """Have workers call `task(world, host)` on their own world for each of `hosts`;
@@ -269,23 +261,27 @@ class WorkerPool:
         a function that waits for the results, which gives None if the writer died
         after they were sent (whether they ran is then unknown, and running them again
         could run them twice), and raises ChangeDeclined if the writer ran nothing
-        because the world simulates delays (the caller runs them itself)."""
+        because the world simulates delays (the caller runs them itself: one round trip
+        more for a change that waits anyway)."""
         with self._guard:
-            if self._broken:
-                return None
-            if self._writer is None:
-                try:
-                    self._writer = _Worker(self._path)
-                except OSError:
-                    self._broken = True
-                    return None
-            writer = self._writer
+            if not self._broken and self._writer is None:
+                self._writer = self._spawn()
+            writer = None if self._broken else self._writer
+        return self._send(writer, host, argvs)
+
+    def _send(
+        self, worker: _Worker | None, host: str, argvs: Sequence[Sequence[str]]
+    ) -> Pending | None:
+        """Send a batch to `worker`: a function that waits for its results, or None when
+        there is no worker or it is gone (then it never read the batch)."""
+        if worker is None:
+            return None
         try:
-            number = writer.send(host, [list(a) for a in argvs])
-        except (OSError, pickle.PickleError):  # the writer is gone: it never read them
+            number = worker.send(host, [list(a) for a in argvs])
+        except (OSError, pickle.PickleError):
             self._break()
             return None
-        return self._collector(writer, number)
+        return self._collector(worker, number)
 
     def _collector(self, worker: _Worker, number: int) -> Callable[[], Any]:
         """A function that waits for the reply to request `number` of `worker` (None if
@@ -307,26 +303,29 @@ class WorkerPool:
                 return None
             idle = [w for w in self._workers if not w.outstanding]
             if not idle and len(self._workers) < self.processes:
-                try:
-                    self._workers.append(_Worker(self._path))
-                except OSError:
-                    self._broken = True
-                    return None
-                return self._workers[-1]
+                started = self._spawn()
+                if started is not None:
+                    self._workers.append(started)
+                return started
             return idle[0] if idle else min(self._workers, key=lambda w: w.outstanding)
 
     def _started(self) -> list[_Worker]:
         """Every worker, those not running yet started; none when the pool is broken."""
         with self._guard:
-            if self._broken:
-                return []
-            try:
-                while len(self._workers) < self.processes:
-                    self._workers.append(_Worker(self._path))
-            except OSError:
-                self._broken = True
-                return []
-            return list(self._workers)
+            while not self._broken and len(self._workers) < self.processes:
+                started = self._spawn()
+                if started is not None:
+                    self._workers.append(started)
+            return [] if self._broken else list(self._workers)
+
+    def _spawn(self) -> _Worker | None:
+        """A new worker process (with `_guard` held); None, and the pool broken, when
+        one cannot be started."""
+        try:
+            return _Worker(self._path)
+        except OSError:
+            self._broken = True
+            return None
 
     def _break(self) -> None:
         with self._guard:
