@@ -34,11 +34,14 @@ change is one transaction), and exits. The parent's kill seam (`crashpoints`) is
 passed on: crash points stop the process they name, ivmctl's. An error a worker meets
 goes back with its traceback as a note (shown with `--debug`).
 
-Protocol, over the worker's stdin/stdout: length-prefixed pickles; a request is
-`(number, host, argvs, task)`, a reply `(number, "ok", value)` (the batch's
-`[CommandResult, ...]`, or what `task(world, host)` returned when `task` is not None) or
-`(number, "error", exception)`; requests are answered in order. A request without a host
-(`(number, None, [], None)`) writes the worker's pending log rows; its reply is discarded.
+Protocol, over the worker's stdin/stdout: length-prefixed pickles. The parent sends
+requests in batches, one pickle a batch: a list of `(number, host, argvs, task)` (a task
+sent for many hosts is pickled once, so a refresh's requests fit in the pipe and the
+parent does not wait for workers still starting up to read them). A reply is
+`(number, "ok", value)` (the batch's `[CommandResult, ...]`, or what `task(world, host)`
+returned when `task` is not None) or `(number, "error", exception)`; requests are
+answered in order. A request without a host (`(number, None, [], None)`) writes the
+worker's pending log rows; its reply is discarded.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ from ivmctl.runtime.world import CommandResult, World
 _SIZE = struct.Struct("!Q")
 # Called on the worker with its world and a host; returns something picklable.
 Task = Callable[[World, str], object]
+# (number, host, argvs, task): see the protocol above.
+Request = tuple[int, str | None, list[list[str]], Task | None]
 
 
 class ChangeDeclined(Exception):
@@ -141,12 +146,8 @@ class _Worker:
                     self._discard.add(number)
                 else:
                     self.outstanding += 1
-            self.process.stdin.write(
-                b"".join(
-                    _encoded((number, *request))
-                    for number, request in zip(numbers, requests, strict=True)
-                )
-            )
+            batch = [(number, *request) for number, request in zip(numbers, requests, strict=True)]
+            self.process.stdin.write(_encoded(batch))
             self.process.stdin.flush()
         return numbers
 
@@ -361,14 +362,14 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
     parent may send every host of a refresh at once and collect the replies later (a
     prefetch while it loads the configuration) while the worker goes on. Once the
     input closes, the parent has stopped collecting: requests not yet begun are dropped
-    and replies not yet sent discarded. A request that does not unpickle (a task whose
+    and replies not yet sent discarded. A batch that does not unpickle (a task whose
     module cannot be imported here) ends the worker: the parent then reads in process."""
     with World.open(path, create=False) as world:
         pipes = _Pipes(inbox.fileno(), outbox.fileno())
         while pipes.exchange(wait=not pipes.requests):
             if not pipes.requests:
                 continue
-            number, host, argvs, task = pickle.loads(pipes.requests.popleft())
+            number, host, argvs, task = pipes.requests.popleft()
             if host is None:
                 world.flush_log()
                 pipes.reply(number, "ok", [])
@@ -392,7 +393,7 @@ class _Pipes:
     def __init__(self, inbox: int, outbox: int) -> None:
         self._in, self._out = inbox, outbox
         os.set_blocking(outbox, False)  # the input is read only when select finds data
-        self.requests: collections.deque[bytes] = collections.deque()
+        self.requests: collections.deque[Request] = collections.deque()
         self._received = bytearray()
         self._unsent = bytearray()
         self._open = True
@@ -417,7 +418,7 @@ class _Pipes:
                 (size,) = _SIZE.unpack_from(self._received)
                 if len(self._received) < _SIZE.size + size:
                     break
-                self.requests.append(bytes(self._received[_SIZE.size : _SIZE.size + size]))
+                self.requests.extend(pickle.loads(self._received[_SIZE.size : _SIZE.size + size]))
                 del self._received[: _SIZE.size + size]
         self._send()
         return self._open

@@ -162,6 +162,34 @@ def test_asking_far_ahead_without_collecting_blocks_neither_side(world_path: Pat
         pool.close()
 
 
+def test_a_thousand_hosts_tasks_are_sent_while_the_reader_reads_nothing(
+    world_path: Path,
+) -> None:
+    """A batch of requests is one pickle, with the task in it once: a refresh's tasks for
+    1,000 hosts fit in the pipe, so the parent sends a prefetch without waiting for a
+    reader still starting up (here: stopped) to read it. Sent one pickle each, they took
+    more than a pipe holds."""
+    pool = WorkerPool(world_path, processes=1)
+    pending: list[Any] = []
+    try:
+        assert pool.read("h1", LISTINGS) is not None  # the reader is up
+        pid = pool._workers[0].process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            sending = threading.Thread(
+                target=lambda: pending.extend(pool.submit_tasks(["h1"] * 1000, World.log)),
+                daemon=True,
+            )
+            sending.start()
+            sending.join(timeout=60)  # liveness, not a duration: it returns at once
+            assert not sending.is_alive(), "the parent waited for the reader to read"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert pending[0]() == pending[-1]() != []
+    finally:
+        pool.close()
+
+
 CREATE_G2 = [["hpvmdevmgmt", "-S", "1G", "/ivm/g2.img"],
              ["hpvmcreate", "-P", "g2", "-a", "disk:avio_stor::file:/ivm/g2.img"]]  # fmt: skip
 
