@@ -428,12 +428,20 @@ def parse_yaml(text: str, *, loader_class: type[Any] | None = None) -> Any:
     reads differently; otherwise, and for any text it refuses, the exact loader
     (`loader_class`, by default libyaml's) reads it and reports the problem.
     """
+    return _parse(text, loader_class=loader_class)
+
+
+def _parse(text: str, *, loader_class: type[Any] | None, fast_ok: bool | None = None) -> Any:
+    """`parse_yaml`; `fast_ok` is `not needs_exact_loader(text)` when the caller knows it
+    (the scan reads the whole text)."""
     problem = depth_problem(text)
     if problem:
         raise problem
     if loader_class is None:
         fast = FAST_LOADER
-        if fast is not None and not needs_exact_loader(text):
+        if fast_ok is None:
+            fast_ok = not needs_exact_loader(text)
+        if fast is not None and fast_ok:
             try:
                 with collector_paused():
                     return fast(text)
@@ -576,8 +584,9 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
     The entry read or written is added to `used` (see `prune_cache`). Text the fast loader
     reads is not cached: parsing it again costs about as much as reading the entry.
     """
-    if cache_dir is None or (FAST_LOADER is not None and not needs_exact_loader(text)):
-        return parse_yaml(text)
+    fast_ok = FAST_LOADER is not None and not needs_exact_loader(text)
+    if cache_dir is None or fast_ok:
+        return _parse(text, loader_class=None, fast_ok=fast_ok)
     digest = hashlib.sha256(f"{_CACHE_TAG}\0{text}".encode()).hexdigest()
     entry = cache_dir / digest[:2] / f"{digest}.marshal"
     if used is not None:
@@ -587,7 +596,7 @@ def cached_parse(text: str, cache_dir: Path | None, used: set[Path] | None = Non
             return marshal.loads(entry.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         pass
-    data = parse_yaml(text)
+    data = _parse(text, loader_class=None, fast_ok=fast_ok)
     with contextlib.suppress(OSError, ValueError):  # a cache that cannot be written
         replace_cache_file(entry, marshal.dumps(data))
     return data
