@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -27,6 +28,7 @@ class ExitStatus(IntEnum):
     ERROR = 1  # anything went wrong; the message says what
     CHANGES = 2  # plan --detailed-exitcode / drift: there is something to do
     USAGE = 64  # a mistyped command, option or argument (EX_USAGE)
+    OUTPUT_LOST = 120  # the output could not be written at exit (as Python's own exit)
     INTERRUPTED = 130
 
 
@@ -118,14 +120,42 @@ def fail(error: IvmctlError, *, debug: bool = False) -> NoReturn:
     sys.exit(ExitStatus.ERROR)
 
 
-def console() -> Any:
+def console() -> NoReturn:
     """The `ivmctl` executable (and `python -m ivmctl`): `main`, in a process that ends
     with the command, so what the collector-paused blocks built is frozen rather than
-    walked again (`collector.freeze_after_pauses`)."""
+    walked again (`collector.freeze_after_pauses`), and the process ends without freeing
+    it (`exit_now`)."""
     from ivmctl.collector import freeze_after_pauses
 
     freeze_after_pauses()
-    return main()
+    try:
+        main()
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(ExitStatus.OK)
+
+
+def exit_now(code: object) -> NoReturn:
+    """Exit with `code` (as `sys.exit` takes it) without the interpreter's shutdown, which
+    frees every object one by one: about 0.05 s after a 10,000-guest plan (mypy exits so
+    too). Standard output and error are flushed first; a flush that fails is exit 120, as
+    in Python's own shutdown. While a thread other than daemons runs, the process exits
+    as usual, waiting for it."""
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)  # type: ignore[arg-type]  # whatever sys.exit was given
+    if code is None:
+        status = ExitStatus.OK.value
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): printed, exit 1
+        print(code, file=sys.stderr)
+        status = ExitStatus.ERROR.value
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (`ivmctl plan | head`) or stream
+        status = ExitStatus.OUTPUT_LOST.value
+    os._exit(status)
 
 
 def main(argv: list[str] | None = None) -> Any:

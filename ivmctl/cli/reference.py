@@ -24,6 +24,8 @@ EXIT_MEANINGS: dict[ExitStatus, str] = {
     "`drift`: the runtime left the configuration (drift or unapplied changes).",
     ExitStatus.USAGE: "Reserved for usage errors; click reports a wrong option or "
     "argument with exit status 2, before any command runs.",
+    ExitStatus.OUTPUT_LOST: "The output could not be written as the command ended (its "
+    "reader closed the pipe early), as Python's own exit reports it.",
     ExitStatus.INTERRUPTED: "Interrupted (a second Ctrl-C or SIGTERM during apply or reconcile).",
 }
 

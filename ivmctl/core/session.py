@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ivmctl import model
+from ivmctl.collector import keep_until_exit
 from ivmctl.core.recording import ProviderExecutor, _Recorder, recording, settle_intents
 from ivmctl.core.recording import view_digest as view_digest  # re-exported: drift, inventory
 from ivmctl.errors import IvmctlError, PlanFileError, ProviderError, StalePlanError
@@ -145,6 +146,7 @@ class Session:
         problems = validate_desired(self.pm, result.desired)
         if problems:
             raise policy_error(problems, what="the configuration")
+        keep_until_exit(result.desired)
         return result.desired, tuple(str(w) for w in result.warnings)
 
     def _prefetch(self, config: model.ProviderConfig, hosts: Sequence[str]) -> None:
@@ -269,7 +271,11 @@ class Session:
         problems = check_plan(self.pm, plan, applied)
         if problems:
             raise policy_error(problems, what="the plan")
-        return Planned(plan=plan, desired=applied, actual=actual, state=recorded, warnings=warnings)
+        planned = Planned(
+            plan=plan, desired=applied, actual=actual, state=recorded, warnings=warnings
+        )
+        keep_until_exit(planned)
+        return planned
 
     def steps(self, plan: Plan, desired: model.DesiredState) -> list[tuple[Change, list[Any]]]:
         """The native steps of every change, in plan order (for `plan --commands`)."""
