@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import runpy
 import sys
 import tempfile
 import threading
@@ -24,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import measure
+from ivmctl.collector import freeze_after_pauses
 
 # Frames that contain everything, not hotspots of their own.
 _WRAPPERS = (
     "<frozen importlib",
-    "<frozen runpy",
     "<built-in method builtins.exec>",
     "click/core.py",
     "click/decorators.py",
-    "ivmctl/__main__.py",
     "ivmctl/cli/",
     "cProfile.py",
     "benchmarks/profile.py",
@@ -106,9 +104,14 @@ def main() -> None:
     main_profile = cProfile.Profile()
     sys.argv = ["ivmctl", *args]
     code: object = 0
+    # as the executable runs (`cli.console`), except that it ends the process at once
+    # (`cli.exit_now`), and the profile must be written first
+    freeze_after_pauses()
     main_profile.enable()
     try:
-        runpy.run_module("ivmctl", run_name="__main__", alter_sys=True)
+        from ivmctl import cli  # imported while profiled, as the executable imports it
+
+        cli.main(args)
     except SystemExit as exc:
         code = exc.code
     finally:
