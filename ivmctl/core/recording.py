@@ -268,5 +268,5 @@ def view_digest(view: Mapping[str, Any] | None) -> str:
     """The digest of an applied object's view, as recorded in the state."""
     import json
 
-    body = json.dumps(view, sort_keys=True, default=str).encode()
+    body = json.dumps(None if view is None else dict(view), sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(body).hexdigest()

@@ -149,6 +149,10 @@ class Change:
     `depends_on` lists the keys of changes that must complete first (the graph apply
     walks); `host` is the host the change runs on (the target for a migration).
 
+    `before` and `after` are the object's JSON views (`plan/views.py`) as the runtime has
+    it and as it will be; read-only mappings, built when first read for unchanged guests
+    (`LazyView`): `dict(view)` gives the plain dict, e.g. for `json.dumps`.
+
     An address normally has one change, whose key is the address itself. The one
     exception is a guest stopped early to make room on a full host (a swap between two
     hosts): its preparatory stop is a second change with `phase="make-room"` and the

@@ -59,7 +59,14 @@ from ivmctl.plan.model import (
     Plan,
 )
 from ivmctl.plan.ports import settle_ports
-from ivmctl.plan.views import actual_guest_view, actual_power, guest_view, vswitch_view
+from ivmctl.plan.views import (
+    actual_guest_view,
+    actual_power,
+    guest_view,
+    lazy_actual_guest_view,
+    lazy_guest_view,
+    vswitch_view,
+)
 from ivmctl.rules import LOCALNET, ChangeKind, Demand, HostCapacity, field_change_kind
 
 __all__ = ["Inventory", "make_plan"]
@@ -493,9 +500,8 @@ def _plan_guest(
     if have is not None and unchanged(want, have, stale_hosts):
         # Most guests of a large fleet: no context, edits or second look are needed.
         outcome = unchanged_outcome(want.host, adopt=not owned)
-        out.changes.append(
-            _guest_change(address, outcome, actual_guest_view(have), guest_view(want))
-        )
+        views = lazy_actual_guest_view(have), lazy_guest_view(want)  # rarely read: see LazyView
+        out.changes.append(_guest_change(address, outcome, *views))
         return
     ctx = GuestContext(
         host_versions=versions,
