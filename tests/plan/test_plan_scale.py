@@ -1,15 +1,16 @@
-"""The planner at scale: 1,000 hosts and 10,000 guests plan in seconds, not minutes.
+"""The planner at scale: 1,000 hosts and 10,000 guests plan to the right changes, and the
+work grows linearly with the fleet.
 
-Budgets are generous (shared CI machines); a quadratic loop would blow them by far.
-Linearity itself is checked without a clock: the lines the planner executes for ten
-times the fleet, counted with a trace function, grow about tenfold.
+No clock: linearity is checked by counting the lines the planner executes (a trace
+function) for ten times the fleet, which grow about tenfold; a quadratic loop would make
+them grow a hundredfold. How long plans take is measured by `make bench`
+(docs/performance.md), not asserted here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -80,14 +81,11 @@ def _fleet(
 FLEET = _fleet()
 
 
-def test_a_no_op_plan_of_ten_thousand_guests_takes_seconds() -> None:
+def test_a_no_op_plan_of_ten_thousand_guests_changes_nothing() -> None:
     desired, actual, inventory = FLEET
-    started = time.perf_counter()
     plan = make_plan(desired, actual, inventory)
-    elapsed = time.perf_counter() - started
     assert plan.actionable == ()
     assert len(plan.changes) == GUESTS + HOSTS
-    assert elapsed < 20, f"a no-op plan took {elapsed:.1f} s"
 
 
 def _changed(
@@ -107,14 +105,11 @@ def _changed(
     return dataclasses.replace(desired, guests=guests), actual, inventory
 
 
-def test_changing_a_tenth_of_ten_thousand_guests_takes_seconds() -> None:
-    started = time.perf_counter()
+def test_changing_a_tenth_of_ten_thousand_guests_plans_each_change() -> None:
     plan = make_plan(*_changed(FLEET))
-    elapsed = time.perf_counter() - started
     actions = {c.action for c in plan.actionable}
     assert actions == {Action.UPDATE, Action.RESTART, Action.MIGRATE}
     assert len(plan.actionable) == 1200
-    assert elapsed < 40, f"a plan of 1,200 changes took {elapsed:.1f} s"
 
 
 _PLANNER = str(Path(ivmctl.plan.__file__).parent)
