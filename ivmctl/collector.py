@@ -39,10 +39,11 @@ def freeze_after_pauses() -> None:
 def keep_until_exit(value: object) -> None:
     """In a process that ends with its command (`freeze_after_pauses`), keep `value` (a
     command's configuration, runtime and plan) alive until the process exits, which then
-    skips freeing it (the executable's `os._exit`). Elsewhere nothing: it is freed as
-    usual once unused."""
+    skips freeing it (the executable's `os._exit`), or until the next call: one value is
+    kept, so a command that plans again and again (`reconcile`) frees each cycle's results
+    as the next one keeps its own. Elsewhere nothing: it is freed as usual once unused."""
     if _freeze:
-        _kept.append(value)
+        _kept[:] = [value]
 
 
 @contextmanager

@@ -6,6 +6,8 @@ and quick commands do not pay for the planner, the emulator or rich.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import sys
@@ -138,9 +140,10 @@ def console() -> NoReturn:
 def exit_now(code: object) -> NoReturn:
     """Exit with `code` (as `sys.exit` takes it) without the interpreter's shutdown, which
     frees every object one by one: about 0.05 s after a 10,000-guest plan (mypy exits so
-    too). Standard output and error are flushed first; a flush that fails is exit 120, as
-    in Python's own shutdown. While a thread other than daemons runs, the process exits
-    as usual, waiting for it."""
+    too). What a normal exit does that matters still happens: exit handlers run (a
+    plugin's `atexit`, `weakref.finalize`, logging's flush), then standard output and
+    error are flushed; a flush that fails is exit 120, as in Python's own shutdown. While
+    a thread other than daemons runs, the process exits as usual, waiting for it."""
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # type: ignore[arg-type]  # whatever sys.exit was given
     if code is None:
@@ -148,13 +151,16 @@ def exit_now(code: object) -> NoReturn:
     elif isinstance(code, int):
         status = code
     else:  # sys.exit("message"): printed, exit 1
-        print(code, file=sys.stderr)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            print(code, file=sys.stderr)
         status = ExitStatus.ERROR.value
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe (`ivmctl plan | head`) or stream
-        status = ExitStatus.OUTPUT_LOST.value
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`ivmctl plan | head`) or stream
+            status = ExitStatus.OUTPUT_LOST.value
     os._exit(status)
 
 

@@ -84,11 +84,32 @@ def test_a_process_that_ends_with_its_command_keeps_what_it_is_told_to(
         assert (alive() is not None) is ends_with_command
 
 
+def test_only_the_last_value_is_kept_so_a_loop_of_plans_does_not_grow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(collector, "_freeze", True)
+    monkeypatch.setattr(collector, "_kept", [])
+    first, second = _Big(), _Big()
+    first_alive, second_alive = weakref.ref(first), weakref.ref(second)
+    collector.keep_until_exit(first)
+    collector.keep_until_exit(second)  # the next reconcile cycle
+    del first, second
+    assert first_alive() is None and second_alive() is not None
+
+
 EXIT_NOW = """
-import os, sys, threading, time
+import atexit, os, sys, threading, time
+from ivmctl import collector
 from ivmctl.cli import exit_now
 sys.stdout.write("all of the output")  # buffered: exit_now flushes it
 case = sys.argv[1]
+if case == "kept":
+    class Built:
+        def __del__(self):
+            sys.stderr.write("freed")
+    collector.freeze_after_pauses()
+    collector.keep_until_exit(Built())
+    atexit.register(lambda: sys.stderr.write("exit handler ran"))
 if case == "thread":
     def late():
         time.sleep(0.3)
@@ -120,6 +141,12 @@ def test_exit_now_waits_for_a_running_thread_as_a_normal_exit_does() -> None:
     done = _exit_now("thread")
     assert done.returncode == 2
     assert done.stdout == "all of the output and what a running thread wrote"
+
+
+def test_exit_now_runs_exit_handlers_but_frees_nothing_it_kept() -> None:
+    done = _exit_now("kept")
+    assert (done.returncode, done.stdout) == (2, "all of the output")
+    assert done.stderr == "exit handler ran"  # and not "freed": a normal exit frees it
 
 
 def test_exit_now_prints_a_message_and_exits_1() -> None:
