@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import measure
-from ivmctl.collector import freeze_after_pauses
 
 # Frames that contain everything, not hotspots of their own.
 _WRAPPERS = (
@@ -104,13 +103,15 @@ def main() -> None:
     main_profile = cProfile.Profile()
     sys.argv = ["ivmctl", *args]
     code: object = 0
-    # as the executable runs (`cli.console`), except that it ends the process at once
-    # (`cli.exit_now`), and the profile must be written first
-    freeze_after_pauses()
     main_profile.enable()
     try:
-        from ivmctl import cli  # imported while profiled, as the executable imports it
+        # imported while profiled, as the executable imports them
+        from ivmctl import cli
+        from ivmctl.collector import freeze_after_pauses
 
+        # as the executable runs (`cli.console`), except that it ends the process at
+        # once (`cli.exit_now`), and the profile must be written first
+        freeze_after_pauses()
         cli.main(args)
     except SystemExit as exc:
         code = exc.code

@@ -93,13 +93,12 @@ class LazyView(Mapping[str, Any]):
     __slots__ = ("_build", "_view")
 
     def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
-        self._build: Callable[[], dict[str, Any]] | None = build
+        self._build = build
         self._view: dict[str, Any] | None = None
 
     def _data(self) -> dict[str, Any]:
-        if self._view is None:
-            assert self._build is not None
-            self._view, self._build = self._build(), None
+        if self._view is None:  # two threads reading first may both build: the same dict
+            self._view = self._build()
         return self._view
 
     def __getitem__(self, key: str) -> Any:

@@ -162,7 +162,7 @@ def change_lines(change: Change) -> list[tuple[str, str]]:
         ]
     for field in change.fields:
         lines.append((f"    {_field_line(field)}", ""))
-    if change.before and change.after and change.fields:
+    if change.fields and change.before and change.after:  # views are built when read
         total = len(set(change.before) | set(change.after))
         unchanged = max(0, total - len({f.path.split(".")[0].split("[")[0] for f in change.fields}))
         if unchanged:

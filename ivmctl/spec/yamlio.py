@@ -439,7 +439,7 @@ def _parse(text: str, *, loader_class: type[Any] | None, fast_ok: bool | None = 
         raise problem
     if loader_class is None:
         fast = FAST_LOADER
-        if fast_ok is None:
+        if fast is not None and fast_ok is None:
             fast_ok = not needs_exact_loader(text)
         if fast is not None and fast_ok:
             try:
