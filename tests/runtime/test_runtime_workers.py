@@ -4,6 +4,7 @@ for, the log written, and each reply handed to its waiter as soon as it is read.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import signal
@@ -186,6 +187,24 @@ def test_a_thousand_hosts_tasks_are_sent_while_the_reader_reads_nothing(
         finally:
             os.kill(pid, signal.SIGCONT)
         assert pending[0]() == pending[-1]() != []
+    finally:
+        pool.close()
+
+
+def test_a_task_the_worker_cannot_import_ends_it_and_the_caller_does_the_work(
+    world_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that does not unpickle on the worker (its task's module is importable here
+    only) ends that worker: every request of the batch comes back None, so the caller
+    reads in process, and the pool steps aside."""
+    (tmp_path / "here_only.py").write_text("def task(world, host):\n    return host\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # this process's path, not the worker's
+    here_only = importlib.import_module("here_only")
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        pending = pool.submit_tasks(["h1", "h1", "h1"], here_only.task)
+        assert [wait() for wait in pending] == [None, None, None]
+        assert pool.read("h1", LISTINGS) is None  # the caller runs listings itself now
     finally:
         pool.close()
 
