@@ -9,6 +9,8 @@ import io
 import os
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 
 from ivmctl.errors import EmulatorError
 from ivmctl.runtime import World
-from ivmctl.runtime.workers import WorkerPool
+from ivmctl.runtime.workers import WorkerPool, _exited
 
 LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
 
@@ -207,6 +209,20 @@ def test_a_task_the_worker_cannot_import_ends_it_and_the_caller_does_the_work(
         assert pool.read("h1", LISTINGS) is None  # the caller runs listings itself now
     finally:
         pool.close()
+
+
+def test_closing_waits_for_a_worker_to_exit_and_gives_up_on_one_that_does_not() -> None:
+    """`_exited` reaps a process that exits (at once where Linux gives it a process fd)
+    and reports one still running after the timeout, which `close` then kills."""
+    quick = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert _exited(quick, timeout=60) and quick.returncode == 0
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert not _exited(stuck, timeout=0.2)
+        assert stuck.poll() is None
+    finally:
+        stuck.kill()
+        stuck.wait()
 
 
 CREATE_G2 = [["hpvmdevmgmt", "-S", "1G", "/ivm/g2.img"],
