@@ -19,6 +19,7 @@ BASE = {
     "ivmctl.resources",
     "ivmctl.model",
     "ivmctl.collector",
+    "ivmctl.lazy",
     "ivmctl.cachefiles",
     "ivmctl.jsontext",
 }

@@ -7,10 +7,10 @@ A view is a plain dict of JSON values with a stable shape, so that the plan file
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
+from ivmctl.lazy import LazyMapping
 from ivmctl.model import ActualGuest, Disk, Guest, Nic, VSwitch
 from ivmctl.rules import format_mac
 
@@ -80,7 +80,7 @@ def vswitch_view(vswitch: VSwitch, *, actual: bool = False) -> dict[str, Any]:
     return view
 
 
-class LazyView(Mapping[str, Any]):
+class LazyView(LazyMapping[str, Any]):
     """A view built the first time it is read, then kept: the same mapping as the dict
     its builder returns (and pickled as that dict).
 
@@ -90,31 +90,13 @@ class LazyView(Mapping[str, Any]):
     10,000 guests. Code that needs a plain dict (JSON) calls `dict(view)`.
     """
 
-    __slots__ = ("_build", "_view")
-
-    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
-        self._build = build
-        self._view: dict[str, Any] | None = None
-
-    def _data(self) -> dict[str, Any]:
-        if self._view is None:  # two threads reading first may both build: the same dict
-            self._view = self._build()
-        return self._view
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data())
-
-    def __len__(self) -> int:
-        return len(self._data())
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        return repr(self._data())
+        return repr(self.built())
 
     def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
-        return dict, (self._data(),)
+        return dict, (dict(self.built()),)
 
 
 def lazy_guest_view(guest: Guest) -> LazyView:

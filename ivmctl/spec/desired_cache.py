@@ -29,7 +29,7 @@ import io
 import pickle
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,6 +44,7 @@ from ivmctl.cachefiles import (
 )
 from ivmctl.collector import collector_paused
 from ivmctl.errors import Location
+from ivmctl.lazy import LazyMapping
 from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
 
@@ -66,30 +67,14 @@ class Entry:
     files: tuple[str, ...]
 
 
-class LazySources(Mapping[str, Location]):
-    """`DesiredState.sources` of a cached load: built by `rebuild` on first use."""
+class LazySources(LazyMapping[str, Location]):
+    """`DesiredState.sources` of a cached load: built by `rebuild` (a load of the
+    configuration again) on first use."""
 
-    def __init__(self, rebuild: Callable[[], Mapping[str, Location]]) -> None:
-        self._rebuild = rebuild
-        self._sources: Mapping[str, Location] | None = None
-
-    def _map(self) -> Mapping[str, Location]:
-        if self._sources is None:
-            self._sources = self._rebuild()
-        return self._sources
-
-    def __getitem__(self, key: str) -> Location:
-        return self._map()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._map())
-
-    def __len__(self) -> int:
-        return len(self._map())
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        state = "not loaded" if self._sources is None else f"{len(self._sources)} entries"
-        return f"LazySources({state})"
+        return f"LazySources({f'{len(self)} entries' if self.is_built else 'not loaded'})"
 
 
 # --------------------------------------------------------------------------------------------
