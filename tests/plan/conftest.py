@@ -1,4 +1,4 @@
-"""Make the planner tests' helper modules (plan_codec, plan_sim) importable."""
+"""Make the planner tests' helper modules (plan_codec, plan_sim, plan_fleets) importable."""
 
 from __future__ import annotations
 

@@ -16,69 +16,15 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from plan_fleets import no_op_fleet
 
 import ivmctl
-from ivmctl.model import (
-    ActualGuest,
-    ActualState,
-    DesiredState,
-    Disk,
-    Entitlement,
-    Guest,
-    GuestStatus,
-    Hardware,
-    Host,
-    Nic,
-    VSwitch,
-)
+from ivmctl.model import ActualState, DesiredState, Entitlement
 from ivmctl.plan.model import Action, Inventory
 from ivmctl.plan.planner import make_plan
 
 HOSTS, GUESTS = 1000, 10000
-
-
-def _fleet(
-    n_hosts: int = HOSTS, n_guests: int = GUESTS
-) -> tuple[DesiredState, ActualState, Inventory]:
-    hosts = {
-        f"h{i}": Host(
-            name=f"h{i}",
-            version="6.3",
-            hardware=Hardware(cores=16, memory_mb=262144),
-            vswitches={"vsw": VSwitch(host=f"h{i}", name="vsw", nic="lan0")},
-        )
-        for i in range(n_hosts)
-    }
-    desired: dict[str, Guest] = {}
-    actual: dict[str, ActualGuest] = {}
-    for j in range(n_guests):
-        guest = Guest(
-            name=f"g{j}",
-            host=f"h{j % n_hosts}",
-            memory_mb=2048,
-            disks=(Disk(backing="lv", path=f"/dev/vg/l{j}"),),
-            nics=(Nic(vswitch="vsw"),),
-        )
-        desired[guest.name] = guest
-        have = dataclasses.replace(
-            guest,
-            disks=(Disk(backing="lv", path=f"/dev/vg/l{j}", address="0,1,0"),),
-            nics=(Nic(vswitch="vsw", mac=0x020000000000 + j, port=j // n_hosts, address="0,5"),),
-        )
-        actual[guest.name] = ActualGuest(
-            guest=have, status=GuestStatus(state="On (OS)", vm_number=j)
-        )
-    owned = frozenset(
-        [f"guest.g{j}" for j in range(n_guests)] + [f"vswitch.h{i}.vsw" for i in range(n_hosts)]
-    )
-    return (
-        DesiredState(hosts=hosts, guests=desired),
-        ActualState(hosts=hosts, guests=actual),
-        Inventory(owned=owned),
-    )
-
-
-FLEET = _fleet()
+FLEET = no_op_fleet(HOSTS, GUESTS)
 
 
 def test_a_no_op_plan_of_ten_thousand_guests_changes_nothing() -> None:
@@ -139,7 +85,7 @@ def _lines_run(fleet: tuple[DesiredState, ActualState, Inventory]) -> int:
 
 @pytest.mark.parametrize("changed", [False, True], ids=["no-op", "a tenth changed"])
 def test_planning_work_grows_linearly_with_the_fleet(changed: bool) -> None:
-    small, big = _fleet(10, 100), _fleet(100, 1000)
+    small, big = no_op_fleet(10, 100), no_op_fleet(100, 1000)
     if changed:
         small, big = _changed(small, 10), _changed(big, 100)
     small_lines, big_lines = _lines_run(small), _lines_run(big)

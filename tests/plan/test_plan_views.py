@@ -9,22 +9,12 @@ import pickle
 from typing import Any
 
 import pytest
+from plan_fleets import no_op_fleet
 
 from ivmctl.core.recording import view_digest
-from ivmctl.model import (
-    ActualGuest,
-    ActualState,
-    DesiredState,
-    Disk,
-    Guest,
-    GuestStatus,
-    Hardware,
-    Host,
-    Nic,
-    VSwitch,
-)
+from ivmctl.model import Guest
 from ivmctl.plan import views
-from ivmctl.plan.model import Action, Inventory
+from ivmctl.plan.model import Action
 from ivmctl.plan.planfile import plan_to_dict
 from ivmctl.plan.planner import make_plan
 from ivmctl.plan.views import LazyView, actual_guest_view, guest_view
@@ -50,40 +40,11 @@ def test_a_lazy_view_is_the_dict_it_builds_and_builds_it_once() -> None:
     assert view_digest(view) == view_digest(dict(view))
 
 
-def _fleet() -> tuple[DesiredState, ActualState, Inventory]:
-    host = Host(
-        name="h1",
-        version="6.3",
-        hardware=Hardware(cores=16, memory_mb=65536),
-        vswitches={"vsw": VSwitch(host="h1", name="vsw", nic="lan0")},
-    )
-    want = Guest(
-        name="g1",
-        host="h1",
-        memory_mb=2048,
-        disks=(Disk(backing="lv", path="/dev/vg/l1"),),
-        nics=(Nic(vswitch="vsw"),),
-    )
-    have = Guest(
-        name="g1",
-        host="h1",
-        memory_mb=2048,
-        disks=(Disk(backing="lv", path="/dev/vg/l1", address="0,1,0"),),
-        nics=(Nic(vswitch="vsw", mac=0x020000000001, port=0, address="0,5"),),
-    )
-    actual = ActualGuest(guest=have, status=GuestStatus(state="On (OS)", vm_number=1))
-    return (
-        DesiredState(hosts={"h1": host}, guests={"g1": want}),
-        ActualState(hosts={"h1": host}, guests={"g1": actual}),
-        Inventory(owned=frozenset({"guest.g1", "vswitch.h1.vsw"})),
-    )
-
-
 def test_a_no_op_plan_builds_no_guest_view_until_one_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    desired, actual, inventory = _fleet()
-    after, before = guest_view(desired.guests["g1"]), actual_guest_view(actual.guests["g1"])
+    desired, actual, inventory = no_op_fleet(1, 1)
+    after, before = guest_view(desired.guests["g0"]), actual_guest_view(actual.guests["g0"])
     built: list[str] = []
     original = views.guest_view
 
@@ -93,11 +54,11 @@ def test_a_no_op_plan_builds_no_guest_view_until_one_is_read(
 
     monkeypatch.setattr(views, "guest_view", counted)
     plan = make_plan(desired, actual, inventory)
-    (change,) = [c for c in plan.changes if c.address == "guest.g1"]
+    (change,) = [c for c in plan.changes if c.address == "guest.g0"]
     assert change.action is Action.NOOP and plan.actionable == ()
     assert built == []
     assert (change.after, change.before) == (after, before)
-    assert built == ["g1", "g1"]
+    assert built == ["g0", "g0"]
     encoded = plan_to_dict(plan)["changes"]
-    (written,) = [c for c in encoded if c["address"] == "guest.g1"]
+    (written,) = [c for c in encoded if c["address"] == "guest.g0"]
     assert json.loads(json.dumps(written["after"])) == after
