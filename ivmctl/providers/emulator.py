@@ -290,14 +290,18 @@ class EmulatorProvider(HpvmProvider):
 
         Only where `refresh` itself would read through readers (enough hosts, no simulated
         waiting), and never for a world file that does not exist yet (a refused first plan
-        must not create one). Reading changes nothing in the world but its command log."""
+        must not create one). Reading changes nothing in the world but its command log.
+
+        The hosts are asked *ahead*: one reader reads them while this process loads on
+        the other CPU, and the refresh shares what is left among the readers
+        (`WorkerPool.rebalance`)."""
         names = sorted(set(hosts))
         readers = self._readers_for(len(names))
         if not readers or not self.options.path.exists() or self.refresh_parallelism() != 1:
             return
         generation = self.generation()
         self.emulator.start_workers(readers)
-        pending = self.emulator.submit_tasks(names, self._read_task())
+        pending = self.emulator.submit_tasks(names, self._read_task(), ahead=True)
         if pending is not None:
             self._prefetched = _Prefetched(
                 generation=generation, pending=dict(zip(names, pending, strict=True))
@@ -360,6 +364,7 @@ class EmulatorProvider(HpvmProvider):
             for unused in prefetched.values():  # not expected: the world changed since
                 _discard(unused)
             return super()._read_all(names)
+        self.emulator.rebalance()  # from now on this process waits: readers share the rest
         known = self._host_names()
         rest = [name for name in names if name not in prefetched and name in known]
         asked = dict(prefetched)

@@ -132,12 +132,20 @@ class EmulatorTransport:
             readers.idle()
 
     def submit_tasks(
-        self, hosts: Sequence[str], task: Callable[[World, str], object]
+        self, hosts: Sequence[str], task: Callable[[World, str], object], *, ahead: bool = False
     ) -> list[Callable[[], object | None]] | None:
         """Have reader processes call `task(world, host)` for each of `hosts` on their own
-        world (`WorkerPool.submit_tasks`); None when no readers run."""
+        world (`WorkerPool.submit_tasks`, asked `ahead` of need or not); None when no
+        readers run."""
         readers = self._workers
-        return None if readers is None else readers.submit_tasks(hosts, task)
+        return None if readers is None else readers.submit_tasks(hosts, task, ahead=ahead)
+
+    def rebalance(self) -> None:
+        """The caller now waits for the tasks it asked ahead: idle readers take a share
+        (`WorkerPool.rebalance`)."""
+        readers = self._workers
+        if readers is not None:
+            readers.rebalance()
 
     @property
     def reader_processes(self) -> int:

@@ -27,6 +27,13 @@ parsing, too, happens beside the listings instead of on ivmctl's interpreter. Th
 module is imported by the worker when it unpickles the request: this module knows
 nothing of it.
 
+Tasks asked *ahead* (a prefetch, while the caller loads the configuration on its own CPU)
+all go to one reader, so the caller and that reader each have a CPU of a two-CPU machine
+to themselves; with every reader busy, three processes took turns on two CPUs and the
+caller's load took 40 % longer. The other readers start meanwhile and import the task's
+module. When the caller is about to wait (`WorkerPool.rebalance`), each reader with
+nothing to do takes the later half of the tasks the busiest one has not begun.
+
 Workers run in a process group of their own and ignore SIGINT, so a terminal's Ctrl-C
 reaches ivmctl alone: the parent decides when to stop, and closes their input. A worker
 whose input closes drops the requests it has not begun, finishes the one it runs (a
@@ -40,8 +47,13 @@ sent for many hosts is pickled once, so a refresh's requests fit in the pipe and
 parent does not wait for workers still starting up to read them). A reply is
 `(number, "ok", value)` (the batch's `[CommandResult, ...]`, or what `task(world, host)`
 returned when `task` is not None) or `(number, "error", exception)`; requests are
-answered in order. A request without a host (`(number, None, [], None)`) writes the
-worker's pending log rows; its reply is discarded.
+answered in order, but for one. Requests without a host:
+
+* `(number, None, [], None)` writes the worker's pending log rows; its reply is discarded;
+* `(number, None, [], task)` only brings the task's module in; its reply is discarded;
+* `(number, None, [], GiveAway(numbers))`, answered as soon as it is read and ahead of
+  any reply not yet sent, drops the later half of the tasks among `numbers` it has not
+  begun; the reply is the numbers it dropped.
 """
 
 from __future__ import annotations
@@ -58,6 +70,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,8 +81,18 @@ from ivmctl.runtime.world import CommandResult, World
 _SIZE = struct.Struct("!Q")
 # Called on the worker with its world and a host; returns something picklable.
 Task = Callable[[World, str], object]
+
+
+@dataclass(frozen=True)
+class GiveAway:
+    """In place of a task, in a request without a host: drop the later half of the
+    tasks among `numbers` not begun, and say which (see the protocol above)."""
+
+    numbers: frozenset[int]
+
+
 # (number, host, argvs, task): see the protocol above.
-Request = tuple[int, str | None, list[list[str]], Task | None]
+Request = tuple[int, str | None, list[list[str]], Task | GiveAway | None]
 
 
 class ChangeDeclined(Exception):
@@ -131,18 +154,34 @@ class _Worker:
         """Send a task for each host."""
         return self._post([(host, [], task) for host in hosts])
 
+    def prepare(self, task: Task) -> None:
+        """Have the worker import `task`'s module now, not with its first task."""
+        self._post([(None, [], task)])
+
+    def give_away(self, numbers: Sequence[int]) -> list[int]:
+        """The numbers of the tasks the worker dropped: the later half of those among
+        `numbers` it had not begun. Answered ahead of the replies it has not sent yet."""
+        (asked,) = self._post([(None, [], GiveAway(frozenset(numbers)))], collected=True)
+        dropped: list[int] = self.collect(asked)
+        with self._arrived:
+            self.outstanding -= len(dropped)
+        return dropped
+
     def _post(
-        self, requests: Sequence[tuple[str | None, list[list[str]], Task | None]]
+        self,
+        requests: Sequence[tuple[str | None, list[list[str]], Task | GiveAway | None]],
+        *,
+        collected: bool = False,
     ) -> list[int]:
         """Number `requests` and send them in one write; a request without a host (write
-        the log) gets a reply nobody collects."""
+        the log, prepare a task) gets a reply nobody collects unless `collected`."""
         assert self.process.stdin is not None
         with self._send_lock:
             first = self._next
             self._next += len(requests)
             numbers = list(range(first, self._next))
             for number, (host, _, _) in zip(numbers, requests, strict=True):
-                if host is None:
+                if host is None and not collected:
                     self._discard.add(number)
                 else:
                     self.outstanding += 1
@@ -232,6 +271,22 @@ def _exited(process: subprocess.Popen[bytes], *, timeout: float) -> bool:
 Pending = Callable[[], "list[CommandResult] | None"]
 
 
+class _TaskReply:
+    """Waits for the value of one task, where the pool sent it last: `rebalance` may move
+    it to another worker until it is waited for. None if that worker died."""
+
+    def __init__(self, pool: WorkerPool, worker: _Worker, number: int, host: str, task: Task):
+        self.pool, self.worker, self.number, self.host, self.task = pool, worker, number, host, task
+        with pool._moves:
+            pool._movable.add(self)
+
+    def __call__(self) -> Any:
+        with self.pool._moves:  # not while it moves; from now on it stays where it is
+            self.pool._movable.discard(self)
+            worker, number = self.worker, self.number
+        return self.pool._collector(worker, number)()
+
+
 class WorkerPool:
     """Worker processes on one world file: `processes` readers for listings and tasks,
     started as needed, and one writer for changes, started with the first change."""
@@ -243,6 +298,8 @@ class WorkerPool:
         self._writer: _Worker | None = None
         self._guard = threading.Lock()
         self._broken = False
+        self._moves = threading.Lock()  # held while tasks move (`rebalance`)
+        self._movable: set[_TaskReply] = set()  # tasks sent, nobody waiting for them yet
 
     @staticmethod
     def can_read(argvs: Sequence[Sequence[str]]) -> bool:
@@ -258,26 +315,60 @@ class WorkerPool:
         pool cannot answer). Lets one thread keep workers busy while it parses."""
         return self._send(self._worker(), host, argvs) or (lambda: None)
 
-    def submit_tasks(self, hosts: Sequence[str], task: Task) -> list[Callable[[], Any]]:
+    def submit_tasks(
+        self, hosts: Sequence[str], task: Task, *, ahead: bool = False
+    ) -> list[Callable[[], Any]]:
         """Have workers call `task(world, host)` on their own world for each of `hosts`;
         the returned functions (in the order of `hosts`) wait for the values, None when the
         pool cannot answer (the caller then does the work itself); what a task raises is
         raised there. Hosts are spread evenly over every worker (all started now) and sent
-        with one write to each: asking for 1,000 hosts wakes a worker once, not 500 times."""
+        with one write to each: asking for 1,000 hosts wakes a worker once, not 500 times.
+
+        Asked `ahead` (the caller works on before it waits), they all go to the first
+        worker, and the others only import the task's module, until `rebalance`."""
         workers = self._started()
         if not workers:
             return [lambda: None for _ in hosts]
         pending: list[Callable[[], Any]] = [lambda: None] * len(hosts)
-        for index, worker in enumerate(workers):
-            share = list(range(index, len(hosts), len(workers)))
-            try:
+        if ahead:
+            shares = [list(range(len(hosts)))] + [[] for _ in workers[1:]]
+        else:
+            shares = [list(range(i, len(hosts), len(workers))) for i in range(len(workers))]
+        try:
+            for worker, share in zip(workers, shares, strict=True):
+                if not share:
+                    worker.prepare(task)
+                    continue
                 numbers = worker.send_tasks([hosts[i] for i in share], task)
-            except (OSError, pickle.PickleError):
-                self._break()
-                return [lambda: None for _ in hosts]
-            for i, number in zip(share, numbers, strict=True):
-                pending[i] = self._collector(worker, number)
+                for i, number in zip(share, numbers, strict=True):
+                    pending[i] = _TaskReply(self, worker, number, hosts[i], task)
+        except (OSError, pickle.PickleError):
+            self._break()
+            return [lambda: None for _ in hosts]
         return pending
+
+    def rebalance(self) -> None:
+        """The caller is about to wait for its tasks: each worker with nothing to do
+        takes the later half of the tasks the busiest one has not begun (see the module's
+        docstring). Only tasks nobody waits for yet move."""
+        with self._guard:
+            workers = [] if self._broken else list(self._workers)
+        with self._moves:
+            for idle in [w for w in workers if not w.outstanding]:
+                busiest = max(workers, key=lambda w: w.outstanding)
+                movable = {t.number: t for t in self._movable if t.worker is busiest}
+                if len(movable) < 2:
+                    return
+                try:
+                    taken = [movable[n] for n in busiest.give_away(list(movable))]
+                    if not taken:
+                        return
+                    numbers = idle.send_tasks([t.host for t in taken], taken[0].task)
+                except (EOFError, OSError, pickle.PickleError):
+                    self._break()  # their waiters find out: each gets None
+                    return
+                for moved, number in zip(taken, numbers, strict=True):
+                    moved.worker, moved.number = idle, number
 
     def submit_change(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending | None:
         """Send command lines that may change the world to the writer now. None when
@@ -393,10 +484,12 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
             if not pipes.requests:
                 continue
             number, host, argvs, task = pipes.requests.popleft()
-            if host is None:
-                world.flush_log()
-                pipes.reply(number, "ok", [])
+            if host is None:  # GiveAway is answered as it arrives (`_Pipes.exchange`)
+                if task is None:
+                    world.flush_log()
+                pipes.reply(number, "ok", [])  # a task's module is in: unpickled with it
                 continue
+            assert not isinstance(task, GiveAway)
             if task is None and not all(map(is_read_only, argvs)) and world.simulates_delays():
                 pipes.reply(number, "error", ChangeDeclined(host))
                 continue
@@ -419,6 +512,9 @@ class _Pipes:
         self.requests: collections.deque[Request] = collections.deque()
         self._received = bytearray()
         self._unsent = bytearray()
+        # the sizes of the replies in `_unsent`, the first one's as far as it is unsent
+        self._sizes: collections.deque[int] = collections.deque()
+        self._begun = False  # part of the first reply in `_unsent` is sent
         self._open = True
 
     def exchange(self, *, wait: bool) -> bool:
@@ -441,13 +537,35 @@ class _Pipes:
                 (size,) = _SIZE.unpack_from(self._received)
                 if len(self._received) < _SIZE.size + size:
                     break
-                self.requests.extend(pickle.loads(self._received[_SIZE.size : _SIZE.size + size]))
+                batch: list[Request] = pickle.loads(self._received[_SIZE.size : _SIZE.size + size])
                 del self._received[: _SIZE.size + size]
+                for request in batch:
+                    if isinstance(request[3], GiveAway):
+                        self._give_away(request[0], request[3].numbers)
+                    else:
+                        self.requests.append(request)
         self._send()
         return self._open
 
-    def reply(self, number: int, status: str, value: object) -> None:
-        self._unsent += _encoded((number, status, value))
+    def _give_away(self, number: int, offered: frozenset[int]) -> None:
+        """Drop the later half of the requests in `offered` not begun, and say which,
+        ahead of every reply not sent yet."""
+        waiting = [request for request in self.requests if request[0] in offered]
+        dropped = {request[0] for request in waiting[len(waiting) - len(waiting) // 2 :]}
+        self.requests = collections.deque(r for r in self.requests if r[0] not in dropped)
+        self.reply(number, "ok", sorted(dropped), first=True)
+
+    def reply(self, number: int, status: str, value: object, *, first: bool = False) -> None:
+        """Send a reply after the others not sent yet, or `first`: before them, after
+        the one being sent."""
+        message = _encoded((number, status, value))
+        if first and self._sizes:
+            at = self._sizes[0] if self._begun else 0
+            self._unsent[at:at] = message
+            self._sizes.insert(1 if self._begun else 0, len(message))
+        else:
+            self._unsent += message
+            self._sizes.append(len(message))
         self._send()
 
     def _send(self) -> None:
@@ -458,8 +576,16 @@ class _Pipes:
                 return
             except OSError:  # the parent is gone: nobody to answer
                 self._unsent.clear()
+                self._sizes.clear()
                 return
             del self._unsent[:sent]
+            while sent:
+                if sent < self._sizes[0]:
+                    self._sizes[0] -= sent
+                    self._begun = True
+                    break
+                sent -= self._sizes.popleft()
+                self._begun = False
 
 
 if __name__ == "__main__":

@@ -249,3 +249,19 @@ def test_verifying_a_change_uses_readers_in_a_world_of_many_hosts(
         assert provider.read_guest(NAMES[1], "nosuch") is None
     finally:
         provider.close()
+
+
+def test_a_prefetch_asks_one_reader_and_the_refresh_shares_the_rest(fleet: Path) -> None:
+    """A prefetch gives every host to the first reader (the caller loads on the other
+    CPU); the refresh shares what is left between the readers. Each host is read once."""
+    plain = _refresh(_provider(fleet, 0), NAMES)
+    ahead = _provider(fleet, 2)
+    ahead.prefetch(NAMES)
+    pool = ahead.emulator._workers
+    assert pool is not None
+    first, second = pool._workers
+    assert second.outstanding == 0 < first.outstanding <= len(NAMES)
+    assert _refresh(ahead, NAMES) == plain
+    with World.open(fleet / "world.db", create=False) as world:
+        for name in NAMES:  # once by the plain refresh, once by the readers
+            assert [e.argv for e in world.log(name)].count(("hpvmstatus", "-X")) == 2

@@ -4,9 +4,11 @@ for, the log written, and each reply handed to its waiter as soon as it is read.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
+import pickle
 import signal
 import struct
 import subprocess
@@ -20,7 +22,7 @@ import pytest
 
 from ivmctl.errors import EmulatorError
 from ivmctl.runtime import World
-from ivmctl.runtime.workers import WorkerPool, _exited
+from ivmctl.runtime.workers import GiveAway, WorkerPool, _encoded, _exited, _Pipes
 
 LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
 
@@ -191,6 +193,110 @@ def test_a_thousand_hosts_tasks_are_sent_while_the_reader_reads_nothing(
         assert pending[0]() == pending[-1]() != []
     finally:
         pool.close()
+
+
+def _listed(world_path: Path) -> int:
+    """How many `hpvmstatus -M` listings h1's log shows."""
+    with World.open(world_path, create=False) as world:
+        return sum(entry.argv == ("hpvmstatus", "-M") for entry in world.log("h1"))
+
+
+# A task that runs a listing, so the log shows how often it ran.
+LIST_MACHINES = functools.partial(World.execute, argv=["hpvmstatus", "-M"])
+
+
+def test_tasks_asked_ahead_go_to_one_reader_until_the_caller_waits(world_path: Path) -> None:
+    """Asked `ahead`, every task goes to the first reader; `rebalance` gives the later
+    half of those it has not begun to the idle one. Each task runs once, and each value
+    comes back to its waiter wherever it ran."""
+    pool = WorkerPool(world_path, processes=2)
+    tasks = 400
+    try:
+        (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)  # starts both
+        expected = warm()
+        first, second = pool._workers
+        os.kill(first.process.pid, signal.SIGSTOP)  # nothing begun until rebalance asks
+        try:
+            pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
+            assert (first.outstanding, second.outstanding) == (tasks, 0)
+        finally:
+            os.kill(first.process.pid, signal.SIGCONT)
+        pool.rebalance()
+        assert second.outstanding > 0 and first.outstanding + second.outstanding == tasks
+        assert second.outstanding <= tasks // 2  # the later half of what was not begun
+        assert all(wait() == expected for wait in pending)
+        assert (first.outstanding, second.outstanding) == (0, 0)
+    finally:
+        pool.close()
+    assert _listed(world_path) == 1 + tasks  # each ran once: none lost, none twice
+
+
+def test_only_tasks_nobody_waits_for_yet_are_given_away(world_path: Path) -> None:
+    """A waiter keeps the worker it waits on: the task it waits for is not offered, so
+    the reader never drops a task somebody already waits for on it (that waiter would
+    wait for ever)."""
+    pool = WorkerPool(world_path, processes=2)
+    try:
+        (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)
+        expected = warm()
+        first = pool._workers[0]
+        os.kill(first.process.pid, signal.SIGSTOP)
+        try:
+            pending = pool.submit_tasks(["h1"] * 10, LIST_MACHINES, ahead=True)
+            got: list[Any] = []
+            waiter = threading.Thread(target=lambda: got.append(pending[-1]()), daemon=True)
+            waiter.start()
+            deadline = time.monotonic() + 60  # liveness: the waiter starts at once
+            while pending[-1] in pool._movable and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            os.kill(first.process.pid, signal.SIGCONT)
+        pool.rebalance()
+        waiter.join(timeout=60)  # liveness, not a duration
+        assert got == [expected], "the task waited for was given away"
+        assert all(wait() == expected for wait in pending[:-1])
+    finally:
+        pool.close()
+    assert _listed(world_path) == 11
+
+
+def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path) -> None:
+    """The reply to GiveAway goes ahead of the replies waiting to be sent (but after one
+    partly sent), and names the later half of the offered requests not begun, which are
+    dropped."""
+    inbox, _ = os.pipe()
+    out_read, out_write = os.pipe()
+    pipes = _Pipes(inbox, out_write)
+    pipes.requests.extend((n, "h1", [], None) for n in range(10, 16))
+    big = "x" * (1 << 17)  # more than the pipe holds: partly sent
+    pipes.reply(1, "ok", big)
+    pipes.reply(2, "ok", "queued")
+    pipes._give_away(3, frozenset({11, 12, 13, 14, 99}))
+    assert [r[0] for r in pipes.requests] == [10, 11, 12, 15]
+    received = bytearray()
+    while pipes._unsent:
+        received += os.read(out_read, 1 << 16)
+        pipes._send()
+    while True:  # what the last write left in the pipe
+        os.set_blocking(out_read, False)
+        try:
+            chunk = os.read(out_read, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    replies = []
+    stream = io.BytesIO(bytes(received))
+    while head := stream.read(8):
+        (size,) = struct.unpack("!Q", head)
+        replies.append(pickle.loads(stream.read(size)))
+    assert [(n, v if n != 1 else len(v)) for n, _, v in replies] == [
+        (1, len(big)),
+        (3, [13, 14]),
+        (2, "queued"),
+    ]
+    assert _encoded(GiveAway(frozenset())) != b""  # the request itself pickles
 
 
 def test_a_task_the_worker_cannot_import_ends_it_and_the_caller_does_the_work(
