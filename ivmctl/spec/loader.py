@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -78,9 +79,12 @@ class SpecOptions:
     environ: Mapping[str, str] | None = None  # IVMCTL_VAR_<name>; None = os.environ
     filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # Jinja2 filters
     cache_dir: Path | None = None  # parse cache (e.g. <dir>/.ivmctl/cache); None = no cache
-    # Told the provider and the declared hosts' names as soon as they are read, before
-    # the guests are built (a loading from the desired cache does not call it): a hint,
-    # for work that can start early. Not called when the files already have problems.
+    # Told the provider and the declared hosts' names as soon as the files declaring them
+    # (`provider:` or `hosts:` at the start of a line) are read, before the other files
+    # (a loading from the desired cache does not call it): a hint, for work that can
+    # start early. Not called when the files read by then have problems; a problem in a
+    # file read later may still follow it. When no file declares them in block style,
+    # told after every file is merged, before the guests are built.
     early: Callable[[ProviderConfig, tuple[str, ...]], None] | None = None
 
 
@@ -111,6 +115,19 @@ def config_files(config_dir: Path, *, exclude: Sequence[Path] = ()) -> list[Path
     )
 
 
+# A file declaring the provider or hosts at its top level (block style, as written).
+_DECLARES_HOSTS = re.compile(rb"^(?:provider|hosts)[ \t]*:", re.MULTILINE)
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    """The file's bytes; None if it is too large or cannot be read (`_Run._document`
+    tries again, and says what is wrong)."""
+    try:
+        return path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else None
+    except OSError:
+        return None
+
+
 def display_name(config_dir: Path, path: Path) -> str:
     return str(config_dir / path.name) if str(config_dir) not in ("", ".") else path.name
 
@@ -137,6 +154,9 @@ class _Run:
     out: Collector = field(init=False)
     texts: SourceTexts = field(init=False)
     cache_used: set[Path] = field(default_factory=set)
+    renderer: Renderer | None = None  # made for the first template
+    told_early: bool = False  # `options.early` was told (see `_tell_early`)
+    _problems: dict[str, list[Problem]] = field(default_factory=dict)  # see `validated`
 
     def __post_init__(self) -> None:
         from ivmctl.spec.normalize import Collector
@@ -185,9 +205,7 @@ class _Run:
                 self.file_problem(name, f"cannot read var file: {exc.strerror or exc}")
                 continue
             except YamlProblem as exc:
-                self.file_problem(
-                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
-                )
+                self._yaml_problem(name, exc)
                 continue
             if data is None:
                 continue
@@ -225,83 +243,128 @@ class _Run:
                 detail="Create one, or pass another directory with -C DIR.",
             )
             return []
-        renderer: Renderer | None = None
-        documents: list[tuple[str, Any]] = []
-
-        for path in paths:
-            name = display_name(self.config_dir, path)
-            try:
-                size = path.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    self.file_problem(name, _too_big(size), detail=_SPLIT_HINT)
-                    continue
-                text = decode(path.read_bytes())
-            except OSError as exc:
-                self.file_problem(name, f"cannot read file: {exc.strerror or exc}")
-                continue
-            except YamlProblem as exc:
-                self.file_problem(
-                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
-                )
-                continue
-            if is_template(text):
-                if renderer is None:
-                    renderer = Renderer(self.variables(), self.options.filters)
-                source = text
-                try:
-                    text = renderer.render(name, text)
-                except TemplateProblem as exc:
-                    self.file_problem(
-                        name,
-                        exc.summary,
-                        detail=exc.detail,
-                        line=exc.line,
-                        column=1 if exc.line else None,
-                        kind=TemplateError,
-                    )
-                    continue
-                if len(text) > MAX_FILE_BYTES:
-                    self.file_problem(name, "rendered: " + _too_big(len(text)), detail=_SPLIT_HINT)
-                    continue
-                self.texts.templates[name] = source
-            self.texts.texts[name] = text
-            try:
-                data = cached_parse(text, self.options.cache_dir, self.cache_used)
-            except YamlProblem as exc:
-                self.file_problem(
-                    name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column
-                )
-                continue
-            if data is None:
-                continue
-            if not isinstance(data, dict):
-                self.file_problem(
-                    name,
-                    "the top level of a configuration file must be a mapping",
-                    detail="Start with apiVersion: ivmctl/v1 and hosts:/guests:.",
-                    line=1,
-                    column=1,
-                )
-                continue
-            documents.append((name, data))
+        # The files declaring the provider and the hosts are read first, and `early` is
+        # told of them then: a plan's readers start on the hosts while the rest is read.
+        raw = {path: _bytes_or_none(path) for path in paths}
+        first = [p for p in paths if (b := raw[p]) is not None and _DECLARES_HOSTS.search(b)]
+        read: dict[Path, tuple[str, Any] | None] = {}
+        for path in first:
+            read[path] = self._document(path, raw.pop(path))
+        self._tell_early([d for path in first if (d := read[path]) is not None])
+        for path, data in raw.items():
+            read[path] = self._document(path, data)
+        documents = [d for path in paths if (d := read[path]) is not None]
+        texts = self.texts.texts  # in the files' order, as they are merged
+        names = [display_name(self.config_dir, path) for path in paths]
+        self.texts.texts = {name: texts[name] for name in names if name in texts}
         if self.options.cache_dir is not None:
             prune_cache(self.options.cache_dir, self.cache_used)
-        if renderer is None and self.options.var_files:
+        if self.renderer is None and self.options.var_files:
             # No template needed the variables, but a bad --var-file is still an error:
             # reading it checks where it lies and that it is a YAML mapping.
             self.variables()
         return documents
 
+    def _document(self, path: Path, content: bytes | None) -> tuple[str, Any] | None:
+        """One file (its `content`, or read now when that is None), rendered if it is a
+        template, and parsed: (its name, its data), or None with the problem recorded."""
+        name = display_name(self.config_dir, path)
+        try:
+            if content is None:
+                size = path.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    self.file_problem(name, _too_big(size), detail=_SPLIT_HINT)
+                    return None
+                content = path.read_bytes()
+            text = decode(content)
+        except OSError as exc:
+            self.file_problem(name, f"cannot read file: {exc.strerror or exc}")
+            return None
+        except YamlProblem as exc:
+            self._yaml_problem(name, exc)
+            return None
+        if is_template(text):
+            if self.renderer is None:
+                self.renderer = Renderer(self.variables(), self.options.filters)
+            source = text
+            try:
+                text = self.renderer.render(name, text)
+            except TemplateProblem as exc:
+                self.file_problem(
+                    name,
+                    exc.summary,
+                    detail=exc.detail,
+                    line=exc.line,
+                    column=1 if exc.line else None,
+                    kind=TemplateError,
+                )
+                return None
+            if len(text) > MAX_FILE_BYTES:
+                self.file_problem(name, "rendered: " + _too_big(len(text)), detail=_SPLIT_HINT)
+                return None
+            self.texts.templates[name] = source
+        self.texts.texts[name] = text
+        try:
+            data = cached_parse(text, self.options.cache_dir, self.cache_used)
+        except YamlProblem as exc:
+            self._yaml_problem(name, exc)
+            return None
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            self.file_problem(
+                name,
+                "the top level of a configuration file must be a mapping",
+                detail="Start with apiVersion: ivmctl/v1 and hosts:/guests:.",
+                line=1,
+                column=1,
+            )
+            return None
+        return name, data
+
+    def _yaml_problem(self, name: str, exc: YamlProblem) -> None:
+        self.file_problem(name, exc.summary, detail=exc.detail, line=exc.line, column=exc.column)
+
+    def _tell_early(self, documents: list[tuple[str, Any]]) -> None:
+        """Tell `early` the provider and the hosts `documents` declare, unless they (or
+        the files read so far) have problems: the merge reports those."""
+        from ivmctl.spec.normalize import Item, build_provider
+
+        early = self.options.early
+        if early is None or not documents or self.out.errors:
+            return
+        provider: Item | None = None
+        hosts: set[str] = set()
+        for name, data in documents:
+            if self.validated(name, data):
+                return
+            if isinstance(data.get("provider"), dict):
+                if provider is not None:
+                    return  # defined twice
+                provider = Item(
+                    name="provider", data=data["provider"], file=name, ypath=("provider",)
+                )
+            hosts.update(str(key) for key in data.get("hosts") or {})
+        self.told_early = True
+        early(build_provider(provider), tuple(sorted(hosts)))
+
+    def validated(self, name: str, data: Any) -> list[Problem]:
+        """The schema's problems with the document `name` (checked once)."""
+        from ivmctl.spec.schema import validate_document
+
+        if name not in self._problems:
+            self._problems[name] = validate_document(data, name)
+        return self._problems[name]
+
     # -- merging -----------------------------------------------------------------------------
     def merge(self, documents: list[tuple[str, Any]]) -> Merged:
         from ivmctl.spec.normalize import Item, Merged
-        from ivmctl.spec.schema import API_VERSION, validate_document
+        from ivmctl.spec.schema import API_VERSION
 
         merged = Merged()
         versions = False
         for name, data in documents:
-            problems = validate_document(data, name)
-            for problem in problems:
+            for problem in self.validated(name, data):
                 self.problem(problem)
                 if problem.spot is not None:
                     _mark(merged, problem.spot.ypath)
@@ -561,7 +624,7 @@ def _load_paused(config_dir: Path, options: SpecOptions) -> tuple[LoadResult, by
     documents = run.documents()
     merged = run.merge(documents)
     provider = normalize.build_provider(merged.provider)
-    if options.early is not None and not run.out.errors:
+    if options.early is not None and not run.told_early and not run.out.errors:
         options.early(provider, tuple(sorted(merged.hosts)))
     hosts, guests = run.build(merged)
     texts = run.texts

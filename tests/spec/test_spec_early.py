@@ -61,3 +61,56 @@ def test_a_load_from_the_desired_cache_tells_nothing(tmp_path: Path) -> None:
     second: Told = []
     _load(tmp_path, second, cache=True)
     assert len(first) == 1 and second == []
+
+
+HOSTS = CONFIG.split("guests:")[0]
+GUESTS = "guests:" + CONFIG.split("guests:")[1]
+
+
+def test_the_files_declaring_hosts_are_read_before_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider and hosts are told once their files are read, before the files of
+    guests that come first in name order: a plan's readers start meanwhile."""
+    from ivmctl.spec import loader
+
+    (tmp_path / "a-guests.yaml").write_text(GUESTS)
+    (tmp_path / "hosts.yaml").write_text(HOSTS)
+    parsed: list[str] = []
+    parse = loader.cached_parse
+    monkeypatch.setattr(
+        loader, "cached_parse", lambda text, *a: parsed.append(text) or parse(text, *a)
+    )
+    when: list[int] = []
+
+    def early(provider: ProviderConfig, hosts: tuple[str, ...]) -> None:
+        when.append(len(parsed))
+        assert hosts == ("vmhost01", "vmhost02")
+
+    result = load_spec(tmp_path, SpecOptions(environ={}, early=early))
+    assert when == [1] and parsed[0] == HOSTS
+    files = [Path(name).name for name in result.files]
+    assert files == ["a-guests.yaml", "hosts.yaml"]  # merged in name order still
+    assert sorted(result.desired.guests) == ["web01"]
+
+
+def test_a_problem_in_a_later_file_comes_after_the_hint(tmp_path: Path) -> None:
+    """The hint is given once the hosts' files are valid; a problem in a file read after
+    them still refuses the configuration (the readers it started are closed unused)."""
+    (tmp_path / "a-guests.yaml").write_text(GUESTS.replace("memory: 4G", "memory: lots"))
+    (tmp_path / "hosts.yaml").write_text(HOSTS)
+    told: Told = []
+    with pytest.raises(InvalidConfig, match="1 problem"):
+        _load(tmp_path, told)
+    assert [hosts for _, hosts in told] == [("vmhost01", "vmhost02")]
+
+
+def test_hosts_the_first_look_does_not_find_are_told_after_the_merge(tmp_path: Path) -> None:
+    """Hosts written in flow style at the top (`{hosts: ...}`) are not seen by the first
+    look for `hosts:`: the provider and hosts are told after every file is merged."""
+    (tmp_path / "fleet.yaml").write_text(
+        "{apiVersion: ivmctl/v1, hosts: {vmhost01: {hardware: {cores: 8, memory: 64G}}}}\n"
+    )
+    told: Told = []
+    _load(tmp_path, told)
+    assert [hosts for _, hosts in told] == [("vmhost01",)]
