@@ -470,6 +470,9 @@ def parse_server_resources(text: str) -> model.Host:
 
 
 _NO_PORTS: Mapping[int, int] = {}
+# Listings show no lifecycle: every guest read has the default one, shared (a refresh
+# reads 10,000 of them, and pickles each once per host, not once per guest).
+_LISTED_LIFECYCLE = model.Lifecycle()
 
 
 def actual_guest(
@@ -535,6 +538,7 @@ def actual_guest(
         nics=nics,
         online_migration=status.online_migration,
         vm_type=status.vm_type,
+        lifecycle=_LISTED_LIFECYCLE,
     )
     runnable = status.runnable and status.state_detail != "NR"
     return model.ActualGuest(
