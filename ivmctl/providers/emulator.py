@@ -59,6 +59,13 @@ READER_POOL_MIN_HOSTS = 400
 # 100 hosts took 5.7 s with readers only and 6.3 s without, before the writer; about
 # 4.5 s with it (docs/performance.md, fifth round).
 APPLY_POOL_MIN_HOSTS = 64
+# The share of what the readers have not begun that a refresh takes back and reads in
+# ivmctl's process (`WorkerPool.take_back`), again after each share until fewer than
+# three are left: where the readers are slow (listings made afresh) ivmctl reads more.
+# Not half at once: ivmctl also unpickles every host the readers parse, about a sixth
+# of reading one; at 10,000 guests on two CPUs (one reader), a single take of a third
+# and of a quarter measured alike, of a half 0.2 s slower (docs/performance.md).
+CALLER_SHARE = 1 / 3
 # host.provision is shown as the emulator CLI command that does the same by hand.
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
@@ -70,9 +77,10 @@ class EmulatorOptions:
     path: Path
     latency: float = 0.0
     # reader processes answering listings, beside which one writer process answers
-    # changes: None = automatic (one reader per CPU, at most 4, for refreshes of
-    # READER_POOL_MIN_HOSTS hosts or more, and applies in worlds of APPLY_POOL_MIN_HOSTS),
-    # 0 = never (every command runs in ivmctl's process)
+    # changes: None = automatic (for refreshes of READER_POOL_MIN_HOSTS hosts or more, one
+    # reader per CPU beyond the first, which ivmctl reads on too; for applies in worlds of
+    # APPLY_POOL_MIN_HOSTS, one per CPU; at most 4), 0 = never (every command runs in
+    # ivmctl's process)
     processes: int | None = None
 
 
@@ -332,21 +340,26 @@ class EmulatorProvider(HpvmProvider):
         large enough (`APPLY_POOL_MIN_HOSTS`)."""
         if not self._apply_workers_checked:  # once: the world's size decides
             self._apply_workers_checked = True
-            self._start_workers(len(self._host_names()), APPLY_POOL_MIN_HOSTS)
+            self._start_workers(len(self._host_names()), apply=True)
 
-    def _start_workers(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> None:
-        """Start worker processes if `_readers_for` says so (once: later calls keep them)."""
-        processes = self._readers_for(hosts, minimum)
+    def _start_workers(self, hosts: int, *, apply: bool = False) -> None:
+        """Start worker processes if `_readers_for` says so (later calls keep them, and
+        may only add readers)."""
+        processes = self._readers_for(hosts, apply=apply)
         if processes:
             self.emulator.start_workers(processes)
 
-    def _readers_for(self, hosts: int, minimum: int = READER_POOL_MIN_HOSTS) -> int:
+    def _readers_for(self, hosts: int, *, apply: bool = False) -> int:
         """How many reader processes to use for `hosts` hosts: `processes` if set, else
-        one per CPU (at most 4) from `minimum` hosts (a refresh's by default)."""
+        from `READER_POOL_MIN_HOSTS` hosts for a refresh one per CPU beyond the first
+        (this process reads its share too, `_read_all`), and from `APPLY_POOL_MIN_HOSTS`
+        for an apply one per CPU (this process mostly waits for the changes); at most 4."""
         processes = self.options.processes
-        if processes is None and hosts >= minimum:
-            # one per CPU: while they answer, this process mostly waits
-            processes = min(4, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+        if processes is None and apply and hosts >= APPLY_POOL_MIN_HOSTS:
+            processes = min(4, cpus)
+        elif processes is None and not apply and hosts >= READER_POOL_MIN_HOSTS:
+            processes = min(4, max(1, cpus - 1))
         return processes or 0
 
     def _read_task(self) -> ReadOnReader:
@@ -355,9 +368,12 @@ class EmulatorProvider(HpvmProvider):
     def _read_all(self, names: Sequence[str]) -> list[HostPass]:
         """With reader processes and no simulated waiting, each host is read *and parsed*
         by a reader (`ReadOnReader`), as real hosts produce their listings on their own
-        CPUs: this process only unpickles the results (and stores new ones in the cache).
+        CPUs: this process unpickles the results (and stores new ones in the cache).
         Hosts a `prefetch` asked for are taken from it; the others are all asked for at
-        once. Results are taken in name order."""
+        once. Then, as this process would otherwise only wait, it takes back a share
+        (`CALLER_SHARE`) of what the readers have not begun and reads it here, on its own
+        world, as they do, and again until little is left. Results are taken in name
+        order."""
         readers = self.emulator.reader_processes
         prefetched = self._prefetched.pending if self._prefetched is not None else {}
         if not readers or self.refresh_parallelism() != 1:
@@ -371,10 +387,20 @@ class EmulatorProvider(HpvmProvider):
         submitted = self.emulator.submit_tasks(rest, self._read_task())
         if submitted is not None:
             asked.update(zip(rest, submitted, strict=True))
+        # this process reads shares itself, first, while the readers go on
+        read_here: dict[str, HostPass] = {}
+        here: HpvmProvider | None = None
+        while mine := self.emulator.take_back(CALLER_SHARE):
+            here = here or self._here()
+            read_here.update((name, here._read_reachable_host(name)) for name in mine)
         passes: list[HostPass] = []
         for name in names:
             if name not in known:  # not a host of the world (a prefetch asked anyway)
                 passes.append(None)
+                continue
+            if name in read_here:
+                asked.pop(name, None)  # taken back: its reader dropped it
+                passes.append(read_here.pop(name))
                 continue
             waiting = asked.pop(name, None)  # None: the pool could not be asked
             read = waiting() if waiting is not None else None
@@ -386,6 +412,13 @@ class EmulatorProvider(HpvmProvider):
         for unused in asked.values():  # asked for, not needed: let the readers move on
             _discard(unused)
         return passes
+
+    def _here(self) -> HpvmProvider:
+        """A provider that reads this process's world in this process (the reader
+        processes' `ReadOnReader`, here), keeping parses in this provider's cache."""
+        here = HpvmProvider(EmulatorTransport(lambda: self.emulator.world))
+        here.parsed = self.parsed
+        return here
 
     def refresh_parallelism(self) -> int:
         """One thread unless the world simulates waiting: reading the emulator is CPU

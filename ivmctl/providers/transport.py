@@ -123,6 +123,8 @@ class EmulatorTransport:
         with self._lock:
             if self._workers is None and readers > 0:
                 self._workers = WorkerPool(self.world.path, readers)
+            elif self._workers is not None:
+                self._workers.allow(readers)  # an apply after a refresh may want more
 
     def readers_idle(self) -> None:
         """No more listings for now (a refresh is over): reader processes write their log
@@ -146,6 +148,12 @@ class EmulatorTransport:
         readers = self._workers
         if readers is not None:
             readers.rebalance()
+
+    def take_back(self, share: float) -> list[str]:
+        """This process reads the hosts returned itself: the later `share` of the tasks
+        the busiest reader has not begun (`WorkerPool.take_back`); none without readers."""
+        readers = self._workers
+        return [] if readers is None else readers.take_back(share)
 
     @property
     def reader_processes(self) -> int:

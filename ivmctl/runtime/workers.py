@@ -32,7 +32,9 @@ all go to one reader, so the caller and that reader each have a CPU of a two-CPU
 to themselves; with every reader busy, three processes took turns on two CPUs and the
 caller's load took 40 % longer. The other readers start meanwhile and import the task's
 module. When the caller is about to wait (`WorkerPool.rebalance`), each reader with
-nothing to do takes the later half of the tasks the busiest one has not begun.
+nothing to do takes the later half of the tasks the busiest one has not begun. A caller
+with a CPU to spare may then take back a share of them to run itself
+(`WorkerPool.take_back`), instead of waiting while the readers work through them.
 
 Workers run in a process group of their own and ignore SIGINT, so a terminal's Ctrl-C
 reaches ivmctl alone: the parent decides when to stop, and closes their input. A worker
@@ -51,9 +53,9 @@ answered in order, but for one. Requests without a host:
 
 * `(number, None, [], None)` writes the worker's pending log rows; its reply is discarded;
 * `(number, None, [], task)` only brings the task's module in; its reply is discarded;
-* `(number, None, [], GiveAway(numbers))`, answered as soon as it is read and ahead of
-  any reply not yet sent, drops the later half of the tasks among `numbers` it has not
-  begun; the reply is the numbers it dropped.
+* `(number, None, [], GiveAway(numbers, share))`, answered as soon as it is read and
+  ahead of any reply not yet sent, drops the later `share` (rounded down) of the tasks
+  among `numbers` it has not begun; the reply is the numbers it dropped.
 """
 
 from __future__ import annotations
@@ -85,10 +87,12 @@ Task = Callable[[World, str], object]
 
 @dataclass(frozen=True)
 class GiveAway:
-    """In place of a task, in a request without a host: drop the later half of the
-    tasks among `numbers` not begun, and say which (see the protocol above)."""
+    """In place of a task, in a request without a host: drop the later `share` of the
+    tasks among `numbers` not begun (rounded down), and say which (see the protocol
+    above)."""
 
     numbers: frozenset[int]
+    share: float = 0.5
 
 
 # (number, host, argvs, task): see the protocol above.
@@ -158,10 +162,11 @@ class _Worker:
         """Have the worker import `task`'s module now, not with its first task."""
         self._post([(None, [], task)])
 
-    def give_away(self, numbers: Sequence[int]) -> list[int]:
-        """The numbers of the tasks the worker dropped: the later half of those among
+    def give_away(self, numbers: Sequence[int], share: float = 0.5) -> list[int]:
+        """The numbers of the tasks the worker dropped: the later `share` of those among
         `numbers` it had not begun. Answered ahead of the replies it has not sent yet."""
-        (asked,) = self._post([(None, [], GiveAway(frozenset(numbers)))], collected=True)
+        request = GiveAway(frozenset(numbers), share)
+        (asked,) = self._post([(None, [], request)], collected=True)
         dropped: list[int] = self.collect(asked)
         with self._arrived:
             self.outstanding -= len(dropped)
@@ -273,10 +278,13 @@ Pending = Callable[[], "list[CommandResult] | None"]
 
 class _TaskReply:
     """Waits for the value of one task, where the pool sent it last: `rebalance` may move
-    it to another worker until it is waited for. None if that worker died."""
+    it to another worker until it is waited for. None if that worker died, or if the
+    caller took the task back (`take_back`: it runs the task itself)."""
 
     def __init__(self, pool: WorkerPool, worker: _Worker, number: int, host: str, task: Task):
-        self.pool, self.worker, self.number, self.host, self.task = pool, worker, number, host, task
+        self.pool, self.host, self.task = pool, host, task
+        self.worker: _Worker | None = worker
+        self.number = number
         with pool._moves:
             pool._movable.add(self)
 
@@ -284,7 +292,7 @@ class _TaskReply:
         with self.pool._moves:  # not while it moves; from now on it stays where it is
             self.pool._movable.discard(self)
             worker, number = self.worker, self.number
-        return self.pool._collector(worker, number)()
+        return None if worker is None else self.pool._collector(worker, number)()
 
 
 class WorkerPool:
@@ -300,6 +308,12 @@ class WorkerPool:
         self._broken = False
         self._moves = threading.Lock()  # held while tasks move (`rebalance`)
         self._movable: set[_TaskReply] = set()  # tasks sent, nobody waiting for them yet
+
+    def allow(self, processes: int) -> None:
+        """Use up to `processes` readers from now on, if more than now (started as
+        needed); never fewer."""
+        with self._guard:
+            self.processes = max(self.processes, processes)
 
     @staticmethod
     def can_read(argvs: Sequence[Sequence[str]]) -> bool:
@@ -369,6 +383,30 @@ class WorkerPool:
                     return
                 for moved, number in zip(taken, numbers, strict=True):
                     moved.worker, moved.number = idle, number
+
+    def take_back(self, share: float) -> list[str]:
+        """The caller is about to wait and has a CPU of its own: it takes back the later
+        `share` of the tasks the busiest worker has not begun, to run them itself. Their
+        waiters answer None from now on; the hosts are returned in the order asked. Only
+        tasks nobody waits for yet are taken."""
+        with self._guard:
+            workers = [] if self._broken else list(self._workers)
+        if not workers:
+            return []
+        with self._moves:
+            busiest = max(workers, key=lambda w: w.outstanding)
+            movable = {t.number: t for t in self._movable if t.worker is busiest}
+            if not movable:
+                return []
+            try:
+                taken = [movable[n] for n in busiest.give_away(list(movable), share)]
+            except (EOFError, OSError, pickle.PickleError):
+                self._break()  # their waiters find out: each gets None
+                return []
+            for withdrawn in taken:
+                withdrawn.worker = None
+                self._movable.discard(withdrawn)
+        return [t.host for t in taken]
 
     def submit_change(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending | None:
         """Send command lines that may change the world to the writer now. None when
@@ -541,17 +579,18 @@ class _Pipes:
                 del self._received[: _SIZE.size + size]
                 for request in batch:
                     if isinstance(request[3], GiveAway):
-                        self._give_away(request[0], request[3].numbers)
+                        self._give_away(request[0], request[3])
                     else:
                         self.requests.append(request)
         self._send()
         return self._open
 
-    def _give_away(self, number: int, offered: frozenset[int]) -> None:
-        """Drop the later half of the requests in `offered` not begun, and say which,
-        ahead of every reply not sent yet."""
-        waiting = [request for request in self.requests if request[0] in offered]
-        dropped = {request[0] for request in waiting[len(waiting) - len(waiting) // 2 :]}
+    def _give_away(self, number: int, asked: GiveAway) -> None:
+        """Drop the later `asked.share` of the requests in `asked.numbers` not begun, and
+        say which, ahead of every reply not sent yet."""
+        waiting = [request for request in self.requests if request[0] in asked.numbers]
+        count = min(len(waiting), int(len(waiting) * asked.share))
+        dropped = {request[0] for request in waiting[len(waiting) - count :]}
         self.requests = collections.deque(r for r in self.requests if r[0] not in dropped)
         self.reply(number, "ok", sorted(dropped), first=True)
 

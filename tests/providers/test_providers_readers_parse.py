@@ -5,8 +5,12 @@ than what was read."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from ivmctl.providers import emulator
 from ivmctl.providers.emulator import EmulatorProvider, ReadOnReader, create_provider
 from ivmctl.providers.hpvm import HpvmProvider, PickledHost
 from ivmctl.providers.parsed_hosts import ENTRY, unpickle
+from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.runtime import World
 
 NAMES = [f"h{i:02d}" for i in range(5)]
@@ -265,3 +270,71 @@ def test_a_prefetch_asks_one_reader_and_the_refresh_shares_the_rest(fleet: Path)
     with World.open(fleet / "world.db", create=False) as world:
         for name in NAMES:  # once by the plain refresh, once by the readers
             assert [e.argv for e in world.log(name)].count(("hpvmstatus", "-X")) == 2
+
+
+def test_the_refresh_reads_a_share_of_what_the_reader_has_not_begun_itself(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the refresh starts waiting, this process takes back the later third of the
+    hosts the reader has not begun (`CALLER_SHARE`) and reads them itself, and again
+    while some are left: the refresh is the plain one, and each host is read once."""
+    plain = _refresh(_provider(fleet, 0), NAMES)
+    taken: list[list[str]] = []
+    take_back = EmulatorTransport.take_back
+
+    def spied(self: EmulatorTransport, share: float) -> list[str]:
+        taken.append(take_back(self, share))
+        return taken[-1]
+
+    monkeypatch.setattr(EmulatorTransport, "take_back", spied)
+    provider = _provider(fleet, 1)
+    provider.prefetch(NAMES)
+    pool = provider.emulator._workers
+    assert pool is not None
+    (reader,) = pool._workers
+    os.kill(reader.process.pid, signal.SIGSTOP)  # still starting: it has begun nothing
+    asked = reader._next
+    refreshed: list[model.ActualState] = []
+    refresh = threading.Thread(target=lambda: refreshed.append(_refresh(provider, NAMES)))
+    try:
+        refresh.start()
+        deadline = time.monotonic() + 60  # liveness: the request is sent at once
+        while reader._next == asked and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:  # the reader reads its tasks and the request to give some back at once
+        os.kill(reader.process.pid, signal.SIGCONT)
+    refresh.join(timeout=120)  # liveness, not a duration
+    assert taken[0] == NAMES[-1:]  # a third of five, rounded down: the last
+    assert taken[-1] == [] and len(taken) <= len(NAMES)  # until none are left to take
+    mine = [name for names in taken for name in names]
+    assert mine == sorted(mine, reverse=True) and len(set(mine)) == len(mine) < len(NAMES)
+    assert refreshed == [plain]
+    with World.open(fleet / "world.db", create=False) as world:
+        for name in NAMES:  # once by the plain refresh, once by the reader or here
+            assert [e.argv for e in world.log(name)].count(("hpvmstatus", "-X")) == 2
+
+
+def test_a_refresh_leaves_ivmctl_a_cpu_and_an_apply_does_not(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left automatic, a refresh starts one reader per CPU beyond the first (ivmctl
+    reads its share), an apply one per CPU (ivmctl waits for the changes), at most 4;
+    an apply after a refresh may add readers, never remove them."""
+    monkeypatch.setattr(emulator.os, "cpu_count", lambda: 3)
+    provider = _provider(fleet, 0)
+    provider.options = replace(provider.options, processes=None)
+    try:
+        assert provider._readers_for(emulator.READER_POOL_MIN_HOSTS) == 2
+        assert provider._readers_for(emulator.READER_POOL_MIN_HOSTS - 1) == 0
+        assert provider._readers_for(emulator.APPLY_POOL_MIN_HOSTS, apply=True) == 3
+        assert provider._readers_for(emulator.APPLY_POOL_MIN_HOSTS - 1, apply=True) == 0
+        monkeypatch.setattr(emulator.os, "cpu_count", lambda: 1)
+        assert provider._readers_for(emulator.READER_POOL_MIN_HOSTS) == 1
+        provider.emulator.start_workers(1)
+        provider.emulator.start_workers(3)
+        pool = provider.emulator._workers
+        assert pool is not None and pool.processes == 3
+        provider.emulator.start_workers(2)
+        assert pool.processes == 3
+    finally:
+        provider.close()

@@ -260,6 +260,41 @@ def test_only_tasks_nobody_waits_for_yet_are_given_away(world_path: Path) -> Non
     assert _listed(world_path) == 11
 
 
+def test_the_caller_takes_back_the_later_share_and_runs_it_itself(world_path: Path) -> None:
+    """`take_back` withdraws the later share of the tasks the busiest reader has not
+    begun: their waiters answer None (the caller runs them), the rest are answered, the
+    task somebody already waits for stays, and no task runs twice."""
+    pool = WorkerPool(world_path, processes=1)
+    tasks = 300
+    try:
+        (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)
+        expected = warm()
+        (reader,) = pool._workers
+        os.kill(reader.process.pid, signal.SIGSTOP)  # nothing begun until it is asked
+        try:
+            pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
+            got: list[Any] = []
+            waiter = threading.Thread(target=lambda: got.append(pending[-1]()), daemon=True)
+            waiter.start()
+            deadline = time.monotonic() + 60  # liveness: the waiter starts at once
+            while pending[-1] in pool._movable and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            os.kill(reader.process.pid, signal.SIGCONT)
+        taken = pool.take_back(1 / 3)
+        assert len(taken) == (tasks - 1) // 3 and set(taken) == {"h1"}
+        assert reader.outstanding == tasks - len(taken)
+        kept, withdrawn = pending[: -1 - len(taken)], pending[-1 - len(taken) : -1]
+        assert all(wait() is None for wait in withdrawn)
+        assert all(wait() == expected for wait in kept)
+        waiter.join(timeout=60)  # liveness, not a duration
+        assert got == [expected], "the task waited for was taken back"
+        assert pool.take_back(1 / 3) == []  # nothing left to take
+    finally:
+        pool.close()
+    assert _listed(world_path) == 1 + tasks - len(taken)  # the rest is the caller's
+
+
 def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path) -> None:
     """The reply to GiveAway goes ahead of the replies waiting to be sent (but after one
     partly sent), and names the later half of the offered requests not begun, which are
@@ -271,7 +306,7 @@ def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path)
     big = "x" * (1 << 17)  # more than the pipe holds: partly sent
     pipes.reply(1, "ok", big)
     pipes.reply(2, "ok", "queued")
-    pipes._give_away(3, frozenset({11, 12, 13, 14, 99}))
+    pipes._give_away(3, GiveAway(frozenset({11, 12, 13, 14, 99})))
     assert [r[0] for r in pipes.requests] == [10, 11, 12, 15]
     received = bytearray()
     while pipes._unsent:
@@ -297,6 +332,28 @@ def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path)
         (2, "queued"),
     ]
     assert _encoded(GiveAway(frozenset())) != b""  # the request itself pickles
+
+
+@pytest.mark.parametrize(
+    ("waiting", "share", "dropped"),
+    [
+        (range(10, 16), 1 / 3, [14, 15]),
+        (range(10, 15), 1 / 3, [14]),  # rounded down
+        (range(10, 12), 1 / 3, []),  # too few to part with any
+        (range(10, 16), 1.0, [10, 11, 12, 13, 14, 15]),
+    ],
+)
+def test_a_give_away_drops_the_later_share_of_the_requests_not_begun(
+    waiting: range, share: float, dropped: list[int]
+) -> None:
+    inbox, _ = os.pipe()
+    out_read, out_write = os.pipe()
+    pipes = _Pipes(inbox, out_write)
+    pipes.requests.extend((n, "h1", [], None) for n in waiting)
+    pipes._give_away(3, GiveAway(frozenset(waiting), share))
+    assert [r[0] for r in pipes.requests] == [n for n in waiting if n not in dropped]
+    (size,) = struct.unpack("!Q", os.read(out_read, 8))
+    assert pickle.loads(os.read(out_read, size)) == (3, "ok", dropped)
 
 
 def test_a_task_the_worker_cannot_import_ends_it_and_the_caller_does_the_work(
