@@ -392,7 +392,8 @@ class EmulatorProvider(HpvmProvider):
         here: HpvmProvider | None = None
         while mine := self.emulator.take_back(CALLER_SHARE):
             here = here or self._here()
-            read_here.update((name, here._read_reachable_host(name)) for name in mine)
+            for name in mine:  # a prefetch may have asked for hosts the world lacks
+                read_here[name] = here._read_reachable_host(name) if name in known else None
         passes: list[HostPass] = []
         for name in names:
             if name not in known:  # not a host of the world (a prefetch asked anyway)

@@ -278,7 +278,9 @@ def test_the_refresh_reads_a_share_of_what_the_reader_has_not_begun_itself(
     """When the refresh starts waiting, this process takes back the later third of the
     hosts the reader has not begun (`CALLER_SHARE`) and reads them itself, and again
     while some are left: the refresh is the plain one, and each host is read once."""
-    plain = _refresh(_provider(fleet, 0), NAMES)
+    asked = [*NAMES, "h99"]  # h99 is no host of the world: missing, as in process
+    plain = _refresh(_provider(fleet, 0), asked)
+    assert plain.hosts.keys() == set(NAMES)
     taken: list[list[str]] = []
     take_back = EmulatorTransport.take_back
 
@@ -288,26 +290,26 @@ def test_the_refresh_reads_a_share_of_what_the_reader_has_not_begun_itself(
 
     monkeypatch.setattr(EmulatorTransport, "take_back", spied)
     provider = _provider(fleet, 1)
-    provider.prefetch(NAMES)
+    provider.prefetch(asked)
     pool = provider.emulator._workers
     assert pool is not None
     (reader,) = pool._workers
     os.kill(reader.process.pid, signal.SIGSTOP)  # still starting: it has begun nothing
-    asked = reader._next
+    sent = reader._next
     refreshed: list[model.ActualState] = []
-    refresh = threading.Thread(target=lambda: refreshed.append(_refresh(provider, NAMES)))
+    refresh = threading.Thread(target=lambda: refreshed.append(_refresh(provider, asked)))
     try:
         refresh.start()
         deadline = time.monotonic() + 60  # liveness: the request is sent at once
-        while reader._next == asked and time.monotonic() < deadline:
+        while reader._next == sent and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:  # the reader reads its tasks and the request to give some back at once
         os.kill(reader.process.pid, signal.SIGCONT)
     refresh.join(timeout=120)  # liveness, not a duration
-    assert taken[0] == NAMES[-1:]  # a third of five, rounded down: the last
-    assert taken[-1] == [] and len(taken) <= len(NAMES)  # until none are left to take
-    mine = [name for names in taken for name in names]
-    assert mine == sorted(mine, reverse=True) and len(set(mine)) == len(mine) < len(NAMES)
+    assert taken[0] == asked[-2:]  # a third of six: the last two
+    assert taken[-1] == [] and len(taken) <= len(asked)  # until none are left to take
+    for later, earlier in zip(taken[1:-1], taken, strict=False):  # each from further back
+        assert later == sorted(later) and max(later) < min(earlier)
     assert refreshed == [plain]
     with World.open(fleet / "world.db", create=False) as world:
         for name in NAMES:  # once by the plain refresh, once by the reader or here
