@@ -387,32 +387,37 @@ class EmulatorProvider(HpvmProvider):
         submitted = self.emulator.submit_tasks(rest, self._read_task())
         if submitted is not None:
             asked.update(zip(rest, submitted, strict=True))
-        # this process reads shares itself, first, while the readers go on
-        read_here: dict[str, HostPass] = {}
+        # while the readers go on, this process reads shares of what they have not
+        # begun, and between shares takes what they had finished
+        # (a prefetch may have asked for hosts the world lacks, or this refresh does not)
+        wanted = {name for name in names if name in known}
+        passes: dict[str, HostPass] = {}
         here: HpvmProvider | None = None
-        while mine := self.emulator.take_back(CALLER_SHARE):
+        while (taken := self.emulator.take_back(CALLER_SHARE)).hosts:
             here = here or self._here()
-            for name in mine:  # a prefetch may have asked for hosts the world lacks
-                read_here[name] = here._read_reachable_host(name) if name in known else None
-        passes: list[HostPass] = []
+            for name in taken.hosts:  # its reader dropped it
+                asked.pop(name, None)
+                if name in wanted:
+                    passes[name] = here._read_reachable_host(name)
+            for name in taken.done:
+                if name in wanted:
+                    passes[name] = self._collected(name, asked.pop(name, None))
         for name in names:
-            if name not in known:  # not a host of the world (a prefetch asked anyway)
-                passes.append(None)
-                continue
-            if name in read_here:
-                asked.pop(name, None)  # taken back: its reader dropped it
-                passes.append(read_here.pop(name))
-                continue
-            waiting = asked.pop(name, None)  # None: the pool could not be asked
-            read = waiting() if waiting is not None else None
-            passes.append(
-                self.received(
-                    name, read if isinstance(read, PickledHost | HostUnreachable) else None
+            if name not in passes:
+                passes[name] = (
+                    self._collected(name, asked.pop(name, None)) if name in wanted else None
                 )
-            )
         for unused in asked.values():  # asked for, not needed: let the readers move on
             _discard(unused)
-        return passes
+        return [passes[name] for name in names]
+
+    def _collected(self, name: str, waiting: Callable[[], object | None] | None) -> HostPass:
+        """The pass of a host asked of a reader (read here if the reader could not be
+        asked, `waiting` None, or gave nothing a host's pass is made of)."""
+        read = waiting() if waiting is not None else None
+        return self.received(
+            name, read if isinstance(read, PickledHost | HostUnreachable) else None
+        )
 
     def _here(self) -> HpvmProvider:
         """A provider that reads this process's world in this process (the reader

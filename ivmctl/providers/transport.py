@@ -19,7 +19,7 @@ from ivmctl.errors import IvmctlError, ProviderError
 
 if TYPE_CHECKING:
     from ivmctl.runtime import World
-    from ivmctl.runtime.workers import WorkerPool
+    from ivmctl.runtime.workers import TakenBack, WorkerPool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,11 +149,13 @@ class EmulatorTransport:
         if readers is not None:
             readers.rebalance()
 
-    def take_back(self, share: float) -> list[str]:
-        """This process reads the hosts returned itself: the later `share` of the tasks
+    def take_back(self, share: float) -> TakenBack:
+        """This process reads the hosts taken back itself: the later `share` of the tasks
         the busiest reader has not begun (`WorkerPool.take_back`); none without readers."""
+        from ivmctl.runtime.workers import TakenBack
+
         readers = self._workers
-        return [] if readers is None else readers.take_back(share)
+        return TakenBack() if readers is None else readers.take_back(share)
 
     @property
     def reader_processes(self) -> int:

@@ -55,7 +55,8 @@ answered in order, but for one. Requests without a host:
 * `(number, None, [], task)` only brings the task's module in; its reply is discarded;
 * `(number, None, [], GiveAway(numbers, share))`, answered as soon as it is read and
   ahead of any reply not yet sent, drops the later `share` (rounded down) of the tasks
-  among `numbers` it has not begun; the reply is the numbers it dropped.
+  among `numbers` it has not begun; the reply is the numbers it dropped and the number
+  below which every request is done.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ class GiveAway:
 
     numbers: frozenset[int]
     share: float = 0.5
+
+
+@dataclass(frozen=True)
+class TakenBack:
+    """What `WorkerPool.take_back` took back (`hosts`, in the order asked), and the hosts
+    of the tasks the worker had finished then (`done`), in the order asked."""
+
+    hosts: tuple[str, ...] = ()
+    done: tuple[str, ...] = ()
 
 
 # (number, host, argvs, task): see the protocol above.
@@ -162,15 +172,16 @@ class _Worker:
         """Have the worker import `task`'s module now, not with its first task."""
         self._post([(None, [], task)])
 
-    def give_away(self, numbers: Sequence[int], share: float = 0.5) -> list[int]:
-        """The numbers of the tasks the worker dropped: the later `share` of those among
-        `numbers` it had not begun. Answered ahead of the replies it has not sent yet."""
+    def give_away(self, numbers: Sequence[int], share: float = 0.5) -> tuple[list[int], int]:
+        """The numbers of the tasks the worker dropped (the later `share` of those among
+        `numbers` it had not begun), and the number below which it had finished every
+        request. Answered ahead of the replies it has not sent yet."""
         request = GiveAway(frozenset(numbers), share)
         (asked,) = self._post([(None, [], request)], collected=True)
-        dropped: list[int] = self.collect(asked)
+        dropped, done_below = self.collect(asked)
         with self._arrived:
             self.outstanding -= len(dropped)
-        return dropped
+        return dropped, done_below
 
     def _post(
         self,
@@ -374,7 +385,8 @@ class WorkerPool:
                 if len(movable) < 2:
                     return
                 try:
-                    taken = [movable[n] for n in busiest.give_away(list(movable))]
+                    dropped, _ = busiest.give_away(list(movable))
+                    taken = [movable[n] for n in dropped]
                     if not taken:
                         return
                     numbers = idle.send_tasks([t.host for t in taken], taken[0].task)
@@ -384,29 +396,32 @@ class WorkerPool:
                 for moved, number in zip(taken, numbers, strict=True):
                     moved.worker, moved.number = idle, number
 
-    def take_back(self, share: float) -> list[str]:
+    def take_back(self, share: float) -> TakenBack:
         """The caller is about to wait and has a CPU of its own: it takes back the later
         `share` of the tasks the busiest worker has not begun, to run them itself. Their
-        waiters answer None from now on; the hosts are returned in the order asked. Only
-        tasks nobody waits for yet are taken."""
+        waiters answer None from now on. Only tasks nobody waits for yet are taken; of
+        the others, those the worker had finished are named too (their waiters answer
+        without waiting for it)."""
         with self._guard:
             workers = [] if self._broken else list(self._workers)
         if not workers:
-            return []
+            return TakenBack()
         with self._moves:
             busiest = max(workers, key=lambda w: w.outstanding)
             movable = {t.number: t for t in self._movable if t.worker is busiest}
             if not movable:
-                return []
+                return TakenBack()
             try:
-                taken = [movable[n] for n in busiest.give_away(list(movable), share)]
+                dropped, done_below = busiest.give_away(list(movable), share)
             except (EOFError, OSError, pickle.PickleError):
                 self._break()  # their waiters find out: each gets None
-                return []
+                return TakenBack()
+            taken = [movable.pop(n) for n in dropped]
             for withdrawn in taken:
                 withdrawn.worker = None
                 self._movable.discard(withdrawn)
-        return [t.host for t in taken]
+            done = [movable[n].host for n in sorted(movable) if n < done_below]
+        return TakenBack(hosts=tuple(t.host for t in taken), done=tuple(done))
 
     def submit_change(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending | None:
         """Send command lines that may change the world to the writer now. None when
@@ -587,12 +602,14 @@ class _Pipes:
 
     def _give_away(self, number: int, asked: GiveAway) -> None:
         """Drop the later `asked.share` of the requests in `asked.numbers` not begun, and
-        say which, ahead of every reply not sent yet."""
+        say which, ahead of every reply not sent yet, with the number below which every
+        request is done (none runs while requests are taken in: they run in order)."""
         waiting = [request for request in self.requests if request[0] in asked.numbers]
         count = min(len(waiting), int(len(waiting) * asked.share))
         dropped = {request[0] for request in waiting[len(waiting) - count :]}
         self.requests = collections.deque(r for r in self.requests if r[0] not in dropped)
-        self.reply(number, "ok", sorted(dropped), first=True)
+        done_below = self.requests[0][0] if self.requests else number
+        self.reply(number, "ok", (sorted(dropped), done_below), first=True)
 
     def reply(self, number: int, status: str, value: object, *, first: bool = False) -> None:
         """Send a reply after the others not sent yet, or `first`: before them, after

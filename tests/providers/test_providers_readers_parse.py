@@ -23,6 +23,7 @@ from ivmctl.providers.hpvm import HpvmProvider, PickledHost
 from ivmctl.providers.parsed_hosts import ENTRY, unpickle
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.runtime import World
+from ivmctl.runtime.workers import TakenBack
 
 NAMES = [f"h{i:02d}" for i in range(5)]
 HARDWARE = model.Hardware(cores=4, memory_mb=16384, nics=("lan0",))
@@ -284,9 +285,10 @@ def test_the_refresh_reads_a_share_of_what_the_reader_has_not_begun_itself(
     taken: list[list[str]] = []
     take_back = EmulatorTransport.take_back
 
-    def spied(self: EmulatorTransport, share: float) -> list[str]:
-        taken.append(take_back(self, share))
-        return taken[-1]
+    def spied(self: EmulatorTransport, share: float) -> TakenBack:
+        back = take_back(self, share)
+        taken.append(list(back.hosts))
+        return back
 
     monkeypatch.setattr(EmulatorTransport, "take_back", spied)
     provider = _provider(fleet, 1)

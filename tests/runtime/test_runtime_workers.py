@@ -22,7 +22,14 @@ import pytest
 
 from ivmctl.errors import EmulatorError
 from ivmctl.runtime import World
-from ivmctl.runtime.workers import GiveAway, WorkerPool, _encoded, _exited, _Pipes
+from ivmctl.runtime.workers import (
+    GiveAway,
+    TakenBack,
+    WorkerPool,
+    _encoded,
+    _exited,
+    _Pipes,
+)
 
 LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
 
@@ -195,6 +202,19 @@ def test_a_thousand_hosts_tasks_are_sent_while_the_reader_reads_nothing(
         pool.close()
 
 
+def _stop(pid: int) -> None:
+    """Stop a worker, and wait until it is stopped: a worker running on another CPU
+    could otherwise still take in (and begin) what is sent right after the signal."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 60  # liveness: at once
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"worker {pid} did not stop")
+
+
 def _listed(world_path: Path) -> int:
     """How many `hpvmstatus -M` listings h1's log shows."""
     with World.open(world_path, create=False) as world:
@@ -215,7 +235,7 @@ def test_tasks_asked_ahead_go_to_one_reader_until_the_caller_waits(world_path: P
         (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)  # starts both
         expected = warm()
         first, second = pool._workers
-        os.kill(first.process.pid, signal.SIGSTOP)  # nothing begun until rebalance asks
+        _stop(first.process.pid)  # nothing begun until rebalance asks
         try:
             pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
             assert (first.outstanding, second.outstanding) == (tasks, 0)
@@ -270,7 +290,7 @@ def test_the_caller_takes_back_the_later_share_and_runs_it_itself(world_path: Pa
         (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)
         expected = warm()
         (reader,) = pool._workers
-        os.kill(reader.process.pid, signal.SIGSTOP)  # nothing begun until it is asked
+        _stop(reader.process.pid)  # nothing begun until it is asked
         try:
             pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
             got: list[Any] = []
@@ -279,20 +299,44 @@ def test_the_caller_takes_back_the_later_share_and_runs_it_itself(world_path: Pa
             deadline = time.monotonic() + 60  # liveness: the waiter starts at once
             while pending[-1] in pool._movable and time.monotonic() < deadline:
                 time.sleep(0.01)
-        finally:
+            backs: list[TakenBack] = []
+            asking = threading.Thread(target=lambda: backs.append(pool.take_back(1 / 3)))
+            sent = reader._next
+            asking.start()
+            while reader._next == sent and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:  # the reader reads its tasks and the request to give some back at once
             os.kill(reader.process.pid, signal.SIGCONT)
-        taken = pool.take_back(1 / 3)
+        asking.join(timeout=60)  # liveness, not a duration
+        (back,) = backs
+        taken = back.hosts
         assert len(taken) == (tasks - 1) // 3 and set(taken) == {"h1"}
+        assert back.done == ()  # it had begun nothing
         assert reader.outstanding == tasks - len(taken)
         kept, withdrawn = pending[: -1 - len(taken)], pending[-1 - len(taken) : -1]
         assert all(wait() is None for wait in withdrawn)
         assert all(wait() == expected for wait in kept)
         waiter.join(timeout=60)  # liveness, not a duration
         assert got == [expected], "the task waited for was taken back"
-        assert pool.take_back(1 / 3) == []  # nothing left to take
+        assert pool.take_back(1 / 3) == TakenBack()  # nothing left to take
     finally:
         pool.close()
     assert _listed(world_path) == 1 + tasks - len(taken)  # the rest is the caller's
+
+
+def test_taking_back_names_the_tasks_the_worker_has_finished(world_path: Path) -> None:
+    """Tasks the worker finished before it was asked are named `done` (their waiters
+    answer at once), and none of them is taken back."""
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        pending = pool.submit_tasks(["h1"] * 20, LIST_MACHINES, ahead=True)
+        expected = pending[-1]()  # replies come in order: the 19 before it are done
+        back = pool.take_back(1.0)
+        assert back == TakenBack(hosts=(), done=("h1",) * 19)
+        assert all(wait() == expected for wait in pending[:-1])
+    finally:
+        pool.close()
+    assert _listed(world_path) == 20
 
 
 def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path) -> None:
@@ -328,32 +372,32 @@ def test_a_give_away_is_answered_before_the_replies_not_yet_sent(tmp_path: Path)
         replies.append(pickle.loads(stream.read(size)))
     assert [(n, v if n != 1 else len(v)) for n, _, v in replies] == [
         (1, len(big)),
-        (3, [13, 14]),
+        (3, ([13, 14], 10)),  # and every request below 10 is done
         (2, "queued"),
     ]
     assert _encoded(GiveAway(frozenset())) != b""  # the request itself pickles
 
 
 @pytest.mark.parametrize(
-    ("waiting", "share", "dropped"),
+    ("waiting", "share", "dropped", "done_below"),
     [
-        (range(10, 16), 1 / 3, [14, 15]),
-        (range(10, 15), 1 / 3, [14]),  # rounded down
-        (range(10, 12), 1 / 3, []),  # too few to part with any
-        (range(10, 16), 1.0, [10, 11, 12, 13, 14, 15]),
+        (range(10, 16), 1 / 3, [14, 15], 10),
+        (range(10, 15), 1 / 3, [14], 10),  # rounded down
+        (range(10, 12), 1 / 3, [], 10),  # too few to part with any
+        (range(10, 16), 1.0, [10, 11, 12, 13, 14, 15], 30),  # none left: all before it
     ],
 )
 def test_a_give_away_drops_the_later_share_of_the_requests_not_begun(
-    waiting: range, share: float, dropped: list[int]
+    waiting: range, share: float, dropped: list[int], done_below: int
 ) -> None:
     inbox, _ = os.pipe()
     out_read, out_write = os.pipe()
     pipes = _Pipes(inbox, out_write)
     pipes.requests.extend((n, "h1", [], None) for n in waiting)
-    pipes._give_away(3, GiveAway(frozenset(waiting), share))
+    pipes._give_away(30, GiveAway(frozenset(waiting), share))
     assert [r[0] for r in pipes.requests] == [n for n in waiting if n not in dropped]
     (size,) = struct.unpack("!Q", os.read(out_read, 8))
-    assert pickle.loads(os.read(out_read, size)) == (3, "ok", dropped)
+    assert pickle.loads(os.read(out_read, size)) == (30, "ok", (dropped, done_below))
 
 
 def test_a_task_the_worker_cannot_import_ends_it_and_the_caller_does_the_work(
