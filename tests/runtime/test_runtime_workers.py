@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,20 @@ def _stop(pid: int) -> None:
     raise AssertionError(f"worker {pid} did not stop")
 
 
+def _waiting_for_the_last(
+    pool: WorkerPool, pending: list[Callable[[], Any]]
+) -> tuple[threading.Thread, list[Any]]:
+    """A thread that waits for the last of `pending` (its value lands in the list), once
+    it waits: from then on that task is never offered to move."""
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(pending[-1]()), daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 60  # liveness: the waiter starts at once
+    while pending[-1] in pool._movable and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return waiter, got
+
+
 def _listed(world_path: Path) -> int:
     """How many `hpvmstatus -M` listings h1's log shows."""
     with World.open(world_path, create=False) as world:
@@ -260,15 +275,10 @@ def test_only_tasks_nobody_waits_for_yet_are_given_away(world_path: Path) -> Non
         (warm,) = pool.submit_tasks(["h1"], LIST_MACHINES, ahead=True)
         expected = warm()
         first = pool._workers[0]
-        os.kill(first.process.pid, signal.SIGSTOP)
+        _stop(first.process.pid)
         try:
             pending = pool.submit_tasks(["h1"] * 10, LIST_MACHINES, ahead=True)
-            got: list[Any] = []
-            waiter = threading.Thread(target=lambda: got.append(pending[-1]()), daemon=True)
-            waiter.start()
-            deadline = time.monotonic() + 60  # liveness: the waiter starts at once
-            while pending[-1] in pool._movable and time.monotonic() < deadline:
-                time.sleep(0.01)
+            waiter, got = _waiting_for_the_last(pool, pending)
         finally:
             os.kill(first.process.pid, signal.SIGCONT)
         pool.rebalance()
@@ -293,12 +303,8 @@ def test_the_caller_takes_back_the_later_share_and_runs_it_itself(world_path: Pa
         _stop(reader.process.pid)  # nothing begun until it is asked
         try:
             pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
-            got: list[Any] = []
-            waiter = threading.Thread(target=lambda: got.append(pending[-1]()), daemon=True)
-            waiter.start()
-            deadline = time.monotonic() + 60  # liveness: the waiter starts at once
-            while pending[-1] in pool._movable and time.monotonic() < deadline:
-                time.sleep(0.01)
+            waiter, got = _waiting_for_the_last(pool, pending)
+            deadline = time.monotonic() + 60  # liveness: the request is sent at once
             backs: list[TakenBack] = []
             asking = threading.Thread(target=lambda: backs.append(pool.take_back(1 / 3)))
             sent = reader._next
