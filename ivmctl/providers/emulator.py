@@ -387,10 +387,10 @@ class EmulatorProvider(HpvmProvider):
         submitted = self.emulator.submit_tasks(rest, self._read_task())
         if submitted is not None:
             asked.update(zip(rest, submitted, strict=True))
+        # a prefetch may have asked for hosts the world lacks, or this refresh does not
+        wanted = {name for name in names if name in known}
         # while the readers go on, this process reads shares of what they have not
         # begun, and between shares takes what they had finished
-        # (a prefetch may have asked for hosts the world lacks, or this refresh does not)
-        wanted = {name for name in names if name in known}
         passes: dict[str, HostPass] = {}
         here: HpvmProvider | None = None
         while (taken := self.emulator.take_back(CALLER_SHARE)).hosts:

@@ -376,17 +376,11 @@ class WorkerPool:
         """The caller is about to wait for its tasks: each worker with nothing to do
         takes the later half of the tasks the busiest one has not begun (see the module's
         docstring). Only tasks nobody waits for yet move."""
-        with self._guard:
-            workers = [] if self._broken else list(self._workers)
+        workers = self._readers()
         with self._moves:
             for idle in [w for w in workers if not w.outstanding]:
-                busiest = max(workers, key=lambda w: w.outstanding)
-                movable = {t.number: t for t in self._movable if t.worker is busiest}
-                if len(movable) < 2:
-                    return
                 try:
-                    dropped, _ = busiest.give_away(list(movable))
-                    taken = [movable[n] for n in dropped]
+                    taken, _ = self._dropped_by_busiest(workers, 0.5)
                     if not taken:
                         return
                     numbers = idle.send_tasks([t.host for t in taken], taken[0].task)
@@ -402,26 +396,39 @@ class WorkerPool:
         waiters answer None from now on. Only tasks nobody waits for yet are taken; of
         the others, those the worker had finished are named too (their waiters answer
         without waiting for it)."""
-        with self._guard:
-            workers = [] if self._broken else list(self._workers)
+        workers = self._readers()
         if not workers:
             return TakenBack()
         with self._moves:
-            busiest = max(workers, key=lambda w: w.outstanding)
-            movable = {t.number: t for t in self._movable if t.worker is busiest}
-            if not movable:
-                return TakenBack()
             try:
-                dropped, done_below = busiest.give_away(list(movable), share)
+                taken, done = self._dropped_by_busiest(workers, share)
             except (EOFError, OSError, pickle.PickleError):
                 self._break()  # their waiters find out: each gets None
                 return TakenBack()
-            taken = [movable.pop(n) for n in dropped]
             for withdrawn in taken:
                 withdrawn.worker = None
                 self._movable.discard(withdrawn)
-            done = [movable[n].host for n in sorted(movable) if n < done_below]
-        return TakenBack(hosts=tuple(t.host for t in taken), done=tuple(done))
+        return TakenBack(hosts=tuple(t.host for t in taken), done=tuple(t.host for t in done))
+
+    def _dropped_by_busiest(
+        self, workers: Sequence[_Worker], share: float
+    ) -> tuple[list[_TaskReply], list[_TaskReply]]:
+        """With `_moves` held: the tasks the busiest of `workers` dropped (the later
+        `share` of those nobody waits for that it had not begun; their replies still name
+        it), and those nobody waits for that it had finished. No request is sent when
+        there are too few to drop any."""
+        busiest = max(workers, key=lambda w: w.outstanding)
+        movable = {t.number: t for t in self._movable if t.worker is busiest}
+        if int(len(movable) * share) == 0:
+            return [], []
+        dropped, done_below = busiest.give_away(list(movable), share)
+        taken = [movable.pop(n) for n in dropped]
+        return taken, [movable[n] for n in sorted(movable) if n < done_below]
+
+    def _readers(self) -> list[_Worker]:
+        """The readers running now; none once the pool is broken."""
+        with self._guard:
+            return [] if self._broken else list(self._workers)
 
     def submit_change(self, host: str, argvs: Sequence[Sequence[str]]) -> Pending | None:
         """Send command lines that may change the world to the writer now. None when
