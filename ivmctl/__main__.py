@@ -1,5 +1,5 @@
 """`python -m ivmctl` runs the command line."""
 
-from ivmctl.cli import console
+from ivmctl.entry import console
 
 console()

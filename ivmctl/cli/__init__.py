@@ -144,6 +144,9 @@ def exit_now(code: object) -> NoReturn:
     plugin's `atexit`, `weakref.finalize`, logging's flush), then standard output and
     error are flushed; a flush that fails is exit 120, as in Python's own shutdown. While
     a thread other than daemons runs, the process exits as usual, waiting for it."""
+    from ivmctl.runtime import spare
+
+    spare.discard()  # a spare worker nobody took (`ivmctl.entry`)
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # type: ignore[arg-type]  # whatever sys.exit was given
     if code is None:

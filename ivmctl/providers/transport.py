@@ -128,10 +128,14 @@ class EmulatorTransport:
 
     def readers_idle(self) -> None:
         """No more listings for now (a refresh is over): reader processes write their log
-        rows meanwhile, not when they are closed."""
-        readers = self._workers
+        rows meanwhile, not when they are closed, and those of the listings this process
+        read (`WorkerPool.idle`), while it plans."""
+        readers, world = self._workers, self._world
         if readers is not None:
-            readers.idle()
+            handed = world.take_pending() if world is not None else None
+            left = readers.idle(handed)
+            if left is not None and world is not None:
+                world.add_pending(left)  # written as this world closes, as before
 
     def submit_tasks(
         self, hosts: Sequence[str], task: Callable[[World, str], object], *, ahead: bool = False

@@ -77,9 +77,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ivmctl.runtime.crashpoints import KILL_AT_ENV, KILL_TRACE_ENV
+from ivmctl.runtime import spare
 from ivmctl.runtime.kinds import is_read_only
-from ivmctl.runtime.world import CommandResult, World
+from ivmctl.runtime.world import CommandResult, PendingWrites, World
 
 _SIZE = struct.Struct("!Q")
 # Called on the worker with its world and a host; returns something picklable.
@@ -106,7 +106,7 @@ class TakenBack:
 
 
 # (number, host, argvs, task): see the protocol above.
-Request = tuple[int, str | None, list[list[str]], Task | GiveAway | None]
+Request = tuple[int, str | None, list[list[str]], Task | GiveAway | PendingWrites | None]
 
 
 class ChangeDeclined(Exception):
@@ -136,12 +136,12 @@ class _Worker:
     carries its request's number so any thread may collect any reply."""
 
     def __init__(self, path: Path) -> None:
-        environ = {k: v for k, v in os.environ.items() if k not in (KILL_AT_ENV, KILL_TRACE_ENV)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ivmctl.runtime.workers", str(path)],
+        # the spare started with the command if there is one (`spare`), else a new one
+        self.process = spare.take(path) or subprocess.Popen(
+            spare.worker_argv(str(path)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=environ,
+            env=spare.worker_environment(),
             # a terminal's Ctrl-C goes to its foreground process group: not to ours,
             # even while we start up and before we ignore SIGINT
             process_group=0,
@@ -155,9 +155,10 @@ class _Worker:
         self._discard: set[int] = set()  # requests whose replies nobody waits for
         self.outstanding = 0  # requests sent, replies not collected (a hint for choosing)
 
-    def write_log(self) -> None:
-        """Ask the worker to write its pending log rows now; nobody waits for it."""
-        self._post([(None, [], None)])
+    def write_log(self, handed: PendingWrites | None = None) -> None:
+        """Ask the worker to write its pending log rows now, with those `handed` to it,
+        then checkpoint the world file; nobody waits for it."""
+        self._post([(None, [], handed)])
 
     def send(self, host: str, argvs: list[list[str]]) -> int:
         """Send a batch of command lines."""
@@ -185,7 +186,9 @@ class _Worker:
 
     def _post(
         self,
-        requests: Sequence[tuple[str | None, list[list[str]], Task | GiveAway | None]],
+        requests: Sequence[
+            tuple[str | None, list[list[str]], Task | GiveAway | PendingWrites | None]
+        ],
         *,
         collected: bool = False,
     ) -> list[int]:
@@ -506,14 +509,21 @@ class WorkerPool:
         with self._guard:
             self._broken = True
 
-    def idle(self) -> None:
+    def idle(self, handed: PendingWrites | None = None) -> PendingWrites | None:
         """The listings asked for so far are all there is for now: workers write their log
-        rows while the parent works on (instead of when it closes them and waits)."""
+        rows while the parent works on (instead of when it closes them and waits), the
+        first one with the parent's own (`handed`), and checkpoint the world file, so
+        that the parent's close, the last, has little left to copy. What could not be
+        handed over (no worker took it) is returned."""
         with self._guard:
             workers = list(self._workers)
         for worker in workers:
-            with contextlib.suppress(OSError):  # a dead worker is found when next used
-                worker.write_log()
+            try:
+                worker.write_log(handed)
+            except OSError:  # a dead worker is found when next used
+                continue
+            handed = None
+        return handed
 
     def close(self) -> None:
         with self._guard:
@@ -545,11 +555,14 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
                 continue
             number, host, argvs, task = pipes.requests.popleft()
             if host is None:  # GiveAway is answered as it arrives (`_Pipes.exchange`)
-                if task is None:
+                if task is None or isinstance(task, PendingWrites):
+                    if task is not None:
+                        world.add_pending(task)
                     world.flush_log()
+                    world.checkpoint()
                 pipes.reply(number, "ok", [])  # a task's module is in: unpickled with it
                 continue
-            assert not isinstance(task, GiveAway)
+            assert not isinstance(task, GiveAway | PendingWrites)
             if task is None and not all(map(is_read_only, argvs)) and world.simulates_delays():
                 pipes.reply(number, "error", ChangeDeclined(host))
                 continue
@@ -657,7 +670,9 @@ if __name__ == "__main__":
     # as ChangeDeclined) must be found there, not in `__main__`
     from ivmctl.runtime import workers
 
-    workers.serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+    # a spare, started with the command (`spare`), is told the world's path later
+    path = spare.await_path(sys.argv[2:]) if sys.argv[1] == "--spare" else sys.argv[1]
+    workers.serve(path, sys.stdin.buffer, sys.stdout.buffer)
     # the world is closed and every reply written (`os.write`): nothing is left to
     # free that the exit would not, and the parent waits for this exit
     os._exit(0)

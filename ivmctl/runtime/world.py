@@ -104,6 +104,14 @@ class FaultInfo:
     unpresented: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PendingWrites:
+    """Log rows of listings and listings to keep that a world has not written yet."""
+
+    log: list[tuple[int, float, str, int]]
+    kept: list[KeptRow]
+
+
 class World:
     """A persistent world of emulated VM Hosts; safe to share between threads."""
 
@@ -635,6 +643,26 @@ class World:
             with self._guard:
                 pending, self._pending_kept = self._pending_kept, []
             keep(conn, pending)
+
+    def take_pending(self) -> PendingWrites:
+        """The log rows and listings to keep not written yet, now no longer this world's to
+        write: handed to another process on the same file (`add_pending` there)."""
+        with self._guard:
+            pending = PendingWrites(log=self._pending_log, kept=self._pending_kept)
+            self._pending_log, self._pending_kept = [], []
+        return pending
+
+    def add_pending(self, pending: PendingWrites) -> None:
+        """Write `pending` (another connection's `take_pending`) with this world's own."""
+        with self._guard:
+            self._pending_log += pending.log
+            self._pending_kept += pending.kept
+
+    def checkpoint(self) -> None:
+        """Copy what SQLite's write-ahead log holds into the world file now, waiting for
+        nobody (a passive checkpoint). The last connection to close a file copies what is
+        left, and a reader that does this while ivmctl plans leaves it little to copy."""
+        self._store.conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _forget_kept(self) -> None:
         with self._guard:

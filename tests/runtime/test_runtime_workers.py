@@ -7,9 +7,11 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import json
 import os
 import pickle
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from ivmctl.runtime.workers import (
     _exited,
     _Pipes,
 )
+from ivmctl.runtime.world import PendingWrites
 
 LISTINGS = [["hpvmstatus", "-M"], ["hpvmstatus", "-X"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]]
 
@@ -95,6 +98,50 @@ def test_workers_log_their_listings_when_told_the_pool_is_idle(world_path: Path)
         assert later is not None and later[0].stdout.startswith("Name")
         with World.open(world_path, create=False) as world:
             assert ("hpvmstatus", "-M") in [entry.argv for entry in world.log("h1")]
+    finally:
+        pool.close()
+
+
+def _logged_argvs(world_path: Path) -> list[str]:
+    """The log's command lines as stored, read past any World (and its pending rows)."""
+    with sqlite3.connect(world_path) as conn:
+        return [row[0] for row in conn.execute("SELECT argv FROM log ORDER BY id")]
+
+
+def test_idle_hands_the_parents_log_rows_to_a_worker_which_writes_them(
+    world_path: Path,
+) -> None:
+    """The listings the parent read itself are logged by a worker while the parent plans,
+    so its close has nothing left to write; nothing is logged twice."""
+    pool = WorkerPool(world_path, processes=1)
+    parent = World.open(world_path, create=False)
+    try:
+        assert pool.read("h1", [["hpvmstatus", "-M"]]) is not None
+        parent.execute_many("h1", [["hpvmnet"], ["hpvmdevmgmt", "-l", "all"]])
+        before = _logged_argvs(world_path)
+        assert pool.idle(parent.take_pending()) is None  # a worker took them
+        assert pool.read("h1", [["hpvmstatus", "-X"]]) is not None  # after the log write
+        logged = _logged_argvs(world_path)[len(before) :]
+        assert sorted(logged) == sorted(
+            json.dumps(argv)
+            for argv in (["hpvmstatus", "-M"], ["hpvmnet"], ["hpvmdevmgmt", "-l", "all"])
+        )
+        assert parent.take_pending() == PendingWrites(log=[], kept=[])
+    finally:
+        parent.close()
+        pool.close()
+    assert _logged_argvs(world_path).count(json.dumps(["hpvmnet"])) == 1
+
+
+def test_log_rows_no_worker_could_take_come_back_to_the_parent(world_path: Path) -> None:
+    pool = WorkerPool(world_path, processes=1)
+    try:
+        assert pool.read("h1", LISTINGS) is not None
+        (worker,) = pool._workers
+        worker.process.kill()
+        worker.process.wait()
+        handed = PendingWrites(log=[(1, 0.0, '["hpvmnet"]', 0)], kept=[])
+        assert pool.idle(handed) is handed
     finally:
         pool.close()
 
