@@ -83,8 +83,6 @@ def plan(
       ivmctl plan --detailed-exitcode # 0 no changes, 2 changes, 1 error
     """
     from ivmctl.core.session import PlanOptions, Session
-    from ivmctl.plan.planfile import encode_plan, plan_to_dict
-    from ivmctl.render.plan import print_plan
 
     with Session(workspace(ctx, variables, var_files)) as session:
         planned = session.plan(
@@ -94,6 +92,11 @@ def plan(
                 refresh_only=refresh_only,
             )
         )
+        # imported now, not before: the refresh starts as the configuration names the
+        # hosts, and what it does not need is imported after that
+        from ivmctl.plan.planfile import encode_plan, plan_to_dict
+        from ivmctl.render.plan import print_plan
+
         result = planned.plan
         if out is not None:
             write_atomically(out, encode_plan(result, ivmctl_version=__version__,

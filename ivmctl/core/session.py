@@ -24,7 +24,6 @@ from ivmctl.core.recording import ProviderExecutor, _Recorder, recording, settle
 from ivmctl.core.recording import view_digest as view_digest  # re-exported: drift, inventory
 from ivmctl.errors import IvmctlError, PlanFileError, ProviderError, StalePlanError
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
-from ivmctl.plan.planner import make_plan
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.state import LocalBackend, State
 
@@ -254,6 +253,8 @@ class Session:
             prevent_destroy=frozenset(a for a, r in state.resources.items() if r.prevent_destroy),
         )
         target = _without_guests_and_vswitches(desired) if options.destroy else desired
+        from ivmctl.plan.planner import make_plan  # after the prefetch began (see `load`)
+
         plan = make_plan(
             target,
             actual,
