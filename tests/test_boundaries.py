@@ -57,7 +57,7 @@ def layer_of(module: str) -> str:
     if module in BASE:
         return "base"
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] == "__main__":
+    if len(parts) == 1 or parts[1] in ("__main__", "entry"):  # the executable's own
         return "cli"
     return parts[1]
 
