@@ -53,8 +53,17 @@ def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, st
     return {k: v for k, v in source.items() if k not in (KILL_AT_ENV, KILL_TRACE_ENV)}
 
 
-def worker_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ivmctl.runtime.workers", *args]
+def start_worker(*args: str) -> subprocess.Popen[bytes]:
+    """A worker process (`python -m ivmctl.runtime.workers ARGS`), piped to this one, in
+    a process group of its own: a terminal's Ctrl-C goes to its foreground process group,
+    not to the workers', even while they start up and before they ignore SIGINT."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ivmctl.runtime.workers", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=worker_environment(),
+        process_group=0,
+    )
 
 
 def wanted(argv: Sequence[str], *, cpus: int | None = None) -> bool:
@@ -74,13 +83,7 @@ def start(argv: Sequence[str]) -> None:
     if _spare is not None or not wanted(argv):
         return
     try:
-        _spare = subprocess.Popen(
-            worker_argv("--spare", *TASK_MODULES),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=worker_environment(),
-            process_group=0,  # as every worker: a terminal's Ctrl-C is not for it
-        )
+        _spare = start_worker("--spare", *TASK_MODULES)
     except OSError:
         _spare = None
 

@@ -51,7 +51,9 @@ parent does not wait for workers still starting up to read them). A reply is
 returned when `task` is not None) or `(number, "error", exception)`; requests are
 answered in order, but for one. Requests without a host:
 
-* `(number, None, [], None)` writes the worker's pending log rows; its reply is discarded;
+* `(number, None, [], None)` writes the worker's pending log rows, then checkpoints the
+  world file; its reply is discarded. With `PendingWrites` in place of None, it writes
+  those (the parent's, `WorkerPool.idle`) with its own;
 * `(number, None, [], task)` only brings the task's module in; its reply is discarded;
 * `(number, None, [], GiveAway(numbers, share))`, answered as soon as it is read and
   ahead of any reply not yet sent, drops the later `share` (rounded down) of the tasks
@@ -137,15 +139,7 @@ class _Worker:
 
     def __init__(self, path: Path) -> None:
         # the spare started with the command if there is one (`spare`), else a new one
-        self.process = spare.take(path) or subprocess.Popen(
-            spare.worker_argv(str(path)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=spare.worker_environment(),
-            # a terminal's Ctrl-C goes to its foreground process group: not to ours,
-            # even while we start up and before we ignore SIGINT
-            process_group=0,
-        )
+        self.process = spare.take(path) or spare.start_worker(str(path))
         self._send_lock = threading.Lock()
         self._arrived = threading.Condition()  # a reply was read: its waiter may take it
         self._reading = False  # a thread is reading the pipe (with `_arrived` released)
