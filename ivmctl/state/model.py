@@ -58,8 +58,13 @@ class ResourceRecord:
             host=str(body["host"]),
             prevent_destroy=bool(body.get("prevent_destroy", False)),
             digest=str(body.get("digest", "")),
-            status=RecordStatus(body.get("status", RecordStatus.OWNED.value)),
+            status=_STATUSES[body.get("status", "owned")],
         )
+
+
+# a status by its value, as RecordStatus(value) finds it but a quarter as slow; the state
+# of 10,000 guests has 13,000 records. An unknown one is a KeyError: a malformed record.
+_STATUSES = {status.value: status for status in RecordStatus}
 
 
 @dataclass(frozen=True, kw_only=True)
