@@ -25,6 +25,7 @@ first time somebody looks a location up.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import pickle
 import re
@@ -95,15 +96,20 @@ def code_files() -> list[Path]:
 @cache
 def code_digest() -> str:
     """A digest of the code and library versions a load depends on (once per process)."""
-    import yaml
-
     from ivmctl.spec.yamlio import FAST_LOADER_NAME, PARSER_VERSION
 
     digest = hashlib.sha256()
-    digest.update(f"{sys.version}\0{yaml.__version__}\0{FAST_LOADER_NAME}\0".encode())
+    digest.update(f"{sys.version}\0{FAST_LOADER_NAME}\0".encode())
     digest.update(f"{PARSER_VERSION}\0{pickle.HIGHEST_PROTOCOL}\0".encode())
-    digest.update(sources_digest(code_files()))
+    digest.update(sources_digest([*code_files(), *_pyyaml_version_file()]))
     return digest.hexdigest()
+
+
+def _pyyaml_version_file() -> list[Path]:
+    """PyYAML's `__init__.py`, which holds its version: found, not imported (a load that
+    the fast loader reads never imports PyYAML, see `yamlexact`)."""
+    spec = importlib.util.find_spec("yaml")
+    return [Path(spec.origin)] if spec is not None and spec.origin else []
 
 
 def inputs_key(

@@ -12,10 +12,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ivmctl.errors import IvmctlError, Location, SpecError
-from ivmctl.spec.yamlio import Node, PathItem, compose, locate
+from ivmctl.spec.yamlio import PathItem
+
+if TYPE_CHECKING:
+    from yaml.nodes import Node
 
 
 class Spot(NamedTuple):
@@ -86,6 +89,8 @@ class SourceTexts:
             return spot.line, spot.column
         if not spot.ypath or spot.file not in self.texts:  # a whole-file problem: no position
             return None, None
+        from ivmctl.spec.yamlexact import compose, locate  # PyYAML: only to locate
+
         if spot.file not in self._trees:
             try:
                 self._trees[spot.file] = compose(self.texts[spot.file])

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from ivmctl.spec import yamlio
-from ivmctl.spec.yamlio import PurePythonYaml12Loader, YamlProblem, cached_parse, parse_yaml
+from ivmctl.spec import yamlexact, yamlio
+from ivmctl.spec.yamlexact import PurePythonYaml12Loader
+from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml
 
 CORPUS = Path(__file__).parent / "cases" / "yaml12_corpus.txt"
 VALUES = [
@@ -143,6 +144,16 @@ def test_deep_block_nesting_is_refused_before_libyaml_sees_it() -> None:
         parse_yaml(text)
 
 
+def test_deep_flow_nesting_is_found_among_other_characters_of_any_script() -> None:
+    # the brackets are picked out of the UTF-8 bytes: no other character adds or hides one
+    deep = "a: " + "[é€𝄞" * 150 + "]" * 150 + "\n"
+    with pytest.raises(YamlProblem, match="nested more than 100 levels"):
+        parse_yaml(deep)
+    shallow = "".join(f"k{i}: [「{i}」, {{b: ünï}}]\n" for i in range(200))
+    assert yamlio.depth_problem(shallow) is None
+    assert parse_yaml(shallow)["k7"] == ["「7」", {"b": "ünï"}]
+
+
 def test_moderate_nesting_and_many_flow_maps_are_fine() -> None:
     text = "".join(f"g{i}: {{a: [1, {{b: 2}}]}}\n" for i in range(500))
     assert len(parse_yaml(text)) == 500
@@ -204,7 +215,7 @@ def test_the_cache_forgets_old_versions_of_files(tmp_path: Path) -> None:
 def exact(text: str) -> Any:
     """What the exact (libyaml) loader reads, or its problem as (summary, line, column)."""
     try:
-        return parse_yaml(text, loader_class=yamlio.Yaml12Loader)
+        return parse_yaml(text, loader_class=yamlexact.Yaml12Loader)
     except YamlProblem as exc:
         return ("problem", exc.summary, exc.line, exc.column)
 
@@ -250,7 +261,7 @@ def test_ordinary_configuration_is_read_by_the_fast_loader(
     def no_libyaml(_: str) -> None:
         raise AssertionError("the exact loader was used")
 
-    monkeypatch.setattr(yamlio, "Yaml12Loader", no_libyaml)
+    monkeypatch.setattr(yamlexact, "Yaml12Loader", no_libyaml)
     assert not yamlio.needs_exact_loader(text)
     assert parse_yaml(text)["guests"]["web01"] == {
         "host": "h1",
@@ -326,6 +337,20 @@ def test_the_fast_path_reads_generated_scalars_exactly_as_the_exact_loader() -> 
     assert differ == []
 
 
+def test_a_pattern_is_skipped_only_for_text_it_cannot_match() -> None:
+    """needs_exact_loader searches a pattern only when the text holds one of its needles:
+    every match, over the generated texts and the divergent ones, holds one."""
+    texts = [*DIVERGENT, "k: -0X1F\n", "k: [+0B1]\n", "k: -.5E7\n"]
+    for token in _generated_scalars():
+        texts += [f"k: {token}\n", f"k: [{token}, x]\n", f"{token}: v\n", f'{{"k":{token}}}\n']
+    for needles, pattern in yamlio._EXACT_ONLY:
+        matched = [m.group(0) for t in texts if (m := pattern.search("\n" + t)) is not None]
+        assert matched, pattern.pattern  # the texts exercise every pattern
+        if needles:
+            missed = [m for m in matched if not any(needle in m for needle in needles)]
+            assert missed == [], pattern.pattern
+
+
 @pytest.mark.parametrize("text", VALUES)
 def test_without_yaml_rs_the_corpus_reads_the_same(
     text: str, monkeypatch: pytest.MonkeyPatch
@@ -341,13 +366,13 @@ def test_without_yaml_rs_the_exact_loader_reads_everything(
 ) -> None:
     used: list[str] = []
 
-    class Spy(yamlio.Yaml12Loader):  # type: ignore[misc]
+    class Spy(yamlexact.Yaml12Loader):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
             used.append(stream)
             super().__init__(stream)
 
     monkeypatch.setattr(yamlio, "FAST_LOADER", None)
-    monkeypatch.setattr(yamlio, "Yaml12Loader", Spy)
+    monkeypatch.setattr(yamlexact, "Yaml12Loader", Spy)
     assert parse_yaml("a: 1\n") == {"a": 1}
     assert used == ["a: 1\n"]
 
