@@ -119,6 +119,16 @@ def config_files(config_dir: Path, *, exclude: Sequence[Path] = ()) -> list[Path
 _DECLARES_HOSTS = re.compile(rb"^(?:provider|hosts)[ \t]*:", re.MULTILINE)
 
 
+def _declares_hosts(content: bytes) -> bool:
+    """Whether `content` declares the provider or hosts (`_DECLARES_HOSTS`). The pattern
+    is tried at every line start: only files holding one of the words at a line start
+    are searched, which `in` finds ten times as fast (guests files hold neither)."""
+    starts = (b"provider", b"hosts")
+    if not content.startswith(starts) and not any(b"\n" + word in content for word in starts):
+        return False
+    return _DECLARES_HOSTS.search(content) is not None
+
+
 def _bytes_or_none(path: Path) -> bytes | None:
     """The file's bytes; None if it is too large or cannot be read (`_Run._document`
     tries again, and says what is wrong)."""
@@ -246,7 +256,7 @@ class _Run:
         # The files declaring the provider and the hosts are read first, and `early` is
         # told of them then: a plan's readers start on the hosts while the rest is read.
         raw = {path: _bytes_or_none(path) for path in paths}
-        first = [p for p in paths if (b := raw[p]) is not None and _DECLARES_HOSTS.search(b)]
+        first = [p for p in paths if (b := raw[p]) is not None and _declares_hosts(b)]
         read: dict[Path, tuple[str, Any] | None] = {}
         for path in first:
             read[path] = self._document(path, raw.pop(path))

@@ -114,3 +114,29 @@ def test_hosts_the_first_look_does_not_find_are_told_after_the_merge(tmp_path: P
     told: Told = []
     _load(tmp_path, told)
     assert [hosts for _, hosts in told] == [("vmhost01",)]
+
+
+# Whether a file's bytes declare the provider or hosts (so it is read first), as the
+# pattern decides: the quick test that skips most files never skips one it matches.
+DECLARATIONS = [
+    (b"hosts:\n  h1: {}\n", True),
+    (b"apiVersion: ivmctl/v1\nprovider:\n  name: emulator\n", True),
+    (b"guests:\n  g1: {host: h1}\nhosts :\n  h2: {}\n", True),
+    (b"x: 1\r\nhosts\t:\r\n", True),
+    (b"guests:\n  g1:\n    host: h1\n", False),  # indented: a guest's field
+    (b"# hosts: in a comment\nguests: {}\n", False),
+    (b"hostsfile: x\nproviders: y\n", False),
+    (b"guests: {}\nhosts", False),  # no colon
+    (b"\xef\xbb\xbfhosts: {}\n", False),  # after a byte order mark, not at a line start
+    (b"", False),
+]
+
+
+@pytest.mark.parametrize(("content", "declares"), DECLARATIONS)
+def test_files_declaring_hosts_are_found_as_the_pattern_finds_them(
+    content: bytes, declares: bool
+) -> None:
+    from ivmctl.spec.loader import _DECLARES_HOSTS, _declares_hosts
+
+    assert _declares_hosts(content) is declares
+    assert (_DECLARES_HOSTS.search(content) is not None) is declares
