@@ -22,7 +22,8 @@ Files: `*.yaml`, `*.yml`, `*.yaml.j2`, `*.yml.j2` of the directory, in name orde
 files and `*.vars.yaml` variable files excluded); the format and the merge, template and
 normalisation rules are in docs/yaml-reference.md, generated from the JSON Schema.
 
-Modules: yamlio (YAML 1.2 fast parser, guards, cache), templates (Jinja2 sandbox), schema
+Modules: yamlio (YAML 1.2 fast parser, guards, cache), yamlexact (the exact loader and
+problem positions, PyYAML), templates (Jinja2 sandbox), schema
 (JSON Schema and its messages), normalize (units, profiles, defaults), checks (semantic
 rules), loader (the pipeline), desired_cache (the built state, reused while no input
 changed), fmt (canonical formatting), reference (docs generator).
