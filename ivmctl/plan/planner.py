@@ -496,7 +496,7 @@ def _plan_guest(
         out.changes.append(_guest_change(address, outcome, actual_guest_view(have), None))
         return
 
-    _check_guest_refs(want, desired)
+    _check_guest_refs(want, desired, out.host_vswitches)
     if have is not None and unchanged(want, have, stale_hosts):
         # Most guests of a large fleet: no context, edits or second look are needed.
         outcome = unchanged_outcome(want.host, adopt=not owned)
@@ -555,17 +555,21 @@ def _plan_guest(
         out.restart_hints[change.key] = outcome.restart_hint
 
 
-def _check_guest_refs(guest: Guest, desired: DesiredState) -> None:
+def _check_guest_refs(
+    guest: Guest, desired: DesiredState, host_vswitches: Mapping[str, frozenset[str]]
+) -> None:
+    """The guest's host is declared, and so is each vswitch its NICs use there
+    (`host_vswitches`: each declared host's, localnet included)."""
     # Locations are looked up only for an error: resolving one re-reads its file.
-    host = desired.hosts.get(guest.host)
-    if host is None:
+    vswitches = host_vswitches.get(guest.host)
+    if vswitches is None:
         raise PlanError(
             f"guest.{guest.name} is placed on host {guest.host}, which is not declared",
             detail="Declare the host under hosts:, or place the guest on a declared host.",
             location=_location(desired, guest.address, "host"),
         )
     for i, nic in enumerate(guest.nics):
-        if not host.has_vswitch(nic.vswitch):
+        if nic.vswitch not in vswitches:
             raise PlanError(
                 f"guest.{guest.name} uses vswitch {nic.vswitch}, which host {guest.host} "
                 "does not declare",
