@@ -112,6 +112,20 @@ def measure_floors(paths: Sequence[Path], runs: int = RUNS) -> dict[str, dict[st
     return out
 
 
+def libyaml_once(paths: Sequence[Path]) -> float:
+    """The libyaml floor over `paths`, parsed once in a fresh child process: measured
+    beside a command's run, so both see the machine as it is then (`scale`'s paired
+    ratio)."""
+    done = measure(
+        [sys.executable, "-m", "benchmarks.floors", "--kind", "libyaml", "--runs", "1",
+         *map(str, paths)]
+    )  # fmt: skip
+    seconds = json.loads(done.stdout)["seconds"]
+    if seconds is None:
+        raise BenchmarkError("the libyaml floor could not be measured (no PyYAML C loader)")
+    return float(seconds)
+
+
 def run(*, quick: bool, sizes: Sequence[int]) -> Table:
     """The floors alone, for each fleet size (the scale benchmark measures them too)."""
     import tempfile

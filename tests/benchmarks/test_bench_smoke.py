@@ -63,7 +63,7 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     assert document["format_version"] == 1
     assert document["machine"]["cpus"] >= 1
     tables: dict[str, dict[str, Any]] = {t["name"]: t for t in document["tables"]}
-    assert set(tables) >= {"startup", "scale", "scaling", "apply_parallel", "floors",
+    assert set(tables) >= {"startup", "scale", "scaling", "paired", "apply_parallel", "floors",
                            "profile plan no-op (warm)", "profile validate (cold)"}  # fmt: skip
 
     scale = {row["command"]: row for row in tables["scale"]["rows"]}
@@ -78,6 +78,12 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
             assert scale[command]["wall s"] in scale[command]["runs s"]
     assert scale["plan no-op (warm)"]["detail"].startswith("No changes")
     assert scale["plan no-op (cold, settled)"]["detail"].startswith("No changes")
+    # the settled cold plan, each run paired with a floor parsed just before it
+    settled = scale["plan no-op (cold, settled)"]
+    assert len(settled["paired floors s"]) == 2 and min(settled["paired floors s"]) > 0
+    (pair,) = tables["paired"]["rows"]
+    ratios = [p / f for p, f in zip(settled["runs s"], settled["paired floors s"], strict=True)]
+    assert pair["x libyaml (median)"] == pytest.approx(sum(ratios) / 2)
     assert "1 to change" in scale["plan 1% drift"]["detail"]
     assert scale["floor rust"]["detail"]  # a parser's name, or "not installed"
 
