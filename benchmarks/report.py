@@ -5,8 +5,8 @@ python -m benchmarks.report [benchmarks/out/results.json]
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from benchmarks.common import ROOT, Table
@@ -26,9 +26,23 @@ def render(document: dict[str, object]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks/out/results.json"
-    print(render(json.loads(path.read_text(encoding="utf-8"))))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description="Render a results file of `python -m benchmarks` as Markdown.",
+    )
+    parser.add_argument(
+        "results", nargs="?", type=Path, default=ROOT / "benchmarks/out/results.json",
+        help="the results file (default: benchmarks/out/results.json)",
+    )  # fmt: skip
+    path = parser.parse_args(argv).results
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(
+            f"cannot read {path}: {exc}. Run `make bench` to write it, or name another file."
+        ) from None
+    print(render(document))
 
 
 if __name__ == "__main__":

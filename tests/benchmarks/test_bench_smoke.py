@@ -139,3 +139,21 @@ def test_measured_runs_use_bytecode_and_no_ivmctl_settings(
     env = clean_env(EXTRA="x")
     assert "PYTHONDONTWRITEBYTECODE" not in env and "IVMCTL_EMULATOR_LATENCY" not in env
     assert env["EXTRA"] == "x"
+
+
+def test_the_report_renders_a_results_file_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    document = {"format_version": 1, "started": "then", "machine": {"cpus": 2}, "tables": [
+        {"name": "t", "title": "A table", "columns": ["a"], "rows": [{"a": 1}], "notes": []}
+    ]}  # fmt: skip
+    out.write_text(json.dumps(document))
+    run = [sys.executable, "-m", "benchmarks.report"]
+    done = subprocess.run([*run, str(out)], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "### A table" in done.stdout
+    missing = subprocess.run(
+        [*run, str(tmp_path / "none.json")], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"cannot read {tmp_path / 'none.json'}")
+    assert "Traceback" not in missing.stderr
