@@ -38,10 +38,11 @@ with a CPU to spare may then take back a share of them to run itself
 
 Workers run in a process group of their own and ignore SIGINT, so a terminal's Ctrl-C
 reaches ivmctl alone: the parent decides when to stop, and closes their input. A worker
-whose input closes drops the requests it has not begun, finishes the one it runs (a
-change is one transaction), and exits. The parent's kill seam (`crashpoints`) is not
-passed on: crash points stop the process they name, ivmctl's. An error a worker meets
-goes back with its traceback as a note (shown with `--debug`).
+whose input closes drops the requests it has not begun (but writes the log rows the
+parent handed it), finishes the one it runs (a change is one transaction), and exits.
+The parent's kill seam (`crashpoints`) is not passed on: crash points stop the process
+they name, ivmctl's. An error a worker meets goes back with its traceback as a note
+(shown with `--debug`).
 
 Protocol, over the worker's stdin/stdout: length-prefixed pickles. The parent sends
 requests in batches, one pickle a batch: a list of `(number, host, argvs, task)` (a task
@@ -540,8 +541,9 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
     parent may send every host of a refresh at once and collect the replies later (a
     prefetch while it loads the configuration) while the worker goes on. Once the
     input closes, the parent has stopped collecting: requests not yet begun are dropped
-    and replies not yet sent discarded. A batch that does not unpickle (a task whose
-    module cannot be imported here) ends the worker: the parent then reads in process."""
+    and replies not yet sent discarded, but log rows the parent handed over are written.
+    A batch that does not unpickle (a task whose module cannot be imported here) ends the
+    worker: the parent then reads in process."""
     with World.open(path, create=False) as world:
         pipes = _Pipes(inbox.fileno(), outbox.fileno())
         while pipes.exchange(wait=not pipes.requests):
@@ -567,6 +569,13 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
                 pipes.reply(number, "error", exc)
             else:
                 pipes.reply(number, "ok", value)
+        # Dropped with the rest, the parent's log rows (`WorkerPool.idle`) would be lost:
+        # it no longer has them. They are written with this worker's own as the world
+        # closes (a parent that closes its pool right after a refresh has them queued
+        # behind the tasks it no longer waits for).
+        for _, host, _, task in pipes.requests:
+            if host is None and isinstance(task, PendingWrites):
+                world.add_pending(task)
 
 
 class _Pipes:
