@@ -92,38 +92,29 @@ def parse_floor(kind: str, paths: Sequence[Path], runs: int = RUNS) -> dict[str,
 
 def measure_floors(paths: Sequence[Path], runs: int = RUNS) -> dict[str, dict[str, Any]]:
     """Every floor over `paths`, each in a fresh child process; adds its peak memory."""
-    out: dict[str, dict[str, Any]] = {}
-    for kind in KINDS:
-        done = measure(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.floors",
-                "--kind",
-                kind,
-                "--runs",
-                str(runs),
-                *map(str, paths),
-            ]
-        )
-        result = json.loads(done.stdout)
-        result["peak_mib"] = done.peak_mib if result["seconds"] is not None else None
-        out[kind] = result
-    return out
+    return {kind: _in_child(kind, paths, runs) for kind in KINDS}
 
 
 def libyaml_once(paths: Sequence[Path]) -> float:
     """The libyaml floor over `paths`, parsed once in a fresh child process: measured
     beside a command's run, so both see the machine as it is then (`scale`'s paired
     ratio)."""
-    done = measure(
-        [sys.executable, "-m", "benchmarks.floors", "--kind", "libyaml", "--runs", "1",
-         *map(str, paths)]
-    )  # fmt: skip
-    seconds = json.loads(done.stdout)["seconds"]
+    seconds = _in_child("libyaml", paths, runs=1)["seconds"]
     if seconds is None:
         raise BenchmarkError("the libyaml floor could not be measured (no PyYAML C loader)")
     return float(seconds)
+
+
+def _in_child(kind: str, paths: Sequence[Path], runs: int) -> dict[str, Any]:
+    """Floor `kind` over `paths` (`parse_floor`) in a fresh child process, with its peak
+    memory."""
+    done = measure(
+        [sys.executable, "-m", "benchmarks.floors", "--kind", kind, "--runs", str(runs),
+         *map(str, paths)]
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["peak_mib"] = done.peak_mib if result["seconds"] is not None else None
+    return result
 
 
 def run(*, quick: bool, sizes: Sequence[int]) -> Table:

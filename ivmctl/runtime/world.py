@@ -43,8 +43,8 @@ def _arguments(argv: Sequence[str]) -> list[str]:
 @lru_cache(maxsize=4096)
 def _logged_argv(args: tuple[str, ...]) -> str:
     """A command line as the log (and the kept listings) write it: JSON. A refresh logs
-    the same few listings on every host (9 per host: 9,000 at 1,000 hosts), and encoding
-    each again was a tenth of a reader's time for a host whose listings are kept."""
+    the same few listings on every host (9 per host: 9,000 at 1,000 hosts); encoding each
+    again was about 1 % of a reader's instructions for a host whose listings are kept."""
     return json.dumps(list(args))
 
 

@@ -58,7 +58,7 @@ class ResourceRecord:
             host=str(body["host"]),
             prevent_destroy=bool(body.get("prevent_destroy", False)),
             digest=str(body.get("digest", "")),
-            status=_STATUSES[body.get("status", "owned")],
+            status=_STATUSES[body.get("status", RecordStatus.OWNED.value)],
         )
 
 
