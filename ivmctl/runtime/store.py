@@ -1,4 +1,5 @@
-"""The emulator's SQLite store: schema, version check on open, one transaction per command.
+"""The emulator's SQLite store: schema, version check on open, one transaction per command
+(or one for a group of them).
 
 Only this module knows the database layout's version and how a file is recognised as an
 ivmctl emulator world. Every connection runs in WAL mode with synchronous=NORMAL and a busy
@@ -364,10 +365,40 @@ class Store:
         (an apply's workers) spent most of their time asleep after it was free. Other
         processes still meet SQLite's busy timeout.
         """
+        if getattr(self._local, "grouped", False):
+            yield from self._savepoint(revises)
+            return
         with self._writer:
             yield from self._transaction(revises)
 
-    def _transaction(self, revises: bool) -> Iterator[sqlite3.Connection]:
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One write transaction around this thread's transactions inside it, which
+        become savepoints: each still rolls back alone on an exception, and those that
+        ended well commit together as the group ends (or none does, if it raises).
+
+        In WAL mode a commit writes the pages a change touched to the log and updates
+        the log's index: per command, BEGIN and COMMIT were a fifth of the apply
+        writer's time. The apply's writer runs the changes
+        waiting in its input as one group (`workers.serve`), and answers them only once
+        the group has committed, so nobody hears of a change that could still be lost.
+        """
+        with self._writer:
+            conn = self._begin()
+            self._local.grouped = True
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.grouped = False
+            if not conn.in_transaction:  # SQLite rolled it back itself (a full disk)
+                raise self._group_ended()
+            conn.execute("COMMIT")
+
+    def _begin(self) -> sqlite3.Connection:
         conn = self.conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -376,6 +407,33 @@ class Store:
                 f"the emulator world {self.path} is busy: {exc}",
                 detail=f"Another process held it for more than {BUSY_TIMEOUT_S:g} s; retry.",
             ) from None
+        return conn
+
+    def _group_ended(self) -> EmulatorError:
+        return EmulatorError(
+            f"the emulator world {self.path} rolled back a group of changes",
+            detail="SQLite ended the transaction after an error; none of them was made.",
+        )
+
+    def _savepoint(self, revises: bool) -> Iterator[sqlite3.Connection]:
+        """A transaction inside a `group`."""
+        conn = self.conn()
+        if not conn.in_transaction:  # a savepoint now would begin, and commit, on its own
+            raise self._group_ended()
+        conn.execute("SAVEPOINT grouped")
+        try:
+            yield conn
+            if revises:
+                revise(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO grouped")
+                conn.execute("RELEASE grouped")
+            raise
+        conn.execute("RELEASE grouped")
+
+    def _transaction(self, revises: bool) -> Iterator[sqlite3.Connection]:
+        conn = self._begin()
         try:
             yield conn
             if revises:

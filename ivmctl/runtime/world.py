@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -435,6 +435,12 @@ class World:
         if delay > 0:
             self._sleep(delay)
         return self._read(host, lines)
+
+    def grouped(self) -> AbstractContextManager[None]:
+        """Commands run inside commit together as it ends, or none does if it raises;
+        each one's own refusal still rolls back only itself (`Store.group`). For changes
+        only: a listing inside would read the world as it was before the group."""
+        return self._store.group()
 
     def _host_answers(self, host: str) -> tuple[bool, bool]:
         """(whether `host` answers, whether it has any latency or pending hang configured).

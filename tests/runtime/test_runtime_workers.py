@@ -633,3 +633,125 @@ def test_log_rows_handed_over_are_written_even_when_the_input_closes_first(
     logged = _logged_argvs(world_path)[len(before) :]
     assert json.dumps(["hpvmstatus", "-X"]) in logged  # the parent's row
     assert logged.count(json.dumps(["hpvmstatus", "-X"])) == 1
+
+
+def _served(world_path: Path, batch: list[Any]) -> list[tuple[int, str, Any]]:
+    """The replies of a worker serving `batch` in process, its input closed after it;
+    the batch is all there when the worker starts, as when changes queue behind one."""
+    from ivmctl.runtime.workers import _receive, serve
+
+    inbox_read, inbox_write = os.pipe()
+    outbox_read, outbox_write = os.pipe()
+    os.write(inbox_write, _encoded(batch))
+    os.close(inbox_write)
+    with open(inbox_read, "rb") as inbox, open(outbox_write, "wb") as outbox:
+        serve(str(world_path), inbox, outbox)
+    replies = []
+    with open(outbox_read, "rb") as answers:
+        while True:
+            try:
+                replies.append(_receive(answers))
+            except EOFError:
+                return replies
+
+
+def test_changes_queued_together_commit_together_and_each_answers_for_itself(
+    world_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer runs the changes waiting in its input as one transaction; each keeps
+    its own outcome: a refusal, an error (an unknown host) or success."""
+    groups: list[int] = []
+    grouped = World.grouped
+
+    def counted(world: World) -> Any:
+        groups.append(1)
+        return grouped(world)
+
+    monkeypatch.setattr(World, "grouped", counted)
+    batch = [
+        (0, "h1", CREATE_G2, None),
+        (1, "h1", [["hpvmcreate", "-P", "g2"]], None),  # refused: it exists by then
+        (2, "nosuch", [["hpvmcreate", "-P", "g3"]], None),
+        (3, "h1", [["hpvmcreate", "-P", "g4"]], None),
+    ]
+    replies = _served(world_path, batch)
+    assert groups == [1]
+    assert [(number, status) for number, status, _ in replies] == [
+        (0, "ok"), (1, "ok"), (2, "error"), (3, "ok"),
+    ]  # fmt: skip
+    assert [r.exit_code for r in replies[0][2]] == [0, 0]
+    assert [r.exit_code for r in replies[1][2]] == [1]
+    assert isinstance(replies[2][2], EmulatorError)
+    with World.open(world_path, create=False) as world:
+        listed = world.execute("h1", ["hpvmstatus", "-M"]).stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in listed) == ["g1", "g2", "g4"]
+
+
+def test_a_group_is_declined_whole_while_the_world_simulates_delays(world_path: Path) -> None:
+    with World.open(world_path, create=False) as world:
+        world.set_faults("h1", latency={"create": 1.0})
+    batch = [(0, "h1", [["hpvmcreate", "-P", "g2"]], None),
+             (1, "h1", [["hpvmcreate", "-P", "g3"]], None)]  # fmt: skip
+    replies = _served(world_path, batch)
+    assert [(n, status, type(value).__name__) for n, status, value in replies] == [
+        (0, "error", "ChangeDeclined"), (1, "error", "ChangeDeclined"),
+    ]  # fmt: skip
+    with World.open(world_path, create=False) as world:
+        assert world.execute("h1", ["hpvmstatus", "-M"]).stdout.count("\n") == 1  # g1 alone
+
+
+def test_a_group_whose_commit_fails_answers_every_change_with_the_error(
+    world_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody hears of a change before its group committed: when the commit fails, each
+    change of the group gets the error, and none of them was made."""
+    from contextlib import contextmanager
+
+    from ivmctl.runtime.store import Store
+
+    group = Store.group
+
+    @contextmanager
+    def failing_commit(store: Store) -> Any:
+        with group(store):
+            yield
+            store.conn().execute("ROLLBACK")  # as SQLite does itself on a full disk
+
+    monkeypatch.setattr(Store, "group", failing_commit)
+    batch = [(0, "h1", [["hpvmcreate", "-P", "g2"]], None),
+             (1, "h1", [["hpvmcreate", "-P", "g3"]], None)]  # fmt: skip
+    replies = _served(world_path, batch)
+    assert [(n, status) for n, status, _ in replies] == [(0, "error"), (1, "error")]
+    assert "rolled back a group of changes" in str(replies[0][2])
+    with World.open(world_path, create=False) as world:
+        listed = world.execute("h1", ["hpvmstatus", "-M"]).stdout.splitlines()
+    assert [line.split(":")[0] for line in listed] == ["g1"]
+
+
+def test_many_threads_waiting_on_one_worker_each_get_their_own_reply(world_path: Path) -> None:
+    """Each waiter sleeps until its own reply is read, and one of them reads on when the
+    reader has its own: every thread gets the reply to what it asked, none is left."""
+    pool = WorkerPool(world_path, processes=1)
+    asked = [["hpvmstatus", "-P", "g1"], ["hpvmnet", "-S", "vsw1"], ["hpvmnet", "-S", "nosuch"]]
+    got: dict[tuple[int, int], int] = {}
+    try:
+
+        def ask(thread: int) -> None:
+            for round_ in range(30):
+                line = asked[(thread + round_) % len(asked)]
+                pending = pool.submit("h1", [line])
+                assert pending is not None
+                results = pending()
+                assert results is not None
+                got[(thread, round_)] = results[0].exit_code
+
+        threads = [threading.Thread(target=ask, args=(n,), daemon=True) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)  # liveness, not a duration
+        assert not any(thread.is_alive() for thread in threads), "a waiter was never woken"
+    finally:
+        pool.close()
+    expected = {(t, r): 1 if (t + r) % len(asked) == 2 else 0 for t in range(12) for r in range(30)}
+    assert got == expected

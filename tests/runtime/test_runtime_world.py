@@ -137,6 +137,57 @@ def test_a_command_that_crashes_midway_leaves_nothing_behind(
     assert session.world.generation == generation
 
 
+def test_changes_in_a_group_commit_together_and_a_refusal_rolls_back_alone(
+    session: Session,
+) -> None:
+    world, other = session.world, World.open(session.path, create=False)
+    try:
+        start = world.generation
+        with world.grouped():
+            assert world.execute("vmhost01", ["hpvmcreate", "-P", "g1"]).exit_code == 0
+            assert world.execute("vmhost01", ["hpvmcreate", "-P", "g1"]).exit_code == 1
+            assert world.execute("vmhost01", ["hpvmcreate", "-P", "g2"]).exit_code == 0
+            # another connection sees none of it until the group commits
+            assert other.execute("vmhost01", ["hpvmstatus", "-M"]).stdout == ""
+        listed = other.execute("vmhost01", ["hpvmstatus", "-M"]).stdout.splitlines()
+        assert [line.split(":")[0] for line in listed] == ["g1", "g2"]
+        assert world.generation == start + 2  # the refusal changed nothing
+        assert [e.exit_code for e in world.log("vmhost01")] == [0, 1, 0]
+    finally:
+        other.close()
+
+
+def test_a_group_that_raises_makes_none_of_its_changes(session: Session) -> None:
+    world = session.world
+    generation = world.generation
+    with pytest.raises(KeyboardInterrupt), world.grouped():
+        assert world.execute("vmhost01", ["hpvmcreate", "-P", "g1"]).exit_code == 0
+        raise KeyboardInterrupt
+    assert session.ok("vmhost01", "hpvmstatus -M").stdout == ""
+    assert world.generation == generation
+    assert world.execute("vmhost01", ["hpvmcreate", "-P", "g1"]).exit_code == 0  # usable again
+
+
+def test_a_command_that_crashes_in_a_group_leaves_the_others_to_commit(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash_after_writing(ctx: commands.Ctx, args: object) -> None:
+        ctx.conn.execute("UPDATE hosts SET cores = 1")
+        raise ValueError("a handler's bug")
+
+    world = session.world
+    with world.grouped():
+        assert world.execute("vmhost01", ["hpvmcreate", "-P", "g1"]).exit_code == 0
+        with monkeypatch.context() as patched:
+            patched.setitem(commands.HANDLERS, "hpvmcreate", crash_after_writing)
+            with pytest.raises(ValueError, match="a handler's bug"):
+                world.execute("vmhost01", ["hpvmcreate", "-P", "g2"])
+        assert world.execute("vmhost01", ["hpvmcreate", "-P", "g3"]).exit_code == 0
+    assert world.hosts()[0].cores == 8
+    listed = session.ok("vmhost01", "hpvmstatus -M").stdout.splitlines()
+    assert [line.split(":")[0] for line in listed] == ["g1", "g3"]
+
+
 def test_a_second_process_sees_the_same_world(session: Session) -> None:
     session.ok("vmhost01", "hpvmcreate -P g")
     other = World.open(session.path, create=False)
