@@ -164,8 +164,7 @@ class HpvmProvider:
         )
         outputs = self._outputs(host, argvs, submit_many(self.transport, host, argvs))
         status_text, shared_text = self._checked(host, argvs[:2], outputs[:2])
-        statuses = parsers.parse_machine_status(status_text)
-        status = next((s for s in statuses if s.name == name), None)
+        status = parsers.machine_status_of(status_text, name)
         if status is None:
             return None  # and `hpvmstatus -d` said so too: not an error
         (listing,) = self._checked(host, argvs[2:], outputs[2:])

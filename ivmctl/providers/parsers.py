@@ -154,6 +154,18 @@ def parse_machine_status(text: str) -> tuple[MachineStatus, ...]:
     return tuple(parse_machine_line(line) for line in text.splitlines() if line.strip())
 
 
+def machine_status_of(text: str, name: str) -> MachineStatus | None:
+    """The MachineStatus of guest `name` in `hpvmstatus -M`, None when no line names it.
+    Only that line is parsed: re-reading one guest after a change, the host's other
+    guests are not asked about (and a line of theirs that does not parse is not this
+    guest's problem; a refresh reads every line)."""
+    prefix = f"{name}:"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return parse_machine_line(line)
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # hpvmstatus -d -P NAME
 # --------------------------------------------------------------------------------------------

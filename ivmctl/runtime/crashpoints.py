@@ -12,6 +12,9 @@ call `crash_point(name)`; the points are numbered in the order a process passes 
   test can list the points of a run before it kills another run at each of them.
 
 With neither variable set (normal use), `crash_point` returns at once and does nothing.
+The variables are read once, as this module is imported: a seam belongs to a process from
+its start, and an apply of 10,000 guests passes about 150,000 points (looked up each
+time, the two variables took 2 µs a point).
 It lives in runtime/, the lowest layer that has crash points, so one counter serves the
 emulator, the state backend (through an injected hook) and the apply walk.
 """
@@ -25,6 +28,9 @@ import threading
 KILL_AT_ENV = "IVMCTL_TEST_KILL_AT"
 KILL_TRACE_ENV = "IVMCTL_TEST_KILL_TRACE"
 
+_KILL_AT = os.environ.get(KILL_AT_ENV, "")
+_TRACE = os.environ.get(KILL_TRACE_ENV, "")
+
 _guard = threading.Lock()
 _count = 0
 _matched = 0
@@ -33,9 +39,9 @@ _matched = 0
 def crash_point(name: str) -> None:
     """Count this point; SIGKILL the process if it is the one IVMCTL_TEST_KILL_AT names."""
     global _count, _matched
-    kill_at, trace = os.environ.get(KILL_AT_ENV), os.environ.get(KILL_TRACE_ENV)
-    if not kill_at and not trace:
+    if not _KILL_AT and not _TRACE:
         return
+    kill_at, trace = _KILL_AT, _TRACE
     with _guard:
         _count += 1
         if trace:

@@ -65,6 +65,16 @@ def test_machine_readable_status_keeps_output_order_and_skips_blank_lines() -> N
     assert parsers.parse_machine_status("") == ()
 
 
+def test_one_guests_status_is_its_own_line_and_the_others_are_left_unparsed() -> None:
+    text = f"{ON}\n{OFF}\nweb:1::not a line\n"
+    assert parsers.machine_status_of(text, "db01") == parsers.parse_machine_line(OFF)
+    assert parsers.machine_status_of(text, "web01") == parsers.parse_machine_line(ON)
+    assert parsers.machine_status_of(text, "nosuch") is None
+    assert parsers.machine_status_of(f"{ON}\n", "web0") is None  # a name, not a prefix of one
+    with pytest.raises(ProviderError, match="4 fields"):
+        parsers.machine_status_of(text, "web")  # its own line does not parse
+
+
 BAD_MACHINE = [
     ("web01:1::Integrity VM", "4 fields, expected 21"),
     (ON.replace(":On:", ":Running:"), "run state 'Running'"),
