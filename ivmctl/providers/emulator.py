@@ -331,7 +331,16 @@ class EmulatorProvider(HpvmProvider):
         super().close()
 
     def read_guest(self, host: str, name: str) -> model.ActualGuest | None:
+        """With reader processes and no simulated waiting, the guest is read *and parsed*
+        by a reader (`ReadGuestOnReader`), as a refresh's hosts are: one round trip
+        instead of two, and the listings' parsing on the reader's CPU, not in this
+        process, which runs the apply's walk. Else, or if the reader died, read here."""
         self._start_apply_workers()
+        if self.emulator.reader_processes and self.refresh_parallelism() == 1:
+            asked = self.emulator.submit_task(host, ReadGuestOnReader(name))
+            read = asked() if asked is not None else None
+            if isinstance(read, GuestRead):
+                return read.guest
         return super().read_guest(host, name)
 
     def _start_apply_workers(self) -> None:
@@ -462,7 +471,28 @@ class ReadOnReader:
         return _reader_provider(world, self.cache).read_pickled(host)
 
 
-@functools.lru_cache(maxsize=1)  # a reader has one world: kept so the cache file is read once
+@dataclass(frozen=True)
+class GuestRead:
+    """What `ReadGuestOnReader` found: the guest, or None when the host has none of that
+    name (a reply of None says the reader died)."""
+
+    guest: model.ActualGuest | None
+
+
+@dataclass(frozen=True)
+class ReadGuestOnReader:
+    """A reader process's task: re-read guest `name` after a change on the reader's own
+    world, and parse it there (`HpvmProvider.read_guest`)."""
+
+    name: str
+
+    def __call__(self, world: World, host: str) -> GuestRead:
+        return GuestRead(_reader_provider(world, None).read_guest(host, self.name))
+
+
+# a reader has one world: kept so the cache file is read once (a refresh's task passes the
+# cache, a verification's none)
+@functools.lru_cache(maxsize=2)
 def _reader_provider(world: World, cache: Path | None) -> HpvmProvider:
     """The provider a reader process reads its world with."""
     provider = HpvmProvider(EmulatorTransport(lambda: world))

@@ -146,6 +146,14 @@ class EmulatorTransport:
         readers = self._workers
         return None if readers is None else readers.submit_tasks(hosts, task, ahead=ahead)
 
+    def submit_task(
+        self, host: str, task: Callable[[World, str], object]
+    ) -> Callable[[], object | None] | None:
+        """Have the least busy reader process call `task(world, host)` now
+        (`WorkerPool.submit_task`); None when no readers run."""
+        readers = self._workers
+        return None if readers is None else readers.submit_task(host, task)
+
     def rebalance(self) -> None:
         """The caller now waits for the tasks it asked ahead: idle readers take a share
         (`WorkerPool.rebalance`)."""

@@ -412,6 +412,21 @@ class WorkerPool:
             return [lambda: None for _ in hosts]
         return pending
 
+    def submit_task(self, host: str, task: Task) -> Callable[[], Any]:
+        """Have the least busy reader call `task(world, host)` now, as `submit` sends a
+        batch: a function that waits for the value (None when the pool cannot answer;
+        what the task raises is raised there). Not a task `rebalance` moves: its caller
+        waits for it next."""
+        worker = self._worker()
+        if worker is None:
+            return lambda: None
+        try:
+            (number,) = worker.send_tasks([host], task)
+        except (OSError, pickle.PickleError):
+            self._break()
+            return lambda: None
+        return self._collector(worker, number)
+
     def rebalance(self) -> None:
         """The caller is about to wait for its tasks: each worker with nothing to do
         takes the later half of the tasks the busiest one has not begun (see the module's

@@ -257,6 +257,63 @@ def test_verifying_a_change_uses_readers_in_a_world_of_many_hosts(
         provider.close()
 
 
+def _no_reading_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process unable to re-read a guest itself: a reader must do it."""
+
+    def refused(self: HpvmProvider, host: str, name: str) -> None:
+        raise AssertionError(f"{name} was read in ivmctl's process")
+
+    monkeypatch.setattr(HpvmProvider, "read_guest", refused)
+
+
+def test_a_guest_is_verified_by_a_reader_which_reads_and_parses_it(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With readers and no simulated waiting, `read_guest` is one task on a reader
+    (`ReadGuestOnReader`): ivmctl's process reads and parses nothing itself."""
+    expected = _refresh(_provider(fleet, 0), NAMES).guests[f"g{NAMES[1]}"]
+    provider = _provider(fleet, 2)
+    try:
+        provider.read_guest(NAMES[0], "warm-up")  # starts the readers (nothing to find)
+        _no_reading_here(monkeypatch)
+        assert provider.read_guest(NAMES[1], f"g{NAMES[1]}") == expected
+        assert provider.read_guest(NAMES[1], "nosuch") is None
+        with pytest.raises(ProviderError, match="no host 'h99'"):
+            provider.read_guest("h99", "g")  # raised here, where it was asked
+    finally:
+        provider.close()
+
+
+def test_a_guest_is_verified_here_when_the_reader_died_or_the_world_waits(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _refresh(_provider(fleet, 0), NAMES).guests[f"g{NAMES[1]}"]
+    read_here: list[str] = []
+    read_guest = HpvmProvider.read_guest
+
+    def counted(self: HpvmProvider, host: str, name: str) -> model.ActualGuest | None:
+        read_here.append(name)
+        return read_guest(self, host, name)
+
+    provider = _provider(fleet, 1)
+    try:
+        provider.read_guest(NAMES[0], "warm-up")
+        monkeypatch.setattr(HpvmProvider, "read_guest", counted)
+        provider.emulator.world.set_faults(NAMES[2], latency={"start": 1.0})
+        assert provider.read_guest(NAMES[1], f"g{NAMES[1]}") == expected
+        assert read_here == [f"g{NAMES[1]}"]  # a world that waits is read in process
+        provider.emulator.world.set_faults(NAMES[2], latency={})
+        pool = provider.emulator._workers
+        assert pool is not None
+        (reader,) = pool._workers
+        reader.process.kill()
+        reader.process.wait()
+        assert provider.read_guest(NAMES[1], f"g{NAMES[1]}") == expected
+        assert read_here == [f"g{NAMES[1]}"] * 2  # the reader is gone: read here
+    finally:
+        provider.close()
+
+
 def test_a_prefetch_asks_one_reader_and_the_refresh_shares_the_rest(fleet: Path) -> None:
     """A prefetch gives every host to the first reader (the caller loads on the other
     CPU); the refresh shares what is left between the readers. Each host is read once."""
