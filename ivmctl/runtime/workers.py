@@ -14,9 +14,9 @@ file (WAL: readers read while a writer writes):
   that lock sleep in SQLite's busy handler; threads of one process take turns on a lock
   instead. The changes waiting in its input when it takes one run as one transaction,
   each in a savepoint of its own (`World.grouped`: BEGIN and COMMIT were a fifth of
-  the writer's time), and are answered once it committed. While the world simulates delays it
-  declines every change (`ChangeDeclined`), and the caller runs it itself: a change
-  that waits keeps its host's start lock, which only the caller's process holds.
+  the writer's time), and are answered once it committed. While the world simulates
+  delays it declines every change (`ChangeDeclined`), and the caller runs it itself: a
+  change that waits keeps its host's start lock, which only the caller's process holds.
 
 A reader writes its log rows when told the refresh is over (`WorkerPool.idle`: the
 parent plans while they are written) and when its input closes (`World.log` orders by
@@ -606,7 +606,8 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
         while pipes.exchange(wait=not pipes.requests):
             if not pipes.requests:
                 continue
-            number, host, argvs, task = pipes.requests.popleft()
+            request = pipes.requests.popleft()
+            number, host, argvs, task = request
             if host is None:  # GiveAway is answered as it arrives (`_Pipes.exchange`)
                 if task is None or isinstance(task, PendingWrites):
                     if task is not None:
@@ -616,7 +617,7 @@ def serve(path: str, inbox: IO[bytes], outbox: IO[bytes]) -> None:
                 pipes.reply(number, "ok", [])  # a task's module is in: unpickled with it
                 continue
             assert not isinstance(task, GiveAway | PendingWrites)
-            if task is None and not any(map(is_read_only, argvs)):
+            if _is_change(request):
                 pipes.exchange(wait=False)  # what else came meanwhile joins the group
                 group = [(number, host, argvs), *_changes_next(pipes.requests)]
                 for reply in _run_changes(world, group):
