@@ -41,18 +41,17 @@ def crash_point(name: str) -> None:
     global _count, _matched
     if not _KILL_AT and not _TRACE:
         return
-    kill_at, trace = _KILL_AT, _TRACE
     with _guard:
         _count += 1
-        if trace:
-            with open(trace, "a", encoding="utf-8") as handle:
+        if _TRACE:
+            with open(_TRACE, "a", encoding="utf-8") as handle:
                 handle.write(f"{_count} {name}\n")
-        if not kill_at:
+        if not _KILL_AT:
             return
-        if kill_at.isdigit():
-            hit = _count == int(kill_at)
+        if _KILL_AT.isdigit():
+            hit = _count == int(_KILL_AT)
         else:
-            text, _, nth = kill_at.rpartition("#") if "#" in kill_at else (kill_at, "", "1")
+            text, _, nth = _KILL_AT.rpartition("#") if "#" in _KILL_AT else (_KILL_AT, "", "1")
             _matched += text in name
             hit = text in name and str(_matched) == nth
         if hit:

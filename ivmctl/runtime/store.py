@@ -379,9 +379,9 @@ class Store:
 
         In WAL mode a commit writes the pages a change touched to the log and updates
         the log's index: per command, BEGIN and COMMIT were a fifth of the apply
-        writer's time. The apply's writer runs the changes
-        waiting in its input as one group (`workers.serve`), and answers them only once
-        the group has committed, so nobody hears of a change that could still be lost.
+        writer's time. The writer runs the changes waiting in its input as one group
+        (`workers.serve`), and answers them only once the group has committed, so
+        nobody hears of a change that could still be lost.
         """
         with self._writer:
             conn = self._begin()
