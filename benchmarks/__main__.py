@@ -3,10 +3,11 @@
     python -m benchmarks [--quick] [--only NAME ...] [--sizes 100,1000] [--profile N]
                          [--repeat N] [--apply-budget SECONDS] [--out FILE]
 
-Benchmarks: startup, apply_parallel, scale (with the floors, the scaling table and
-the profiles of the largest size), floors (alone). Without --only, all but the
-standalone floors run (scale measures them). --quick runs small sizes only, for the
-smoke test; its figures mean nothing.
+Benchmarks: cpus (a fixed loop alone and two at once, as the run starts and as it
+ends), startup, apply_parallel, scale (with the floors, the scaling table and the
+profiles of the largest size), floors (alone). Without --only, all but the standalone
+floors run (scale measures them). --quick runs small sizes only, for the smoke test; its
+figures mean nothing.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import apply_parallel, floors, scale, startup
+from benchmarks import apply_parallel, cpus, floors, scale, startup
 from benchmarks.common import ROOT, Table, compile_package
 
 FORMAT_VERSION = 1
-NAMES = ("startup", "apply_parallel", "scale", "floors")
-DEFAULT = ("startup", "scale", "apply_parallel")
+NAMES = ("cpus", "startup", "apply_parallel", "scale", "floors")
+DEFAULT = ("cpus", "startup", "scale", "apply_parallel")
 OUT = ROOT / "benchmarks" / "out" / "results.json"
 
 
@@ -90,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     print(f"ivmctl benchmarks, {began:%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
     compile_package()
+    # the machine as the run starts, and again as it ends (see benchmarks/cpus.py)
+    cpu_rows = [cpus.measure(when="start", quick=args.quick)] if "cpus" in names else []
     for name in names:
+        if name == "cpus":
+            continue
         start = time.perf_counter()
         tables: list[Table]
         if name == "startup":
@@ -112,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         for table in tables:
             print("\n" + table.render(), flush=True)
         results += tables
+
+    if cpu_rows:
+        cpu_rows.append(cpus.measure(when="end", quick=args.quick))
+        measured = cpus.table(cpu_rows, quick=args.quick)
+        print("\n" + measured.render(), flush=True)
+        results.insert(0, measured)
 
     document = {
         "format_version": FORMAT_VERSION,

@@ -51,7 +51,7 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--sizes", "10", "--profile", "5",
          "--repeat", "2", "--only", "startup", "--only", "scale", "--only", "apply_parallel",
-         "--only", "floors", "--out", str(out)],
+         "--only", "floors", "--only", "cpus", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -64,7 +64,14 @@ def test_quick_run_measures_every_benchmark_and_writes_versioned_json(tmp_path: 
     assert document["machine"]["cpus"] >= 1
     tables: dict[str, dict[str, Any]] = {t["name"]: t for t in document["tables"]}
     assert set(tables) >= {"startup", "scale", "scaling", "paired", "apply_parallel", "floors",
-                           "profile plan no-op (warm)", "profile validate (cold)"}  # fmt: skip
+                           "profile plan no-op (warm)", "profile validate (cold)",
+                           "cpus"}  # fmt: skip
+    # the machine's CPUs, as the run started and as it ended
+    assert [row["when"] for row in tables["cpus"]["rows"]] == ["start", "end"]
+    for row in tables["cpus"]["rows"]:
+        both = row["two at once runs s"]
+        assert row["alone s"] > 0 and len(both) == 2 and min(both) > 0
+        assert row["slower / alone"] == max(both) / row["alone s"]
 
     scale = {row["command"]: row for row in tables["scale"]["rows"]}
     for command in ("validate (cold)", "validate (warm)", "validate Jinja (cold)",
