@@ -45,14 +45,19 @@ def loop_seconds(copies: int, *, count: int) -> list[float]:
     return [float(child.communicate()[0]) for child in children]
 
 
+def _sizes(quick: bool) -> tuple[int, int]:
+    """(additions in the loop, rounds)."""
+    return (QUICK_LOOP, 1) if quick else (LOOP, ROUNDS)
+
+
 def measure(*, when: str, quick: bool) -> dict[str, Any]:
     """One row: the loop alone, then two copies at once, and the slower copy over the
     loop alone (1.0: two free CPUs; 2.0: one CPU for both). Three rounds (one with
     `quick`), the round of median ratio shown: the loop alone moves by a third from one
     second to the next on this machine."""
-    count = QUICK_LOOP if quick else LOOP
+    count, times = _sizes(quick)
     rounds = []
-    for _ in range(1 if quick else ROUNDS):
+    for _ in range(times):
         (alone,) = loop_seconds(1, count=count)
         both = loop_seconds(2, count=count)
         rounds.append((max(both) / alone, alone, both))
@@ -67,11 +72,11 @@ def measure(*, when: str, quick: bool) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]], *, quick: bool) -> Table:
-    count = QUICK_LOOP if quick else LOOP
+    count, times = _sizes(quick)
     return Table(
         name="cpus",
         title=f"The CPUs: a loop of {count:,} additions alone, then two copies at once "
-        f"(the median of {1 if quick else ROUNDS} rounds)",
+        f"(the median of {times} rounds)",
         columns=("when", "alone s", "two at once s", "slower / alone"),
         rows=rows,
         notes=[

@@ -120,9 +120,9 @@ def measure_size(
                 }
             )
 
-        def record(command: str, runs: Sequence[Measured]) -> None:
+        def record(command: str, runs: Sequence[Measured], **more: Any) -> None:
             """One row for the runs of a command: the run of median time (its summary is
-            the detail), the largest peak memory, and every run's seconds."""
+            the detail), the largest peak memory, every run's seconds, and `more`."""
             chosen = sorted(runs, key=lambda out: out.seconds)[(len(runs) - 1) // 2]
             times = [out.seconds for out in runs]
             rows.append(
@@ -134,6 +134,7 @@ def measure_size(
                     "runs s": times,
                     "peak MiB": max(out.peak_mib for out in runs),
                     "detail": _summary(chosen),
+                    **more,
                 }
             )
 
@@ -226,8 +227,7 @@ def measure_size(
             paired.append(libyaml_once(fleet.yaml_files()))
 
         settled = timed("plan", "--detailed-exitcode", before=cold_with_floor, expect=no_changes)
-        record("plan no-op (cold, settled)", settled)
-        rows[-1]["paired floors s"] = paired
+        record("plan no-op (cold, settled)", settled, **{"paired floors s": paired})
 
         # with the caches of the warm no-op plan: only the drifted hosts' listings differ
         changed = drifted_guests(fleet, DRIFT)

@@ -86,7 +86,12 @@ class Host:
     def address(self) -> str:
         return host_address(self.name)
 
+    def usable_vswitches(self) -> frozenset[str]:
+        """The vswitches a guest on this host may use: localnet, and those declared."""
+        return frozenset({LOCALNET, *self.vswitches})
+
     def has_vswitch(self, name: str) -> bool:
+        """`name in usable_vswitches()`, without building the set."""
         return name == LOCALNET or name in self.vswitches
 
 

@@ -122,9 +122,7 @@ def _make_plan(
     state_serial: int,
     state_lineage: str,
 ) -> Plan:
-    out = _Builder(
-        host_vswitches={n: frozenset({LOCALNET, *h.vswitches}) for n, h in desired.hosts.items()}
-    )
+    out = _Builder(host_vswitches={n: h.usable_vswitches() for n, h in desired.hosts.items()})
     versions = _check_hosts(desired, actual, out)
     if refresh_only:
         return _refresh_only(desired, actual, inventory, out, state_serial, state_lineage)

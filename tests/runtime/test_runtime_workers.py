@@ -615,21 +615,13 @@ def test_log_rows_handed_over_are_written_even_when_the_input_closes_first(
     """A parent that closes its pool right after a refresh may close a worker's input while
     its log rows wait behind a request the worker has not begun: the request is dropped,
     the parent's rows are not (found by CI: a host's listing went missing from the log)."""
-    from ivmctl.runtime.workers import _encoded, serve
-
     handed = PendingWrites(log=[(1, 0.0, json.dumps(["hpvmstatus", "-X"]), 0)], kept=[])
-    inbox_read, inbox_write = os.pipe()
-    outbox_read, outbox_write = os.pipe()
     # in one batch: a listing (run), another (dropped: the input closes while the first
     # runs), then the parent's rows; the input is closed before the worker reads anything
     batch = [(0, "h1", [["hpvmstatus", "-M"]], None), (1, "h1", [["hpvmnet"]], None),
              (2, None, [], handed)]  # fmt: skip
-    os.write(inbox_write, _encoded(batch))
-    os.close(inbox_write)
     before = _logged_argvs(world_path)
-    with open(inbox_read, "rb") as inbox, open(outbox_write, "wb") as outbox:
-        serve(str(world_path), inbox, outbox)
-    os.close(outbox_read)
+    _served(world_path, batch)
     logged = _logged_argvs(world_path)[len(before) :]
     assert json.dumps(["hpvmstatus", "-X"]) in logged  # the parent's row
     assert logged.count(json.dumps(["hpvmstatus", "-X"])) == 1
