@@ -8,10 +8,11 @@ error is coloured and which exit status it maps to.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from ivmctl.values import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Location:
     """Where a problem is: a file position, an object address, or both."""
 

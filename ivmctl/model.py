@@ -10,7 +10,7 @@ Standard library only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +22,7 @@ from ivmctl.rules import (
     DEFAULT_VCPUS,
     LOCALNET,
 )
+from ivmctl.values import frozen
 
 # --------------------------------------------------------------------------------------------
 # Addresses: "host.vmhost01", "vswitch.vmhost01.vswprod", "guest.web01"
@@ -45,7 +46,7 @@ def guest_address(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Hardware:
     """A VM Host's physical resources."""
 
@@ -55,7 +56,7 @@ class Hardware:
     mhz: int | None = None  # processor speed; None = not declared
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class VSwitch:
     """A virtual switch on one host. `nic` None means host-local (no uplink)."""
 
@@ -70,7 +71,7 @@ class VSwitch:
         return vswitch_address(self.host, self.name)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Host:
     """A VM Host (VSP) with the Integrity VM version it runs and its vswitches.
 
@@ -100,7 +101,7 @@ class Host:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Entitlement:
     """CPU entitlement per vCPU, percent of one core: guaranteed minimum and cap [R1]."""
 
@@ -112,7 +113,7 @@ class Entitlement:
             raise ValueError(f"entitlement needs 0 < min <= max <= 100, got {self}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DynamicMemory:
     """Dynamic memory range and target in MB, HP-UX guests only [R60]."""
 
@@ -138,7 +139,7 @@ def dynamic_memory(min_mb: int, max_mb: int, target_mb: int) -> DynamicMemory:
     return DynamicMemory(min_mb=min_mb, max_mb=max_mb, target_mb=target_mb)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Disk:
     """A virtual storage device (disk or DVD) and its backing.
 
@@ -158,7 +159,7 @@ class Disk:
         return (self.devtype, self.path)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Nic:
     """A virtual NIC on a vswitch. None fields are chosen by the runtime unless pinned."""
 
@@ -170,7 +171,7 @@ class Nic:
     address: str | None = None  # "bus,slot"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Lifecycle:
     """What ivmctl may do to a guest (desired only)."""
 
@@ -179,7 +180,7 @@ class Lifecycle:
     ignore_changes: tuple[str, ...] = ()  # fields whose drift is reported, never corrected
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Guest:
     """A guest as configured: the part of a VM that desired and actual state share."""
 
@@ -205,7 +206,7 @@ class Guest:
         return guest_address(self.name)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class GuestStatus:
     """Runtime facts about a guest that are never declared."""
 
@@ -219,7 +220,7 @@ class GuestStatus:
         return self.state.startswith("On")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ActualGuest:
     """A guest as the runtime has it: its configuration plus runtime status."""
 
@@ -232,7 +233,7 @@ class ActualGuest:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ProviderConfig:
     """The `provider:` block: which provider plugin and its options."""
 
@@ -240,7 +241,7 @@ class ProviderConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DesiredState:
     """Everything the configuration declares, normalised.
 
@@ -255,7 +256,7 @@ class DesiredState:
     digest: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ActualState:
     """What the runtime has on the refreshed hosts.
 

@@ -10,7 +10,6 @@ commands and parse `hpvmstatus -d`. One grammar, one module. Standard library on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ivmctl.errors import RuleViolation
 from ivmctl.rules import (
@@ -22,6 +21,7 @@ from ivmctl.rules import (
     format_mac,
     parse_mac,
 )
+from ivmctl.values import frozen
 
 STORAGE_DEVTYPES = ("disk", "dvd", "tape", "changer", "burner", "hba")
 STORAGE_ADAPTERS = ("scsi", "avio_stor")
@@ -29,7 +29,7 @@ STORAGE_BACKINGS = ("disk", "lv", "file", "null", "attach", "npiv")
 NETWORK_ADAPTERS = ("lan", "avio_lan")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class StorageResource:
     """A virtual storage device and its host backing."""
 
@@ -58,7 +58,7 @@ class StorageResource:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class NetworkResource:
     """A virtual NIC on a vswitch."""
 

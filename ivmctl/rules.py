@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Container, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from functools import lru_cache
 
 from ivmctl.errors import InsufficientResources, RuleViolation
+from ivmctl.values import frozen
 
 # --------------------------------------------------------------------------------------------
 # Units
@@ -193,7 +194,7 @@ def label_problem(label: str, version: str) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Limits per version  [R5][R26b][R40][R42][R28][R55][R18]
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class VersionLimits:
     """What one Integrity VM version allows."""
 
@@ -382,7 +383,7 @@ def held_memory_mb(memory_mb: int, dynamic_max_mb: int | None, *, migration: boo
     return memory_mb
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Demand:
     """What a running guest holds on its host."""
 
@@ -397,7 +398,7 @@ class Demand:
         return guest_footprint_mb(self.vcpus, self.memory_mb, vpar=self.vpar)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Placement:
     """Where a running guest sits: the cores its vCPUs use and what it holds."""
 
@@ -407,7 +408,7 @@ class Placement:
     footprint_mb: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class HostCapacity:
     """A host's resources and what its running guests hold (an immutable snapshot).
 

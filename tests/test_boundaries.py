@@ -22,6 +22,7 @@ BASE = {
     "ivmctl.lazy",
     "ivmctl.cachefiles",
     "ivmctl.jsontext",
+    "ivmctl.values",
 }
 FORBIDDEN: dict[str, set[str]] = {
     "base": {"spec", "plan", "providers", "runtime", "cli", "render", "core", "state"},

@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +20,7 @@ import click
 
 from ivmctl import __version__
 from ivmctl.errors import IvmctlError
+from ivmctl.values import frozen
 
 
 class ExitStatus(IntEnum):
@@ -34,7 +34,7 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class CliContext:
     """What every subcommand receives: the config directory and global switches."""
 

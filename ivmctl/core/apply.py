@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from graphlib import TopologicalSorter
 from typing import Protocol
@@ -32,6 +32,7 @@ from typing import Protocol
 from ivmctl.errors import IvmctlError, ProviderError
 from ivmctl.plan.model import Action, Change, Operation, OpKind, Plan
 from ivmctl.runtime.crashpoints import crash_point
+from ivmctl.values import frozen
 
 
 class StepLike(Protocol):
@@ -74,7 +75,7 @@ class EventKind(StrEnum):
     INCONSISTENT = "inconsistent"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ApplyEvent:
     """One thing that happened during apply, for progress displays and JSON logs."""
 
@@ -84,7 +85,7 @@ class ApplyEvent:
     elapsed: float = 0.0  # seconds since the change started
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ApplyResult:
     """What apply did, by change key. `failed` maps a key to its root cause, reported once."""
 

@@ -18,7 +18,6 @@ in, a `DriftReport` out.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +26,7 @@ from ivmctl.core.session import Planned, view_digest
 from ivmctl.plan.classify import is_ignored
 from ivmctl.plan.model import ChangeHow
 from ivmctl.plan.views import guest_view, vswitch_view
+from ivmctl.values import frozen
 
 DRIFT_FORMAT_VERSION = 1
 
@@ -39,7 +39,7 @@ class DriftKind(StrEnum):
     IGNORED = "ignored"  # lifecycle.ignore_changes: reported only
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DriftItem:
     """One difference. `path` is empty when the whole object is missing or extra.
 
@@ -67,7 +67,7 @@ class DriftItem:
         }
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DriftReport:
     """Every difference, sorted by address then path, and the objects left alone."""
 

@@ -14,7 +14,6 @@ No click, no rich: the CLI (cli/inventory.py) prints what these return.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ivmctl import model
 from ivmctl.core.session import Session, view_digest
@@ -23,13 +22,14 @@ from ivmctl.plan.classify import is_ignored
 from ivmctl.plan.diff import diff_guest
 from ivmctl.plan.views import guest_view, vswitch_view
 from ivmctl.state import LocalBackend, ResourceRecord, State
+from ivmctl.values import frozen
 
 
 class ImportRefused(StateError):
     """`ivmctl import` cannot adopt the object (undeclared, already owned, not in the runtime)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Address:
     """A parsed object address: `guest.NAME` or `vswitch.HOST.NAME`."""
 
@@ -61,7 +61,7 @@ def parse_address(text: str) -> Address:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ImportResult:
     """What `import` recorded, and how the object differs from its configuration.
 
@@ -207,7 +207,7 @@ def _vswitch_record(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Exported:
     """The YAML text of an export and what it covers."""
 

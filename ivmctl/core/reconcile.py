@@ -24,7 +24,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from ivmctl.core.apply import ApplyEvent
 from ivmctl.core.session import Planned, PlanOptions, Session, Workspace
 from ivmctl.errors import IvmctlError
 from ivmctl.plan.model import Action, Change, OpKind, Plan
+from ivmctl.values import frozen
 
 SAFE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.START, Action.STOP, Action.ADOPT})
 UNSAFE_OPERATIONS = frozenset(
@@ -54,7 +55,7 @@ def unsafe_reason(change: Change) -> str:
     return ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Selection:
     """A plan split into what a loop applies and what it holds back (key -> reason)."""
 
@@ -102,7 +103,7 @@ def config_fingerprint(workspace: Workspace) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ReconcileOptions:
     """How the loop runs (the CLI's reconcile flags)."""
 
@@ -122,7 +123,7 @@ class ReconcileOptions:
             raise ValueError("max_cycles must be at least 1")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class CycleReport:
     """One cycle, as logged: one line of text, or one JSON object."""
 

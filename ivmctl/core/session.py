@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from ivmctl.errors import IvmctlError, PlanFileError, ProviderError, StalePlanEr
 from ivmctl.plan.model import Action, Change, Inventory, Operation, OpKind, Plan
 from ivmctl.runtime.crashpoints import crash_point
 from ivmctl.state import LocalBackend, State
+from ivmctl.values import frozen
 
 if TYPE_CHECKING:
     from ivmctl.core.apply import ApplyEvent, ApplyResult
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 STATE_DIR = ".ivmctl"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Workspace:
     """Where a run reads its configuration and keeps its state, and its inputs."""
 
@@ -51,7 +52,7 @@ class Workspace:
         return self.state_dir / "cache"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PlanOptions:
     """How to plan: the CLI's plan flags."""
 
@@ -61,7 +62,7 @@ class PlanOptions:
     destroy: bool = False  # plan the deletion of everything owned
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Planned:
     """A plan and what it was computed from."""
 

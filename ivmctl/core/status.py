@@ -7,16 +7,15 @@ own per-guest diff, so status never disagrees with plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ivmctl import model
 from ivmctl.errors import InsufficientResources
 from ivmctl.plan.classify import demand_of, is_ignored
 from ivmctl.plan.diff import diff_guest
 from ivmctl.rules import HostCapacity
+from ivmctl.values import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class GuestRow:
     """One guest on a host, as status shows it."""
 
@@ -29,7 +28,7 @@ class GuestRow:
     drift: tuple[str, ...] = ()  # changed field paths, when it differs from the declared one
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class HostRow:
     """One host: hardware, what its running guests hold, and its guests."""
 

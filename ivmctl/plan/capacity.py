@@ -22,19 +22,20 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from heapq import heapify, heappop, heappush, merge
 
 from ivmctl.errors import InsufficientResources, Location, PlanError, RuleViolation
 from ivmctl.plan.model import Action, Change, Operation, OpKind
 from ivmctl.rules import Demand, HostCapacity
+from ivmctl.values import frozen
 
 MAKE_ROOM = "make-room"
 ONLINE_MOVE_REASON_END = "it moves online"  # how classify ends the reason of an online move
 ONLINE_AFTER_MOVE = " change online on "  # and says what changes online after it
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class CapacityModel:
     """The inputs of the replay.
 
@@ -54,7 +55,7 @@ class CapacityModel:
     final_running: Mapping[str, tuple[Demand, ...]]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Refusal:
     host: str
     problem: str
@@ -248,7 +249,7 @@ _FREES = frozenset({OpKind.GUEST_STOP, OpKind.GUEST_DELETE})
 _TAKES = frozenset({OpKind.GUEST_START})
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Ordering:
     """The changes in execution order, with capacity edges added to `depends_on`."""
 

@@ -36,6 +36,7 @@ from ivmctl.rules import (
     offline_migration_problem,
     online_migration_problem,
 )
+from ivmctl.values import frozen
 
 # Model field paths -> the field names of the rule table in ivmctl.rules.
 _RULE_NAMES = {
@@ -177,7 +178,7 @@ class PortAllocator:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class GuestOutcome:
     """Everything the planner needs to build a guest's Change and to order it.
 
@@ -196,7 +197,7 @@ class GuestOutcome:
     restart_hint: str = ""  # why a stop would help, when restarts are denied
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class GuestContext:
     """What classification needs to know beyond the guest itself."""
 
@@ -785,7 +786,7 @@ def _settle(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class _Move:
     reasons: tuple[str, ...]
     operations: tuple[Operation, ...]

@@ -18,16 +18,16 @@ Paths read like the configuration: `vcpus`, `entitlement.min_pct`, `dynamic_memo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ivmctl.model import Disk, Guest, Nic
 from ivmctl.rules import canonical_adapter, format_mac
+from ivmctl.values import frozen
 
 DEVICE_MAPS = ("disks", "dvds")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class FieldDiff:
     """One differing field: its dotted path, the key path it came from, and both values.
 

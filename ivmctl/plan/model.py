@@ -25,9 +25,11 @@ What before/after mean per action (as in OpenTofu's internal/plans):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
+
+from ivmctl.values import frozen
 
 PLAN_FORMAT_VERSION = 1
 
@@ -100,7 +102,7 @@ class OpKind(StrEnum):
     HOST_PROVISION = "host.provision"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Operation:
     """One provider-neutral unit of work on one host.
 
@@ -127,7 +129,7 @@ class ChangeHow(StrEnum):
     MOVE = "move"  # the host field of a migrating guest
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class FieldChange:
     """One field that differs, as a dotted path (`nics[0].vswitch`).
 
@@ -142,7 +144,7 @@ class FieldChange:
     address: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Change:
     """A planned change of one object.
 
@@ -184,7 +186,7 @@ class Change:
             raise ValueError(f"{self.address}: a no-op has no operations")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Inventory:
     """What the state backend says ivmctl owns, as input to the planner.
 
@@ -197,7 +199,7 @@ class Inventory:
     prevent_destroy: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PlanSummary:
     """The counts of the summary line."""
 
@@ -220,7 +222,7 @@ class PlanSummary:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Plan:
     """A complete plan: ordered changes plus what it was computed from.
 

@@ -18,7 +18,7 @@ another NIC later, is refused with a PlanError: no order of this plan can work.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ivmctl.errors import Location, PlanError
 from ivmctl.model import ActualState, DesiredState
@@ -27,11 +27,12 @@ from ivmctl.plan.classify import address_parts
 from ivmctl.plan.model import Change, Operation, OpKind
 from ivmctl.resources import NetworkResource, parse_resource
 from ivmctl.rules import landing_port, nic_port
+from ivmctl.values import frozen
 
 __all__ = ["settle_ports"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class _Nic:
     """A NIC as the runtime holds it: where it is, and what identifies it in statements."""
 
@@ -56,7 +57,7 @@ class _Nic:
 _Owner = tuple[str, bool]  # (guest name, is the Off (NR) copy)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class _Landing:
     """A NIC of a migrating guest that lands on another port than the one it had."""
 

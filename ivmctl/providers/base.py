@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ivmctl import model
 from ivmctl.errors import IvmctlError
 from ivmctl.plan.model import Operation
+from ivmctl.values import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Capabilities:
     """What a provider can do beyond the common contract.
 
@@ -33,7 +34,7 @@ class Capabilities:
     online_fields: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Step:
     """One native command on one host: the unit a provider executes.
 
@@ -54,7 +55,7 @@ class Step:
         return shlex.join(self.argv)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class StepResult:
     """What running a step produced: exit status, output and wall-clock seconds."""
 
@@ -74,7 +75,7 @@ class StepResult:
         return "\n".join(part.rstrip("\n") for part in (self.stdout, self.stderr) if part)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Problem:
     """A policy problem found by a plugin: the object it concerns and why.
 
@@ -106,7 +107,7 @@ class ProviderFactory(Protocol):
     ) -> Provider: ...
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ProviderInfo:
     """What `register_providers` returns: a provider's name, how to build it, what it is."""
 

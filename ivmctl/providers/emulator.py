@@ -40,6 +40,7 @@ from ivmctl.providers.hpvm import HostPass, HpvmProvider, PickledHost, check_har
 from ivmctl.providers.parsed_hosts import ParsedHosts
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.rules import ONLINE_FIELDS, format_memory_arg, parse_memory_mb
+from ivmctl.values import frozen
 
 if TYPE_CHECKING:
     from ivmctl.runtime import World
@@ -70,7 +71,7 @@ CALLER_SHARE = 1 / 3
 PROVISION_ARGV = ("ivmctl", "emulator", "host", "add")
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class EmulatorOptions:
     """Where the world lives and how slow its commands are."""
 
@@ -445,7 +446,7 @@ class EmulatorProvider(HpvmProvider):
         return 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class _Prefetched:
     """Hosts asked for by `prefetch`, and the generation from before the first."""
 

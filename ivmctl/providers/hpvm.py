@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ivmctl import model
@@ -38,6 +38,7 @@ from ivmctl.providers.transport import (
     submit_many,
 )
 from ivmctl.rules import LOCALNET, ONLINE_FIELDS
+from ivmctl.values import frozen
 
 REFRESH_PARALLELISM = 8  # hosts read at once
 PIPELINE = 8  # hosts whose first listings are asked for ahead, when read in one thread
@@ -67,7 +68,7 @@ EXIT_CONNECTION_FAILED = 255
 HostPass = Parsed | HostUnreachable | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PickledHost:
     """A host read and parsed by another process (`HpvmProvider.read_pickled`)."""
 
@@ -370,7 +371,7 @@ class HpvmProvider:
         return found
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class _HostListings:
     """A host's first listings (`HOST_LISTINGS`), parsed; the port tables complete it."""
 

@@ -14,7 +14,7 @@ import difflib
 import importlib
 import importlib.metadata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,6 +26,7 @@ from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.plan.model import Plan
 from ivmctl.providers import hookspecs
 from ivmctl.providers.base import Problem, Provider, ProviderInfo
+from ivmctl.values import frozen
 
 ENTRY_POINT_GROUP = "ivmctl"
 
@@ -36,7 +37,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (("emulator", "ivmctl.providers.e
 BUILT_IN = "built-in"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PluginOrigin:
     """Where a registered plugin comes from, for `ivmctl providers` and error messages."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from xml.etree import ElementTree
 
@@ -19,6 +19,7 @@ from ivmctl import model
 from ivmctl.errors import IvmctlError, ProviderError
 from ivmctl.resources import NetworkResource, StorageResource, parse_resource
 from ivmctl.rules import memory_mb_of
+from ivmctl.values import frozen
 
 MACHINE_FIELDS = 21
 
@@ -39,7 +40,7 @@ def _bad(command: str, line: str | Sequence[str], why: str) -> ProviderError:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class MachineStatus:
     """One line of `hpvmstatus -M`: a guest's configuration and run state."""
 
@@ -171,7 +172,7 @@ def machine_status_of(text: str, name: str) -> MachineStatus | None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DeviceListing:
     """The devices of one guest, from `hpvmstatus -d -P NAME`, in output order."""
 
@@ -279,7 +280,7 @@ def _table_rows(lines: Sequence[str], command: str) -> list[list[str]]:
     return rows
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class VSwitchRow:
     """One row of the `hpvmnet` listing."""
 
@@ -317,7 +318,7 @@ def parse_vswitch_list(text: str) -> tuple[VSwitchRow, ...]:
     return tuple(result)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PortRow:
     """One row of the `[Port Configuration Details]` of `hpvmnet -S NAME`."""
 
@@ -329,7 +330,7 @@ class PortRow:
     active: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class VSwitchDetail:
     """`hpvmnet -S NAME`: the vswitch row and its port table."""
 
@@ -377,7 +378,7 @@ def parse_vswitch_detail(text: str) -> VSwitchDetail:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DeviceEntry:
     """One entry of the device database: names, attributes, dependent guests, id."""
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ivmctl.errors import IvmctlError, ProviderError
+from ivmctl.values import frozen
 
 if TYPE_CHECKING:
     from ivmctl.runtime import World
     from ivmctl.runtime.workers import TakenBack, WorkerPool
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class CommandOutput:
     """What a command printed and how it ended."""
 

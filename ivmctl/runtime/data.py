@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from ivmctl.resources import NetworkResource, StorageResource
+from ivmctl.values import frozen
 
 # Host NIC MACs use HP's universally administered prefix, so they can never collide with
 # a guest MAC, which must be locally administered [R20].
 HOST_NIC_MAC_BASE = 0x001A4B000000
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Host:
     """A VM Host row: hardware, fault settings and the running guests' aggregate."""
 
@@ -42,7 +43,7 @@ class Host:
         return HOST_NIC_MAC_BASE | (self.id << 8) | int(nic.removeprefix("lan"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Guest:
     """A guest's configuration and run state on one host."""
 
@@ -99,7 +100,7 @@ class Guest:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Storage:
     """A virtual storage device of a guest (always fully addressed)."""
 
@@ -124,7 +125,7 @@ class Storage:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Nic:
     """A virtual NIC of a guest, on a port of a vswitch of the guest's host."""
 
@@ -147,7 +148,7 @@ class Nic:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class VSwitch:
     """A vswitch of a host; `nic` None for localnet and host-local switches."""
 
@@ -158,7 +159,7 @@ class VSwitch:
     state: str  # Up | Down
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class DevEntry:
     """An entry of a host's device database (hpvmdevmgmt)."""
 

@@ -8,7 +8,6 @@ hpvmdevmgmt -l output, so those layouts only change together with that page.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from ivmctl.rules import (
     format_mac,
@@ -20,6 +19,7 @@ from ivmctl.rules import (
     limits_for,
 )
 from ivmctl.runtime.data import DevEntry, Guest, Host, Nic, Storage, VSwitch, format_attrs
+from ivmctl.values import frozen
 
 # What xml.sax.saxutils.quoteattr escapes besides &, < and >.
 _ATTR_ENTITIES = (("\n", "&#10;"), ("\r", "&#13;"), ("\t", "&#9;"))
@@ -118,7 +118,7 @@ def machine_line(host: Host, guest: Guest, n_storage: int, n_net: int, now: floa
     return ":".join(fields)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class SummaryRow:
     guest: Guest
     n_storage: int
@@ -411,7 +411,7 @@ def vswitch_table(host: Host, vswitches: Sequence[VSwitch]) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class PortRow:
     port: int
     state: str  # Active | Reserved | Available

@@ -28,6 +28,7 @@ from ivmctl.runtime.kinds import READ_ONLY, command_kind, is_read_only
 from ivmctl.runtime.memo import KeptRow, Memo, keep
 from ivmctl.runtime.reads import HostReads
 from ivmctl.runtime.store import Store, meta_int, open_store, revise
+from ivmctl.values import frozen
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -69,7 +70,7 @@ def _unreachable(host: str) -> CommandResult:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class CommandResult:
     """What an hpvm* command returned: exit status and its output, verbatim."""
 
@@ -78,7 +79,7 @@ class CommandResult:
     stderr: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class HostInfo:
     """A VM Host's hardware and Integrity VM version."""
 
@@ -90,7 +91,7 @@ class HostInfo:
     mhz: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class LogEntry:
     """One line of a host's command log [R45][R72]."""
 
@@ -99,7 +100,7 @@ class LogEntry:
     exit_code: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class FaultInfo:
     """The faults and latencies configured on one host."""
 

@@ -31,7 +31,6 @@ import pickle
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from ivmctl.errors import Location
 from ivmctl.lazy import LazyMapping
 from ivmctl.model import DesiredState, ProviderConfig
 from ivmctl.spec.problems import SpecWarning
+from ivmctl.values import frozen
 
 FORMAT = b"ivmctl-desired-cache-2\n"  # bump when what is stored changes
 ENTRY = "desired.pickle"
@@ -56,7 +56,7 @@ _TEMPLATE_MARKER = re.compile(rb"\{[{%#]")  # templates.is_template, on bytes
 _ALLOWED = MODEL_VALUES | {("ivmctl.errors", "Location"), ("ivmctl.spec.problems", "SpecWarning")}
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Entry:
     """What a load produced, minus the sources: enough to rebuild its LoadResult."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,10 @@ from ivmctl.spec.loader import config_files, decode, display_name
 from ivmctl.spec.schema import load_schema, schema_at
 from ivmctl.spec.templates import is_template
 from ivmctl.spec.yamlio import YamlProblem, parse_yaml
+from ivmctl.values import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class FormatResult:
     """One file's formatting outcome."""
 

@@ -35,6 +35,7 @@ from ivmctl.spec.templates import (
     variable_name_problem,
 )
 from ivmctl.spec.yamlio import YamlProblem, cached_parse, parse_yaml, prune_cache
+from ivmctl.values import frozen
 
 if TYPE_CHECKING:
     from ivmctl.spec.normalize import Collector, Item, Merged
@@ -70,7 +71,7 @@ def _too_big(size: int) -> str:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class SpecOptions:
     """How to load: template variables, var files, environment, extra filters, cache."""
 
@@ -88,7 +89,7 @@ class SpecOptions:
     early: Callable[[ProviderConfig, tuple[str, ...]], None] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class LoadResult:
     """A loaded configuration: the desired state, warnings, and the files read."""
 

@@ -39,9 +39,10 @@ from ivmctl.model import (
 )
 from ivmctl.spec.problems import Problem, Spot, did_you_mean, spot_at
 from ivmctl.spec.yamlio import PathItem
+from ivmctl.values import frozen
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Item:
     """One named object as written: its data and where."""
 
@@ -403,7 +404,7 @@ GUEST_FIELDS = (
 _GUEST_FIELD_SET = frozenset(GUEST_FIELDS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Fields:
     """A guest's fields and `lifecycle` keys, each from the most specific layer setting it."""
 
@@ -414,7 +415,7 @@ class Fields:
 _NO_FIELDS = Fields(fields={}, lifecycle={})
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Layers:
     """The places a guest's field may come from, most specific first."""
 

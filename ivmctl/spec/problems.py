@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ivmctl.errors import IvmctlError, Location, SpecError
 from ivmctl.spec.yamlio import PathItem
+from ivmctl.values import frozen
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -44,7 +45,7 @@ def spot_at(file: str, ypath: tuple[PathItem, ...], key: bool = False) -> Spot:
     return _new_tuple(Spot, (file, ypath, key, None, None))
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Problem:
     """One error or warning, before its position is known."""
 
@@ -56,7 +57,7 @@ class Problem:
     kind: type[IvmctlError] = SpecError
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class SpecWarning:
     """Something accepted but worth telling (e.g. memory rounded up to a granule)."""
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Protocol
 
 from ivmctl.errors import SchemaError
 from ivmctl.spec.problems import Problem, Spot, did_you_mean
+from ivmctl.values import frozen
 
 SCHEMA_FILE = "ivmctl-v1.schema.json"
 API_VERSION = "ivmctl/v1"
@@ -43,7 +43,7 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Issue:
     """One schema violation, whichever validator found it."""
 

@@ -10,19 +10,20 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ivmctl.errors import LockError, StateError
 from ivmctl.state.journal import JOURNAL_FILE, Journal, replay
 from ivmctl.state.model import STATE_FORMAT_VERSION, State
+from ivmctl.values import frozen
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class LockInfo:
     """Who holds the lock: shown to anyone who has to wait for it."""
 

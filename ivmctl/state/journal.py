@@ -29,20 +29,20 @@ import json
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ivmctl import jsontext
 from ivmctl.errors import StateError
 from ivmctl.state.model import STATE_FORMAT_VERSION, ResourceRecord, State
+from ivmctl.values import frozen
 
 JOURNAL_FILE = "state.journal"
 JOURNAL_KIND = "ivmctl state journal"
 SYNC_INTERVAL = 0.5  # seconds a non-durable line may wait for its fsync
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class Forget:
     """A journal entry: the address is no longer owned."""
 

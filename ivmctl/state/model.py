@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from typing import Any
 
 from ivmctl import jsontext
 from ivmctl.errors import StateError
+from ivmctl.values import frozen
 
 STATE_FORMAT_VERSION = 2
 
@@ -29,7 +30,7 @@ class RecordStatus(StrEnum):
     CREATING = "creating"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class ResourceRecord:
     """One object ivmctl owns."""
 
@@ -67,7 +68,7 @@ class ResourceRecord:
 _STATUSES = {status.value: status for status in RecordStatus}
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen
 class State:
     """Everything ivmctl remembers between runs."""
 
