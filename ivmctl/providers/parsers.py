@@ -216,36 +216,96 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
     """Parse `hpvmstatus -X`: guest name -> its devices (the `<devices>` of each
     `<virtual_machine>`, resource statements as `hpvmstatus -d` prints them)."""
     command = "hpvmstatus -X"
+    machines = _plain_xml_machines(text)
+    if machines is None:
+        machines = _xml_machines(text)
+    found: dict[str, DeviceListing] = {}
+    for name, elements in machines:
+        storage: list[StorageResource] = []
+        network: list[NetworkResource] = []
+        for tag, statement in elements:
+            try:
+                resource = parse_resource(statement)
+            except IvmctlError as exc:
+                raise _bad(command, statement, exc.summary) from None
+            if tag == "storage" and isinstance(resource, StorageResource):
+                storage.append(resource)
+            elif tag == "network" and isinstance(resource, NetworkResource):
+                network.append(resource)
+            else:
+                raise _bad(command, statement, f"statement does not belong in <{tag}>")
+        found[name] = DeviceListing(storage=tuple(storage), network=tuple(network))
+    return found
+
+
+# A guest's name and its devices' (tag, statement) pairs, in document order.
+_Machines = list[tuple[str, list[tuple[str, str]]]]
+
+
+def _xml_machines(text: str) -> _Machines:
+    """The `<virtual_machine>` elements of any well-formed `hpvmstatus -X` document, read
+    with an XML parser."""
+    command = "hpvmstatus -X"
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         first = text.strip().splitlines()[0] if text.strip() else ""
         raise _bad(command, first, str(exc)) from None
-    found: dict[str, DeviceListing] = {}
+    machines: _Machines = []
     for machine in root.iter("virtual_machine"):
         name = machine.get("name")
         if not name:
             raise _bad(command, "<virtual_machine>", "a virtual machine without a name")
-        storage: list[StorageResource] = []
-        network: list[NetworkResource] = []
-        for devices in machine:
-            if devices.tag != "devices":
-                continue
-            for element in devices:
-                statement = (element.text or "").strip()
-                try:
-                    resource = parse_resource(statement)
-                except IvmctlError as exc:
-                    raise _bad(command, statement, exc.summary) from None
-                if element.tag == "storage" and isinstance(resource, StorageResource):
-                    storage.append(resource)
-                elif element.tag == "network" and isinstance(resource, NetworkResource):
-                    network.append(resource)
-                else:
-                    why = f"statement does not belong in <{element.tag}>"
-                    raise _bad(command, statement, why)
-        found[name] = DeviceListing(storage=tuple(storage), network=tuple(network))
-    return found
+        elements = [
+            (element.tag, (element.text or "").strip())
+            for devices in machine
+            if devices.tag == "devices"
+            for element in devices
+        ]
+        machines.append((name, elements))
+    return machines
+
+
+# The layout a VM Host prints (docs/emulator-fidelity.md): the declaration, <pman>, then
+# each <virtual_machine> with its simple elements and one <devices>. A document written
+# so, without entity references (&), comments, CDATA or processing instructions, and
+# whose texts hold no character an XML parser would change (carriage returns; in the
+# name attribute, tabs and newlines too), is read by these expressions, in half
+# the XML parser's time; any other document, well-formed or not, goes to the parser.
+_XML_SPACE = r"[ \t\r\n]*"
+# A character of text an XML parser keeps as it is (no markup, no carriage return, none
+# that XML forbids); in the name attribute, no tab, newline or quote either.
+_XML_TEXT = r"[^<>&\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_XML_NAME = r"[^<>&\"\t\r\n\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
+_XML_HEAD = re.compile(rf'<\?xml version="1\.0" encoding="UTF-8"\?>{_XML_SPACE}<pman>{_XML_SPACE}')
+_XML_MACHINE = re.compile(
+    rf'<virtual_machine name="({_XML_NAME}+)">{_XML_SPACE}'
+    rf"(?:<(?P<simple>uuid|vm_number|vm_state|os_type|vcpu_number)>{_XML_TEXT}*</(?P=simple)>"
+    rf'{_XML_SPACE}|<memory><total unit="[A-Za-z]+">[0-9]+</total></memory>{_XML_SPACE})*'
+    rf"<devices>{_XML_SPACE}"
+    rf"(?P<devices>(?:<(?P<tag>storage|network)>{_XML_TEXT}*</(?P=tag)>{_XML_SPACE})*)"
+    rf"</devices>{_XML_SPACE}</virtual_machine>{_XML_SPACE}"
+)
+_XML_DEVICE = re.compile("<(storage|network)>([^<]*)</")
+_XML_TAIL = re.compile(rf"</pman>{_XML_SPACE}\Z")
+
+
+def _plain_xml_machines(text: str) -> _Machines | None:
+    """What `_xml_machines` reads from a document in the hosts' own layout (above), read
+    without an XML parser; None for any other document."""
+    head = _XML_HEAD.match(text)
+    if head is None:
+        return None
+    machines: _Machines = []
+    position = head.end()
+    while (machine := _XML_MACHINE.match(text, position)) is not None:
+        elements = [
+            (tag, statement.strip())
+            for tag, statement in _XML_DEVICE.findall(machine.group("devices"))
+        ]
+        machines.append((machine.group(1), elements))
+        position = machine.end()
+    return machines if _XML_TAIL.match(text, position) else None
 
 
 # --------------------------------------------------------------------------------------------
