@@ -1,4 +1,4 @@
-"""`@frozen` value types: built as `@dataclass(frozen=True, kw_only=True)` would build them."""
+"""`@frozen` value types: the classes `@dataclass(frozen=True, kw_only=True)` would make."""
 
 from __future__ import annotations
 
@@ -57,6 +57,37 @@ class Pair:
 
 
 @frozen
+class Tagged:
+    name: str
+    note: str = field(default="", compare=False)
+    secret: str = field(default="", repr=False)
+    hashless: tuple[int, ...] = field(default=(), hash=False)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StandardTagged:
+    """Tagged, declared with the standard library's decorator."""
+
+    name: str
+    note: str = field(default="", compare=False)
+    secret: str = field(default="", repr=False)
+    hashless: tuple[int, ...] = field(default=(), hash=False)
+
+
+@frozen
+class Shown:
+    name: str
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+@frozen
+class Nested:
+    items: list[object] = field(default_factory=list)
+
+
+@frozen
 class Checked:
     low: int
     high: int
@@ -96,6 +127,46 @@ def test_a_value_holds_what_the_standard_dataclass_would_hold(kwargs: dict[str, 
     assert fields_of(made) == fields_of(standard)
     assert [f.name for f in dataclasses.fields(made)] == ["name", "size", "tags", "items"]
     assert repr(made) == repr(standard).replace("Standard", "Sample")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"name": "a"}, {"name": "a", "note": "n", "secret": "s", "hashless": (1,)}],
+)
+def test_equality_hash_and_repr_follow_the_fields_options_as_the_dataclass_s(
+    kwargs: dict[str, Any],
+) -> None:
+    made, standard = Tagged(**kwargs), StandardTagged(**kwargs)
+    assert hash(made) == hash(standard)  # the hash of the same tuple
+    assert repr(made) == repr(standard).replace("StandardTagged", "Tagged")
+    assert "secret" not in repr(made)
+    assert made == Tagged(**{**kwargs, "note": "other"})  # note does not compare
+    assert made != Tagged(**{**kwargs, "name": "other"})
+    assert hash(made) == hash(Tagged(**{**kwargs, "hashless": (9,)}))
+    assert made != StandardTagged(**kwargs)  # another class is never equal
+    assert made.__eq__(StandardTagged(**kwargs)) is NotImplemented
+
+
+def test_a_method_the_class_defines_is_kept_and_a_value_that_holds_itself_shows_as_dots() -> None:
+    assert repr(Shown(name="x")) == "<x>"
+    nested = Nested()
+    nested.items.append(nested)
+    assert repr(nested) == "Nested(items=[...])"
+
+
+def test_an_instance_of_a_plain_subclass_may_take_attributes_but_never_fields() -> None:
+    class Plain(Pair):
+        pass
+
+    made = Plain(left=1)
+    made.extra = 2  # type: ignore[attr-defined]
+    del made.extra  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'left'"):
+        made.left = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'left'"):
+        del made.left  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'extra'"):
+        Pair(left=1).extra = 2  # type: ignore[attr-defined]
 
 
 def test_a_default_factory_is_called_once_per_instance_and_only_when_not_given() -> None:
@@ -143,9 +214,11 @@ def test_a_subclass_takes_its_bases_fields_and_post_init() -> None:
     assert Empty() == Empty()
 
 
-def test_replace_and_pickling_build_equal_values() -> None:
+def test_replace_asdict_and_pickling_build_equal_values() -> None:
     made = Derived(low=1, high=5)
     assert dataclasses.replace(made, high=6) == Derived(low=1, high=6)
+    assert dataclasses.is_dataclass(made)
+    assert dataclasses.asdict(Pair(left=1, right=(2,))) == {"left": 1, "right": (2,)}
     assert pickle.loads(pickle.dumps(made)) == made
     guest = model.Guest(name="g1", host="h1", disks=(model.Disk(path="/d", backing="file"),))
     assert pickle.loads(pickle.dumps(guest, 5)) == guest
@@ -170,6 +243,15 @@ def test_what_the_faster_init_cannot_do_is_refused_when_declared() -> None:
         class Slotted:
             __slots__ = ("name",)
             name: str
+
+    with pytest.raises(TypeError, match="Cannot overwrite attribute __setattr__"):
+
+        @frozen
+        class Settable:
+            name: str
+
+            def __setattr__(self, name: str, value: object) -> None:
+                pass
 
 
 def test_ivmctl_declares_no_frozen_dataclass_but_through_frozen() -> None:
