@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any, TypeVar, cast, dataclass_transform
 
@@ -49,10 +49,16 @@ def frozen(cls: type[_T]) -> type[_T]:
     for name in ("__setattr__", "__delattr__"):
         if name in cls.__dict__:
             raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}")
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__qualname__}: @frozen value types have no slots")
     made: Any = dataclasses.dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
     fields = dataclasses.fields(made)
+    declared: dict[str, dataclasses.Field[Any]] = made.__dict__["__dataclass_fields__"]
+    pseudo = set(declared) - {f.name for f in fields}  # ClassVar and InitVar
+    if any("InitVar" in str(declared[name].type) for name in pseudo):
+        raise TypeError(f"{cls.__qualname__}: @frozen value types take no InitVar")
     own = made.__dict__
-    made.__init__ = _init_of(made)
+    made.__init__ = _init_of(made, fields)
     compared = [f.name for f in fields if f.compare]
     if "__repr__" not in own:
         made.__repr__ = _repr_of([f.name for f in fields if f.repr])
@@ -128,15 +134,9 @@ def _frozen_delattr(cls: Any, names: frozenset[str]) -> Callable[[Any, str], Non
 _NOT_GIVEN = object()  # the default of a field that has a default factory
 
 
-def _init_of(cls: type) -> Callable[..., None]:
-    """The keyword-only `__init__` of dataclass `cls`, storing into `__dict__`."""
-    if "__slots__" in cls.__dict__:
-        raise TypeError(f"{cls.__qualname__}: @frozen value types have no slots")
-    fields = dataclasses.fields(cls)
-    declared: dict[str, dataclasses.Field[Any]] = cls.__dict__["__dataclass_fields__"]
-    pseudo = set(declared) - {f.name for f in fields}  # ClassVar and InitVar
-    if any("InitVar" in str(declared[name].type) for name in pseudo):
-        raise TypeError(f"{cls.__qualname__}: @frozen value types take no InitVar")
+def _init_of(cls: type, fields: Sequence[dataclasses.Field[Any]]) -> Callable[..., None]:
+    """The keyword-only `__init__` of dataclass `cls` (its `fields`), storing into
+    `__dict__`."""
     namespace: dict[str, Any] = {"_NOT_GIVEN": _NOT_GIVEN}
     params: list[str] = []
     body = ["    __d = __self.__dict__"]

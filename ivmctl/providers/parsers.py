@@ -212,10 +212,12 @@ def parse_device_listing(text: str) -> DeviceListing:
     return DeviceListing(storage=tuple(storage), network=tuple(network))
 
 
+_XML_COMMAND = "hpvmstatus -X"
+
+
 def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
     """Parse `hpvmstatus -X`: guest name -> its devices (the `<devices>` of each
     `<virtual_machine>`, resource statements as `hpvmstatus -d` prints them)."""
-    command = "hpvmstatus -X"
     machines = _plain_xml_machines(text)
     if machines is None:
         machines = _xml_machines(text)
@@ -227,13 +229,13 @@ def parse_xml_devices(text: str) -> dict[str, DeviceListing]:
             try:
                 resource = parse_resource(statement)
             except IvmctlError as exc:
-                raise _bad(command, statement, exc.summary) from None
+                raise _bad(_XML_COMMAND, statement, exc.summary) from None
             if tag == "storage" and isinstance(resource, StorageResource):
                 storage.append(resource)
             elif tag == "network" and isinstance(resource, NetworkResource):
                 network.append(resource)
             else:
-                raise _bad(command, statement, f"statement does not belong in <{tag}>")
+                raise _bad(_XML_COMMAND, statement, f"statement does not belong in <{tag}>")
         found[name] = DeviceListing(storage=tuple(storage), network=tuple(network))
     return found
 
@@ -245,17 +247,16 @@ _Machines = list[tuple[str, list[tuple[str, str]]]]
 def _xml_machines(text: str) -> _Machines:
     """The `<virtual_machine>` elements of any well-formed `hpvmstatus -X` document, read
     with an XML parser."""
-    command = "hpvmstatus -X"
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         first = text.strip().splitlines()[0] if text.strip() else ""
-        raise _bad(command, first, str(exc)) from None
+        raise _bad(_XML_COMMAND, first, str(exc)) from None
     machines: _Machines = []
     for machine in root.iter("virtual_machine"):
         name = machine.get("name")
         if not name:
-            raise _bad(command, "<virtual_machine>", "a virtual machine without a name")
+            raise _bad(_XML_COMMAND, "<virtual_machine>", "a virtual machine without a name")
         elements = [
             (element.tag, (element.text or "").strip())
             for devices in machine

@@ -34,15 +34,28 @@ class Sample:
     kind: ClassVar[str] = "sample"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Standard:
-    """Sample, declared with the standard library's decorator."""
+def standard_twin(cls: type, name: str) -> Any:
+    """Class `name` with `cls`'s fields, options included, declared with the standard
+    library's decorator."""
+    return dataclasses.make_dataclass(
+        name,
+        [(f.name, f.type, _same_options(f)) for f in dataclasses.fields(cls)],
+        frozen=True,
+        kw_only=True,
+    )
 
-    name: str
-    size: int = 4
-    tags: tuple[str, ...] = ()
-    items: list[int] = field(default_factory=list)
-    kind: ClassVar[str] = "sample"
+
+def _same_options(f: dataclasses.Field[Any]) -> Any:
+    return field(
+        default=f.default,
+        default_factory=f.default_factory,
+        compare=f.compare,
+        hash=f.hash,
+        repr=f.repr,
+    )
+
+
+Standard = standard_twin(Sample, "Standard")
 
 
 @frozen
@@ -64,14 +77,7 @@ class Tagged:
     hashless: tuple[int, ...] = field(default=(), hash=False)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class StandardTagged:
-    """Tagged, declared with the standard library's decorator."""
-
-    name: str
-    note: str = field(default="", compare=False)
-    secret: str = field(default="", repr=False)
-    hashless: tuple[int, ...] = field(default=(), hash=False)
+StandardTagged = standard_twin(Tagged, "StandardTagged")
 
 
 @frozen
