@@ -24,6 +24,7 @@ from ivmctl.providers.parsed_hosts import ENTRY, unpickle
 from ivmctl.providers.transport import EmulatorTransport
 from ivmctl.runtime import World
 from ivmctl.runtime.workers import TakenBack
+from tests.runtime.test_runtime_workers import until_posted
 
 NAMES = [f"h{i:02d}" for i in range(5)]
 HARDWARE = model.Hardware(cores=4, memory_mb=16384, nics=("lan0",))
@@ -359,9 +360,7 @@ def test_the_refresh_reads_a_share_of_what_the_reader_has_not_begun_itself(
     refresh = threading.Thread(target=lambda: refreshed.append(_refresh(provider, asked)))
     try:
         refresh.start()
-        deadline = time.monotonic() + 60  # liveness: the request is sent at once
-        while reader._next == sent and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until_posted(reader, sent)
     finally:  # the reader reads its tasks and the request to give some back at once
         os.kill(reader.process.pid, signal.SIGCONT)
     refresh.join(timeout=120)  # liveness, not a duration

@@ -32,6 +32,7 @@ from ivmctl.runtime.workers import (
     _encoded,
     _exited,
     _Pipes,
+    _Worker,
 )
 from ivmctl.runtime.world import PendingWrites
 
@@ -253,6 +254,18 @@ def _stop(pid: int) -> None:
     raise AssertionError(f"worker {pid} did not stop")
 
 
+def until_posted(worker: _Worker, before: int) -> None:
+    """Wait until the worker's pipe holds a request numbered `before` or later. `_post`
+    numbers a batch before it writes it, and releases `_send_lock` once it is written:
+    a worker let go as soon as the number moved could read the pipe before the write,
+    and begin a task the test expects it to give up."""
+    deadline = time.monotonic() + 60  # liveness: the request is sent at once
+    while worker._next == before or worker._send_lock.locked():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no request numbered {before} or later was sent")
+        time.sleep(0.001)
+
+
 def _waiting_for_the_last(
     pool: WorkerPool, pending: list[Callable[[], Any]]
 ) -> tuple[threading.Thread, list[Any]]:
@@ -341,13 +354,11 @@ def test_the_caller_takes_back_the_later_share_and_runs_it_itself(world_path: Pa
         try:
             pending = pool.submit_tasks(["h1"] * tasks, LIST_MACHINES, ahead=True)
             waiter, got = _waiting_for_the_last(pool, pending)
-            deadline = time.monotonic() + 60  # liveness: the request is sent at once
             backs: list[TakenBack] = []
             asking = threading.Thread(target=lambda: backs.append(pool.take_back(1 / 3)))
             sent = reader._next
             asking.start()
-            while reader._next == sent and time.monotonic() < deadline:
-                time.sleep(0.01)
+            until_posted(reader, sent)
         finally:  # the reader reads its tasks and the request to give some back at once
             os.kill(reader.process.pid, signal.SIGCONT)
         asking.join(timeout=60)  # liveness, not a duration
