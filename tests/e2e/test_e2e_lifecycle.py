@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ivmctl.state.backend import LOCK_FILE
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 Start = Callable[..., subprocess.Popen[str]]
 
@@ -184,6 +186,17 @@ def test_a_failed_start_stops_its_change_and_a_rerun_converges(run: Run, quickst
     assert NO_CHANGES in run("plan").stdout
 
 
+def _until_locked(config: Path, holder: subprocess.Popen[str]) -> None:
+    """Wait until `holder` holds the state lock: a second apply started a fixed time
+    later could, on a busy machine, take the lock first."""
+    lock = config / ".ivmctl" / LOCK_FILE
+    deadline = time.monotonic() + 60  # liveness: the apply locks as it starts
+    while not lock.exists():
+        assert holder.poll() is None, "the first apply ended before it took the lock"
+        assert time.monotonic() < deadline, "the first apply never took the lock"
+        time.sleep(0.02)
+
+
 def test_a_second_apply_fails_naming_the_lock_holder(
     run: Run, start: Start, quickstart: Path
 ) -> None:
@@ -191,7 +204,7 @@ def test_a_second_apply_fails_naming_the_lock_holder(
         "--nics", "lan0,lan1")  # fmt: skip
     run("emulator", "faults", "vmhost01", "--latency", "start=1.5")
     first = start("apply", "--auto-approve")
-    time.sleep(1.0)
+    _until_locked(quickstart, first)
     second = run("apply", "--auto-approve", check=1)
     assert "the state is locked: lock " in second.stderr
     assert "held by 'apply' (pid " in second.stderr
@@ -208,7 +221,7 @@ def test_a_second_apply_with_a_lock_timeout_waits_then_plans_afresh(
         "--nics", "lan0,lan1")  # fmt: skip
     run("emulator", "faults", "vmhost01", "--latency", "start=1.0")
     first = start("apply", "--auto-approve")
-    time.sleep(1.0)
+    _until_locked(quickstart, first)
     second = run("apply", "--auto-approve", "--lock-timeout", "60")
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 0, first_err

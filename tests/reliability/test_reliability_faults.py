@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -223,8 +224,9 @@ def test_a_step_timeout_in_the_walk_reports_and_moves_on() -> None:
             return [Step(operation.host, operation.params["name"])]
 
         def execute(self, step: Any) -> Any:
-            if step.host == "slow":
-                time.sleep(5)
+            if step.host == "slow":  # hangs until the test lets it go
+                release.wait(timeout=60)  # liveness, not a duration
+                ended.set()
             return Outcome()
 
     changes = tuple(
@@ -232,15 +234,17 @@ def test_a_step_timeout_in_the_walk_reports_and_moves_on() -> None:
                operations=(Operation(kind=OpKind.GUEST_START, host=h, params={"name": n}),))
         for n, h in (("a", "slow"), ("b", "fast"))
     )  # fmt: skip
-    began = time.monotonic()
-    result = apply_plan(Plan(changes=changes), Executor(), step_timeout=0.5)
-    assert time.monotonic() - began < 3
+    release, ended = threading.Event(), threading.Event()
+    try:
+        result = apply_plan(Plan(changes=changes), Executor(), step_timeout=0.5)
+        assert not ended.is_set(), "the walk waited for the hung step"
+    finally:
+        release.set()
     assert result.done == ("guest.b",)
     assert "did not finish within the step timeout (0.5 s) on slow" in result.failed["guest.a"]
 
 
 def test_a_hang_is_taken_by_exactly_one_of_two_concurrent_commands(tmp_path: Path) -> None:
-    import threading
 
     slept: list[float] = []
     world = World.open(tmp_path / "w.db", sleep=slept.append)
