@@ -52,12 +52,12 @@ def frozen(cls: type[_T]) -> type[_T]:
     if "__slots__" in cls.__dict__:
         raise TypeError(f"{cls.__qualname__}: @frozen value types have no slots")
     made: Any = dataclasses.dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
+    own = made.__dict__
     fields = dataclasses.fields(made)
-    declared: dict[str, dataclasses.Field[Any]] = made.__dict__["__dataclass_fields__"]
+    declared: dict[str, dataclasses.Field[Any]] = own["__dataclass_fields__"]
     pseudo = set(declared) - {f.name for f in fields}  # ClassVar and InitVar
     if any("InitVar" in str(declared[name].type) for name in pseudo):
         raise TypeError(f"{cls.__qualname__}: @frozen value types take no InitVar")
-    own = made.__dict__
     made.__init__ = _init_of(made, fields)
     compared = [f.name for f in fields if f.compare]
     if "__repr__" not in own:

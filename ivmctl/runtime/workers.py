@@ -160,9 +160,9 @@ class _Worker:
         then checkpoint the world file; nobody waits for it."""
         self._post([(None, [], handed)])
 
-    def send(self, host: str, argvs: list[list[str]]) -> int:
-        """Send a batch of command lines."""
-        (number,) = self._post([(host, argvs, None)])
+    def send(self, host: str, argvs: list[list[str]], task: Task | None = None) -> int:
+        """Send a batch of command lines, or `task` for `host`."""
+        (number,) = self._post([(host, argvs, task)])
         return number
 
     def send_tasks(self, hosts: Sequence[str], task: Task) -> list[int]:
@@ -417,15 +417,7 @@ class WorkerPool:
         batch: a function that waits for the value (None when the pool cannot answer;
         what the task raises is raised there). Not a task `rebalance` moves: its caller
         waits for it next."""
-        worker = self._worker()
-        if worker is None:
-            return lambda: None
-        try:
-            (number,) = worker.send_tasks([host], task)
-        except (OSError, pickle.PickleError):
-            self._break()
-            return lambda: None
-        return self._collector(worker, number)
+        return self._send(self._worker(), host, [], task) or (lambda: None)
 
     def rebalance(self) -> None:
         """The caller is about to wait for its tasks: each worker with nothing to do
@@ -500,14 +492,18 @@ class WorkerPool:
         return self._send(writer, host, argvs)
 
     def _send(
-        self, worker: _Worker | None, host: str, argvs: Sequence[Sequence[str]]
-    ) -> Pending | None:
-        """Send a batch to `worker`: a function that waits for its results, or None when
-        there is no worker or it is gone (then it never read the batch)."""
+        self,
+        worker: _Worker | None,
+        host: str,
+        argvs: Sequence[Sequence[str]],
+        task: Task | None = None,
+    ) -> Callable[[], Any] | None:
+        """Send a batch (or `task` for `host`) to `worker`: a function that waits for its
+        results, or None when there is no worker or it is gone (then it never read it)."""
         if worker is None:
             return None
         try:
-            number = worker.send(host, [list(a) for a in argvs])
+            number = worker.send(host, [list(a) for a in argvs], task)
         except (OSError, pickle.PickleError):
             self._break()
             return None
